@@ -1,0 +1,1 @@
+"""LabelBridge core: all logic, no Streamlit."""

@@ -1,0 +1,1 @@
+"""LabelBridge persistence: SQLAlchemy models, the one engine/session factory, queries."""

@@ -1,0 +1,30 @@
+"""Shared fixtures. Gold data is read from ../shared/data/europarl-ner (never copied here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.config import REPO_ROOT
+
+SHARED = Path(os.environ.get("LABELBRIDGE_SHARED") or REPO_ROOT.parent / "shared")
+EUROPARL = SHARED / "data" / "europarl-ner"
+
+
+@pytest.fixture(scope="session")
+def europarl_dir() -> Path:
+    """The Europarl-NER folder; tests that need it skip with the reason when it is absent."""
+    if not (EUROPARL / "en-europarl.test.conll02").is_file():
+        pytest.skip(f"Europarl-NER gold data not found at {EUROPARL} (needs ../shared beside the repository)")
+    return EUROPARL
+
+
+@pytest.fixture()
+def lb_env(tmp_path, monkeypatch) -> Path:
+    """A private LABELBRIDGE_DATA folder and SQLite database for one test."""
+    monkeypatch.setenv("LABELBRIDGE_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("LABELBRIDGE_DB", f"sqlite:///{tmp_path / 'data' / 'test.db'}")
+    (tmp_path / "data").mkdir()
+    return tmp_path / "data"
