@@ -14,6 +14,10 @@ import sys
 
 # Modules that contribute commands (each has ``register(subparsers)``).
 COMMAND_MODULES: list[str] = [
+    "core.demo.cli",
+    "core.formats.cli",
+    "db.cli",
+    "core.encoder",
 ]
 
 

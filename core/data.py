@@ -213,3 +213,5 @@ class Item:
                     raise SpanError(f"{where}: alignment link {ln.src}-{ln.tgt} outside the sentences")
         elif self.target_spans:
             raise SpanError(f"{where}: target spans without a target sentence")
+        elif self.alignment:
+            raise SpanError(f"{where}: alignment links without a target sentence")

@@ -114,7 +114,9 @@ def tags_to_spans(
         else:  # I or E
             continues = open_start is not None and open_label == label
             if not continues:
-                if open_start is not None:
+                if open_start is not None and scheme == "IOB1":
+                    pass  # IOB1 starts a span of another label with I-: valid, nothing to report
+                elif open_start is not None:
                     issues.append(TagIssue(i, tag, f"label changes from {open_label} to {label} inside a span at token {i + 1}; started a new span"))
                     if scheme == "BIOES":
                         issues.append(TagIssue(i - 1, tags[i - 1], f"span of {open_label} not closed by E- before token {i + 1}"))

@@ -1,0 +1,76 @@
+"""LabelBridge web app: ``streamlit run app.py``.
+
+This file is the shell only: page set-up, the database (created or upgraded once per
+process), the navigation and the sidebar project selector. The selected project and item
+live in ``st.session_state`` and in the URL (``?project=ID&item=ID``), so a link or a
+reload opens the same place. Pages call core/ and db/ functions only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy import Engine
+
+from core.config import settings
+from db import queries
+from db.engine import get_engine, init_db, session_scope
+
+st.set_page_config(layout="wide", page_title="LabelBridge", page_icon=":material/translate:")
+
+
+@st.cache_resource(show_spinner="Preparing the database…")
+def database(url: str) -> Engine:
+    """Create or upgrade the schema once per process and URL; the engine is shared by all sessions."""
+    init_db(url)
+    return get_engine(url)
+
+
+def _query_int(name: str) -> int | None:
+    value = st.query_params.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def project_selector(url: str) -> None:
+    """The sidebar selectbox; keeps ``project_id`` in session state and in the URL."""
+    with session_scope(url) as s:
+        projects = queries.list_projects(s)
+    names = {p.id: p.name for p in projects}
+    if "project_id" not in st.session_state:
+        st.session_state.project_id = _query_int("project")
+    if st.session_state.project_id not in names:
+        st.session_state.project_id = projects[0].id if projects else None
+    if not projects:
+        st.sidebar.info("No project yet: create one on the Projects page.")
+        st.query_params.pop("project", None)
+        return
+
+    def on_change() -> None:
+        st.session_state.project_id = st.session_state.project_select
+        st.session_state.pop("item_id", None)
+        st.query_params.pop("item", None)
+
+    ids = list(names)
+    st.session_state.project_select = st.session_state.project_id
+    st.sidebar.selectbox("Project", ids, format_func=names.__getitem__, key="project_select", on_change=on_change)
+    st.query_params["project"] = str(st.session_state.project_id)
+
+
+def main() -> None:
+    url = settings().db_url
+    database(url)
+    st.session_state.setdefault("user_name", "reviewer")
+    pages = {
+        "Data": [st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True)],
+        "Annotate": [st.Page("pages/review.py", title="Review", icon=":material/edit_note:")],
+        "Results": [st.Page("pages/export.py", title="Export", icon=":material/download:")],
+    }
+    page = st.navigation(pages)
+    project_selector(url)
+    st.sidebar.text_input("Your name", key="user_name", help="Recorded with every edit you save.")
+    page.run()
+
+
+main()

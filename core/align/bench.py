@@ -1,0 +1,214 @@
+"""Speed and agreement of the batched SimAlign aligner against the simalign package itself.
+
+Both run in the same process on the same pairs with the same encoder, layer and matching
+method. To be fair under a shared, fluctuating CPU, the pairs are cut into blocks and the
+two aligners take turns block by block; each is warmed up first (model loaded, one small
+batch run), and only the alignment calls are timed.
+
+Agreement is micro Jaccard over all pairs: ``sum_k |A_k & B_k| / sum_k |A_k | B_k|`` with
+A_k our links and B_k simalign's links of pair k (as (src, tgt) word index pairs, scores
+ignored). ``ours_in_simalign`` = sum |A & B| / sum |A| (share of our links that simalign
+also gives) and ``simalign_in_ours`` = sum |A & B| / sum |B| (share of simalign's links
+we reproduce).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.align.base import link_set
+from core.align.embedding import METHODS, SimAlignAligner
+
+__all__ = ["read_conll_words", "bench_align_speed", "register_bench", "main"]
+
+_SIMALIGN_LETTER = {"inter": "a", "itermax": "i", "mwmf": "m", "fwd": "f", "rev": "r"}
+
+
+def _user_error(message: str) -> Exception:
+    from core.cli import CliError
+
+    return CliError(message)
+
+
+def read_conll_words(path: str | Path) -> list[list[str]]:
+    """Sentences of a CoNLL file as word lists (first column; blank lines separate)."""
+    path = Path(path)
+    try:
+        from core.formats import read as read_format  # the project's reader, when there
+    except ImportError:
+        read_format = None
+    if read_format is not None:
+        try:
+            items = read_format(path, "conll")
+        except ValueError as exc:  # FormatError names the file and line
+            raise _user_error(str(exc)) from exc
+        return [list(it.source.words) for it in items]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise _user_error(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise _user_error(f"{path}: not UTF-8 ({exc})") from exc
+    sentences: list[list[str]] = []
+    words: list[str] = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                words = []
+            continue
+        if line.startswith("-DOCSTART-"):
+            continue
+        word = line.split("\t")[0] if "\t" in line else line.split()[0]
+        if not word.strip():
+            raise _user_error(f"{path}:{lineno}: empty token")
+        words.append(word.strip())
+    if words:
+        sentences.append(words)
+    return sentences
+
+
+def _agreement(ours: list[set], theirs: list[set]) -> dict[str, float]:
+    inter = sum(len(a & b) for a, b in zip(ours, theirs))
+    union = sum(len(a | b) for a, b in zip(ours, theirs))
+    n_ours = sum(len(a) for a in ours)
+    n_theirs = sum(len(b) for b in theirs)
+    return {
+        "link_agreement": inter / union if union else 1.0,
+        "ours_in_simalign": inter / n_ours if n_ours else 1.0,
+        "simalign_in_ours": inter / n_theirs if n_theirs else 1.0,
+        "identical_pairs": sum(a == b for a, b in zip(ours, theirs)) / len(ours) if ours else 1.0,
+    }
+
+
+def _simalign_reference(model: str, method: str, layer: int, device: str) -> Any:
+    try:
+        from simalign import SentenceAligner
+    except ImportError as exc:
+        raise _user_error("the simalign package is not installed (pip install simalign)") from exc
+    return SentenceAligner(
+        model=model, token_type="bpe", matching_methods=_SIMALIGN_LETTER[METHODS[method]], layer=layer, device=device
+    )
+
+
+def bench_align_speed(
+    source: str | Path,
+    target: str | Path,
+    limit: int | None = 200,
+    method: str = "itermax",
+    layer: int = 8,
+    model: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    block: int = 50,
+    warmup: int = 4,
+) -> dict[str, Any]:
+    """Time ours against simalign on the first ``limit`` sentence pairs; return the figures."""
+    import torch
+
+    from core.config import settings
+
+    if method not in METHODS:
+        raise _user_error(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+    src = read_conll_words(source)
+    tgt = read_conll_words(target)
+    if len(src) != len(tgt):
+        raise _user_error(f"{source} has {len(src)} sentences but {target} has {len(tgt)}; they must be parallel")
+    pairs = list(zip(src, tgt))[: limit if limit else None]
+    if not pairs:
+        raise _user_error(f"{source}: no sentences")
+    model = model or settings().encoder
+
+    ours = SimAlignAligner(method=method, model=model, layer=layer, batch_size=batch_size, device=device)
+    reference = _simalign_reference(model, method, layer, device)
+    key = METHODS[method]
+    ours.align(pairs[:warmup])
+    for s, t in pairs[:warmup]:
+        reference.get_word_aligns(s, t)
+
+    ours_links: list[set] = []
+    ref_links: list[set] = []
+    ours_seconds = ref_seconds = 0.0
+    for start in range(0, len(pairs), block):
+        part = pairs[start : start + block]
+        t0 = time.perf_counter()
+        got = ours.align(part)
+        ours_seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref = [reference.get_word_aligns(s, t)[key] for s, t in part]
+        ref_seconds += time.perf_counter() - t0
+        ours_links += [link_set(lk) for lk in got]
+        ref_links += [set(map(tuple, r)) for r in ref]
+
+    n = len(pairs)
+    return {
+        "bench": "align-speed",
+        "method": method,
+        "layer": layer,
+        "model": str(model),
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "pairs": n,
+        "batch_size": batch_size,
+        "ours_seconds": round(ours_seconds, 3),
+        "simalign_seconds": round(ref_seconds, 3),
+        "seconds": round(ours_seconds + ref_seconds, 3),
+        "ours_pairs_per_second": round(n / ours_seconds, 2),
+        "simalign_pairs_per_second": round(n / ref_seconds, 2),
+        "ratio": round(ref_seconds / ours_seconds, 2),
+        **{k: round(v, 4) for k, v in _agreement(ours_links, ref_links).items()},
+        "links_ours": sum(map(len, ours_links)),
+        "links_simalign": sum(map(len, ref_links)),
+    }
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source-language CoNLL file (token<TAB>tag)")
+    parser.add_argument("--target", required=True, help="target-language CoNLL file, parallel to --source")
+    parser.add_argument("--limit", type=int, default=200, help="first N sentence pairs (0 = all; default 200)")
+    parser.add_argument("--method", default="itermax", choices=["argmax", "itermax", "match"])
+    parser.add_argument("--layer", type=int, default=8)
+    parser.add_argument("--model", default=None, help="HF id or local folder (default: settings().encoder)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (ours)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = bench_align_speed(
+        args.source, args.target, limit=args.limit, method=args.method, layer=args.layer,
+        model=args.model, batch_size=args.batch_size, device=args.device,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``align-speed`` to the ``bench`` command group of core.cli."""
+    parser = bench_subparsers.add_parser(
+        "align-speed", help="batched SimAlign vs the simalign package: pairs/second and link agreement"
+    )
+    _add_arguments(parser)
+    parser.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.cli import CliError
+
+    parser = argparse.ArgumentParser(prog="bench/align_speed.py", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

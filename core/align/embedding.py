@@ -1,0 +1,365 @@
+"""Embedding word aligner in the manner of SimAlign (Jalili Sabet et al. 2020), batched.
+
+It reproduces ``simalign.SentenceAligner(model, token_type="bpe", layer=L)`` step by step:
+
+* subwords of a word are ``tokenizer.tokenize(word)``; the sentence is encoded with
+  ``tokenizer(words, is_split_into_words=True, truncation=True)`` and the vectors are
+  ``hidden_states[L]`` (index 0 is the embedding output, so layer 8 is the output of the
+  8th transformer block) at positions ``1 .. n`` (the special first token dropped, ``n`` =
+  number of subwords of the word-by-word tokenization);
+* similarity = ``(cosine + 1) / 2`` between source and target subword vectors (then the
+  optional distortion penalty, 0 by default);
+* ``argmax`` ("inter"): forward argmax AND backward argmax; ``itermax``: SimAlign's
+  ``iter_max`` (alpha 0.9, max_count 2) ported verbatim; ``match`` ("mwmf"): maximum weight
+  maximum cardinality bipartite matching, solved with ``scipy.optimize.linear_sum_assignment``
+  (same optimum as networkx' blossom algorithm on this complete bipartite graph, far faster);
+* with ``pooling="bpe"`` (SimAlign's default) subword links become word links (any aligned
+  subword pair links its two words); ``pooling="mean"`` is SimAlign's ``token_type="word"``
+  (word vector = mean of its subword vectors); ``pooling="first"`` uses the first subword.
+
+What is different is only how it is computed: all source and target sentences of a batch
+go through the encoder together, sorted by length to cut padding, with attention masks,
+under ``torch.inference_mode``; the forward pass stops after block ``L`` (checked once
+against ``output_hidden_states``); one forward serves every matching method. Padding can
+change float results in the last bits, so a link can differ where two similarities tie.
+
+Link score: the similarity ``(cosine + 1) / 2`` of the word pair, in [0, 1] (for
+``pooling="bpe"`` the highest among the aligned subword pairs of the two words).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from core.align.base import check_pairs, links_from_scores
+from core.data import Link
+
+__all__ = [
+    "SimAlignAligner",
+    "METHODS",
+    "POOLINGS",
+    "iter_max",
+    "argmax_inter",
+    "max_weight_match",
+    "apply_distortion",
+    "load_model",
+]
+
+# public name -> SimAlign's name for the same matching method
+METHODS: dict[str, str] = {
+    "argmax": "inter",
+    "inter": "inter",
+    "itermax": "itermax",
+    "match": "mwmf",
+    "mwmf": "mwmf",
+    "fwd": "fwd",
+    "rev": "rev",
+}
+POOLINGS = ("bpe", "mean", "first")
+
+
+# ----------------------------------------------------------------------------------------
+# Matching methods on one similarity matrix (numpy, as in SimAlign)
+
+
+def argmax_inter(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forward argmax, backward argmax and their intersection, as 0/1 matrices."""
+    m, n = sim.shape
+    fwd = np.zeros((m, n))
+    fwd[np.arange(m), sim.argmax(axis=1)] = 1.0
+    rev = np.zeros((m, n))
+    rev[sim.argmax(axis=0), np.arange(n)] = 1.0
+    return fwd, rev, fwd * rev
+
+
+def iter_max(sim: np.ndarray, max_count: int = 2, alpha_ratio: float = 0.9) -> np.ndarray:
+    """SimAlign's ``SentenceAligner.iter_max``, line for line (so the links are the same)."""
+    m, n = sim.shape
+    forward = np.eye(n)[sim.argmax(axis=1)]  # m x n
+    backward = np.eye(m)[sim.argmax(axis=0)]  # n x m
+    inter = forward * backward.transpose()
+    if min(m, n) <= 2:
+        return inter
+    count = 1
+    while count < max_count:
+        mask_x = 1.0 - np.tile(inter.sum(1)[:, np.newaxis], (1, n)).clip(0.0, 1.0)
+        mask_y = 1.0 - np.tile(inter.sum(0)[np.newaxis, :], (m, 1)).clip(0.0, 1.0)
+        mask = ((alpha_ratio * mask_x) + (alpha_ratio * mask_y)).clip(0.0, 1.0)
+        mask_zeros = 1.0 - ((1.0 - mask_x) * (1.0 - mask_y))
+        if mask_x.sum() < 1.0 or mask_y.sum() < 1.0:
+            mask *= 0.0
+            mask_zeros *= 0.0
+        new_sim = sim * mask
+        fwd = np.eye(n)[new_sim.argmax(axis=1)] * mask_zeros
+        bac = np.eye(m)[new_sim.argmax(axis=0)].transpose() * mask_zeros
+        new_inter = fwd * bac
+        if np.array_equal(inter + new_inter, inter):
+            break
+        inter = inter + new_inter
+        count += 1
+    return inter
+
+
+def max_weight_match(sim: np.ndarray) -> np.ndarray:
+    """Maximum weight matching of maximum cardinality (SimAlign "mwmf") as a 0/1 matrix."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(sim, maximize=True)
+    out = np.zeros(sim.shape)
+    out[rows, cols] = 1.0
+    return out
+
+
+def apply_distortion(sim: np.ndarray, ratio: float) -> np.ndarray:
+    """SimAlign's position penalty: 1 - ratio * (relative position difference)^2."""
+    m, n = sim.shape
+    if m < 2 or n < 2 or ratio == 0.0:
+        return sim
+    pos_x = np.arange(n)[np.newaxis, :] / float(n - 1)
+    pos_y = np.arange(m)[:, np.newaxis] / float(m - 1)
+    return sim * (1.0 - ((pos_x - pos_y) ** 2) * ratio)
+
+
+def _method_matrix(method: str, sim: np.ndarray, cache: dict, max_count: int, alpha: float) -> np.ndarray:
+    if sim.size == 0:  # an empty sentence (or one whose words have no subwords) has no links
+        return np.zeros(sim.shape)
+    if method in ("fwd", "rev", "inter"):
+        if "inter" not in cache:
+            cache["fwd"], cache["rev"], cache["inter"] = argmax_inter(sim)
+        return cache[method]
+    if method == "itermax":
+        return iter_max(sim, max_count=max_count, alpha_ratio=alpha)
+    if method == "mwmf":
+        return max_weight_match(sim)
+    raise ValueError(f"unknown matching method {method!r}")
+
+
+# ----------------------------------------------------------------------------------------
+# Encoder loading (shared between aligners in one process)
+
+def load_model(name: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
+    """(tokenizer, model) for an HF id or local path, through the project's one loader."""
+    from core.encoder import load_encoder
+
+    return load_encoder(name, device)
+
+
+class _StopForward(Exception):
+    """Raised by a forward hook once the wanted layer is computed (skips the rest)."""
+
+
+def _transformer_blocks(model: Any):
+    import torch
+
+    for owner in (getattr(model, "encoder", None), getattr(model, "transformer", None)):
+        blocks = getattr(owner, "layer", None) if owner is not None else None
+        if isinstance(blocks, torch.nn.ModuleList):
+            return blocks
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# The aligner
+
+
+@dataclass
+class _Encoded:
+    """Subword vectors of one sentence and the word index of each subword (bpe mode)."""
+
+    vectors: np.ndarray  # (subwords, dim) float32
+    word_of: np.ndarray  # (subwords,) int
+
+
+class SimAlignAligner:
+    """SimAlign's embedding aligner, computed in batches. See the module docstring."""
+
+    def __init__(
+        self,
+        method: str = "itermax",
+        model: str | None = None,
+        layer: int = 8,
+        pooling: str = "bpe",
+        batch_size: int = 32,
+        device: str = "cpu",
+        distortion: float = 0.0,
+        max_count: int = 2,
+        alpha: float = 0.9,
+        chunk_pairs: int = 1024,
+        progress: bool = False,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"simalign: unknown method {method!r}; choose one of {sorted(METHODS)}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"simalign: unknown pooling {pooling!r}; choose one of {list(POOLINGS)}")
+        if layer < 0:
+            raise ValueError(f"simalign: layer must be >= 0, got {layer}")
+        if batch_size < 1 or chunk_pairs < 1:
+            raise ValueError("simalign: batch_size and chunk_pairs must be >= 1")
+        self.method = method
+        self.name = f"simalign:{method}"
+        self.model_name = model
+        self.layer = layer
+        self.pooling = pooling
+        self.batch_size = batch_size
+        self.device = device
+        self.distortion = distortion
+        self.max_count = max_count
+        self.alpha = alpha
+        self.chunk_pairs = chunk_pairs
+        self.progress = progress
+        self._tokenizer: Any = None
+        self._model: Any = None
+        self._early_stop: bool | None = None
+
+    # -- public ---------------------------------------------------------------------------
+
+    def align(self, pairs: list) -> list[list[Link]]:
+        return self.align_methods(pairs, [self.method])[self.method]
+
+    def align_methods(self, pairs: list, methods: Sequence[str]) -> dict[str, list[list[Link]]]:
+        """Links for several matching methods from one forward pass (keys as asked)."""
+        check_pairs(pairs, self.name)
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError(f"simalign: unknown method {m!r}; choose one of {sorted(METHODS)}")
+        out: dict[str, list[list[Link]]] = {m: [] for m in methods}
+        for sim, src_map, tgt_map in self.similarities(pairs):
+            cache: dict[str, np.ndarray] = {}
+            for m in methods:
+                mat = _method_matrix(METHODS[m], sim, cache, self.max_count, self.alpha)
+                out[m].append(self._word_links(mat, sim, src_map, tgt_map))
+        return out
+
+    def similarities(self, pairs: list) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per pair: the similarity matrix and the word index of each of its rows / columns."""
+        self._ensure_model()
+        for start in range(0, len(pairs), self.chunk_pairs):
+            chunk = pairs[start : start + self.chunk_pairs]
+            sentences = [list(p[0]) for p in chunk] + [list(p[1]) for p in chunk]
+            encoded = self._encode(sentences)
+            n = len(chunk)
+            for k in range(n):
+                src, tgt = encoded[k], encoded[n + k]
+                sim = self._similarity(src.vectors, tgt.vectors)
+                yield sim, src.word_of, tgt.word_of
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _ensure_model(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+
+        self._tokenizer, self._model = load_model(self.model_name, self.device)
+        n_hidden = getattr(self._model.config, "num_hidden_layers", None)
+        if n_hidden is not None and self.layer > n_hidden:
+            raise ValueError(
+                f"simalign: layer {self.layer} asked, but the model has only {n_hidden + 1} hidden states (0..{n_hidden})"
+            )
+        # Stop after block `layer` when the model has a plain block list and the hook output
+        # equals hidden_states[layer] on a probe sentence; otherwise run the full model.
+        blocks = _transformer_blocks(self._model)
+        self._early_stop = False
+        if blocks is not None and 1 <= self.layer <= len(blocks):
+            probe = self._tokenizer([["probe", "sentence"], ["x"]], is_split_into_words=True, padding=True, return_tensors="pt")
+            probe = probe.to(self._model.device)
+            with torch.inference_mode():
+                full = self._model(**probe, output_hidden_states=True).hidden_states[self.layer]
+                early = self._forward_early(probe, blocks)
+            self._early_stop = early is not None and early.shape == full.shape and bool(
+                torch.allclose(early, full, atol=1e-5, rtol=1e-4)
+            )
+
+    def _forward_early(self, inputs: Any, blocks: Any):
+        captured: dict[str, Any] = {}
+
+        def hook(_module, _args, output):
+            captured["h"] = output[0] if isinstance(output, (tuple, list)) else output
+            raise _StopForward
+
+        handle = blocks[self.layer - 1].register_forward_hook(hook)
+        try:
+            self._model(**inputs)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        return captured.get("h")
+
+    def _hidden(self, inputs: Any):
+        if self._early_stop:
+            return self._forward_early(inputs, _transformer_blocks(self._model))
+        hidden = self._model(**inputs, output_hidden_states=True).hidden_states
+        if self.layer >= len(hidden):
+            raise ValueError(f"simalign: layer {self.layer} asked, but the model has only {len(hidden)} hidden states")
+        return hidden[self.layer]
+
+    def _subword_counts(self, sentences: list[list[str]]) -> dict[str, int]:
+        """Subwords per distinct word, as ``tokenizer.tokenize(word)`` counts them."""
+        words = sorted({w for s in sentences for w in s})
+        tok = self._tokenizer
+        if getattr(tok, "is_fast", False) and words:
+            ids = tok(words, add_special_tokens=False)["input_ids"]
+            return {w: len(i) for w, i in zip(words, ids)}
+        return {w: len(tok.tokenize(w)) for w in words}
+
+    def _encode(self, sentences: list[list[str]]) -> list[_Encoded]:
+        import torch
+        from tqdm.auto import tqdm
+
+        counts = self._subword_counts(sentences)
+        per_word = [[counts[w] for w in s] for s in sentences]
+        order = sorted(range(len(sentences)), key=lambda i: sum(per_word[i]))
+        result: list[_Encoded | None] = [None] * len(sentences)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc=self.name, unit="batch", disable=not self.progress, leave=False):
+                inputs = self._tokenizer(
+                    [sentences[i] for i in batch],
+                    is_split_into_words=True,
+                    padding=True,
+                    truncation=True,
+                    return_tensors="pt",
+                ).to(self._model.device)
+                hidden = self._hidden(inputs).float().cpu().numpy()
+                lengths = inputs["attention_mask"].sum(dim=1).tolist()
+                for row, i in enumerate(batch):
+                    n_sub = min(sum(per_word[i]), int(lengths[row]) - 2)
+                    word_of = np.repeat(np.arange(len(per_word[i])), per_word[i])[:n_sub]
+                    vecs = hidden[row, 1 : 1 + n_sub]
+                    result[i] = self._pool(vecs, word_of, len(per_word[i]))
+        return result  # type: ignore[return-value]
+
+    def _pool(self, vecs: np.ndarray, word_of: np.ndarray, n_words: int) -> _Encoded:
+        if self.pooling == "bpe":
+            return _Encoded(np.ascontiguousarray(vecs), word_of)
+        present = np.unique(word_of)  # words cut off by truncation or with no subword drop out
+        if self.pooling == "first":
+            firsts = np.searchsorted(word_of, present)
+            return _Encoded(vecs[firsts], present)
+        sums = np.zeros((n_words, vecs.shape[1]), dtype=np.float64)
+        np.add.at(sums, word_of, vecs)
+        means = (sums[present] / np.bincount(word_of, minlength=n_words)[present, None]).astype(np.float32)
+        return _Encoded(means, present)
+
+    def _similarity(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if len(x) == 0 or len(y) == 0:
+            return np.zeros((len(x), len(y)), dtype=np.float32)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(x.dtype).tiny)
+        yn = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), np.finfo(y.dtype).tiny)
+        sim = (xn @ yn.T + 1.0) / 2.0
+        return apply_distortion(sim, self.distortion)
+
+    @staticmethod
+    def _word_links(mat: np.ndarray, sim: np.ndarray, src_map: np.ndarray, tgt_map: np.ndarray) -> list[Link]:
+        if mat.size == 0:
+            return []
+        rows, cols = np.nonzero(mat > 0)
+        scores: dict[tuple[int, int], float] = {}
+        for i, j, s in zip(src_map[rows].tolist(), tgt_map[cols].tolist(), sim[rows, cols].tolist()):
+            if s > scores.get((i, j), -1.0):
+                scores[(i, j)] = s
+        return links_from_scores(scores)

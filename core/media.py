@@ -1,0 +1,139 @@
+"""Content-addressed image store.
+
+Images are stored once per content under ``<media_dir>/<sha[:2]>/<sha>.<ext>`` so the
+same picture imported twice (or by two projects) takes the space once, and the database
+only keeps the hash and the relative path. Every image is checked with Pillow before it
+is written: an allowed format, a size and pixel budget (a decompression bomb is refused
+before it is decoded) and a full decode, so a truncated or corrupt file is refused at
+import time with its name, not later in the review page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "ImageError",
+    "ImageInfo",
+    "inspect_image",
+    "store_image",
+]
+
+# Pillow format name -> file extension used in the store.
+ALLOWED_FORMATS: dict[str, str] = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000  # below Pillow's own bomb limit (~89 Mpx), so we refuse first
+
+
+class ImageError(ValueError):
+    """An image that cannot be stored (unreadable, unsupported format, too large)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    sha256: str
+    path: str  # relative to the media folder, with forward slashes
+    format: str  # Pillow format name, e.g. "PNG"
+    width: int
+    height: int
+    size_bytes: int
+    created: bool = False  # True when this call wrote the file (used to clean up on failure)
+
+
+def _read(data: bytes | Path, name: str | None) -> tuple[bytes, str]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), name or "<image bytes>"
+    path = Path(data)
+    label = name or str(path)
+    try:
+        return path.read_bytes(), label
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read image file ({exc.strerror or exc})") from exc
+
+
+def inspect_image(
+    data: bytes | Path,
+    *,
+    name: str | None = None,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> tuple[bytes, ImageInfo]:
+    """Validate an image without writing it; return its bytes and what it would be stored as."""
+    raw, label = _read(data, name)
+    if len(raw) == 0:
+        raise ImageError(f"{label}: empty file")
+    if len(raw) > max_bytes:
+        raise ImageError(f"{label}: {len(raw)} bytes is more than the limit of {max_bytes} bytes")
+    with warnings.catch_warnings():
+        # Pillow only warns between its limit and twice its limit; we want an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(raw)) as img:
+                fmt = img.format or ""
+                width, height = img.size
+                if fmt not in ALLOWED_FORMATS:
+                    raise ImageError(
+                        f"{label}: unsupported image format {fmt or 'unknown'}; allowed: {', '.join(ALLOWED_FORMATS)}"
+                    )
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{label}: {width}x{height} = {width * height} pixels is more than the limit of "
+                        f"{max_pixels} (decompression bomb guard)"
+                    )
+                img.verify()
+            # verify() checks structure only; decoding catches truncated pixel data.
+            with Image.open(io.BytesIO(raw)) as img:
+                img.load()
+        except ImageError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageError(f"{label}: too many pixels (decompression bomb guard): {exc}") from exc
+        except UnidentifiedImageError as exc:
+            raise ImageError(f"{label}: not an image Pillow can read") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
+    sha = hashlib.sha256(raw).hexdigest()
+    rel = f"{sha[:2]}/{sha}.{ALLOWED_FORMATS[fmt]}"
+    return raw, ImageInfo(sha, rel, fmt, width, height, len(raw))
+
+
+def store_image(
+    data: bytes | Path,
+    media_dir: Path,
+    *,
+    name: str | None = None,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> ImageInfo:
+    """Validate and store an image under its content hash. Idempotent for the same bytes.
+
+    The file is written to a temporary name and renamed, so a crash never leaves a half
+    written image under a valid hash. Raises ImageError naming the file.
+    """
+    raw, info = inspect_image(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
+    target = Path(media_dir) / info.path
+    if target.is_file() and target.stat().st_size == info.size_bytes:
+        return info
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=target.suffix)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return ImageInfo(info.sha256, info.path, info.format, info.width, info.height, info.size_bytes, created=True)

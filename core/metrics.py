@@ -1,0 +1,86 @@
+"""Entity-level evaluation: seqeval in strict IOB2 mode, the measure the NER literature reports.
+
+Strict mode counts an entity as correct only when its type and exact token boundaries match,
+so a projection that catches "European" of "European Parliament" earns nothing. Every score
+in LabelBridge (benchmarks, the review page, student training) goes through this module so
+the figures are comparable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+from seqeval.metrics import classification_report
+from seqeval.scheme import IOB2
+
+from core.data import Sentence, Span
+from core.tags import TagError, spans_to_tags
+
+__all__ = ["entity_scores", "span_scores"]
+
+_AVERAGES = ("micro avg", "macro avg", "weighted avg")
+
+
+def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
+    """Strict IOB2 precision, recall and F1, overall (micro) and per label.
+
+    ``gold`` and ``pred`` hold one IOB2 tag sequence per sentence. Returns
+    ``{"precision", "recall", "f1", "support", "per_label": {label: {"precision", "recall",
+    "f1", "support"}}}`` where support counts gold entities. No entity on either side gives
+    zeros (seqeval's convention with ``zero_division=0``).
+    """
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted sentences")
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
+    gold_lists = [list(g) for g in gold]
+    pred_lists = [list(p) for p in pred]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # seqeval warns on empty label sets; zeros are the answer
+        report = classification_report(
+            gold_lists, pred_lists, mode="strict", scheme=IOB2, output_dict=True, zero_division=0
+        )
+    micro = report["micro avg"]
+    per_label = {
+        label: {
+            "precision": float(r["precision"]),
+            "recall": float(r["recall"]),
+            "f1": float(r["f1-score"]),
+            "support": int(r["support"]),
+        }
+        for label, r in sorted(report.items())
+        if label not in _AVERAGES
+    }
+    return {
+        "precision": float(micro["precision"]),
+        "recall": float(micro["recall"]),
+        "f1": float(micro["f1-score"]),
+        "support": int(micro["support"]),
+        "per_label": per_label,
+    }
+
+
+def span_scores(
+    sentences: Sequence[Sentence | int],
+    gold: Sequence[Sequence[Span]],
+    pred: Sequence[Sequence[Span]],
+) -> dict:
+    """``entity_scores`` for span lists: gold and predicted spans of the same sentences.
+
+    ``sentences`` gives each sentence (or just its token count) so both sides are written as
+    IOB2 tags of the right length by the one converter, ``core.tags.spans_to_tags``.
+    """
+    if not (len(sentences) == len(gold) == len(pred)):
+        raise ValueError(f"{len(sentences)} sentences, {len(gold)} gold span lists, {len(pred)} predicted span lists")
+    gold_tags: list[list[str]] = []
+    pred_tags: list[list[str]] = []
+    for i, (sentence, g, p) in enumerate(zip(sentences, gold, pred)):
+        n = sentence if isinstance(sentence, int) else len(sentence)
+        for side, spans, out in (("gold", g, gold_tags), ("predicted", p, pred_tags)):
+            try:
+                out.append(spans_to_tags(n, spans))
+            except TagError as exc:
+                raise ValueError(f"sentence {i}: {side} spans: {exc}") from exc
+    return entity_scores(gold_tags, pred_tags)

@@ -1,0 +1,81 @@
+"""Pieces shared by the projection methods: the result type, link indexing, punctuation.
+
+Every method reads a source sentence, its spans, a target sentence and word alignment links,
+and returns target spans plus the source spans it could not project, each with a reason, so
+that nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from core.data import Link, Sentence, Span
+
+__all__ = [
+    "ProjectionResult",
+    "Unprojected",
+    "is_punct",
+    "links_by_source",
+    "check_links",
+    "span_dict",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Unprojected:
+    """A source span that has no target counterpart, and why."""
+
+    span: Span
+    reason: str  # no_links | below_threshold | too_short | conflict | no_candidate
+
+
+@dataclass(slots=True)
+class ProjectionResult:
+    spans: list[Span] = field(default_factory=list)  # target spans, sorted, never overlapping
+    unprojected: list[Unprojected] = field(default_factory=list)
+
+
+def is_punct(word: str) -> bool:
+    """True for tokens made only of punctuation or symbols (",", "«", "--", "€")."""
+    return all(unicodedata.category(ch)[0] in "PS" for ch in word)
+
+
+def check_links(source: Sentence, target: Sentence, links: Iterable[Link], where: str = "item") -> list[Link]:
+    """Links as a list, raising ValueError when one points outside the sentences."""
+    out = list(links)
+    n_src, n_tgt = len(source), len(target)
+    for ln in out:
+        if not (0 <= ln.src < n_src and 0 <= ln.tgt < n_tgt):
+            raise ValueError(f"{where}: alignment link {ln.src}-{ln.tgt} outside the sentences ({n_src} source, {n_tgt} target tokens)")
+    return out
+
+
+def links_by_source(links: Sequence[Link], n_source: int) -> list[dict[int, float]]:
+    """For each source token, its aligned target tokens with the best link score.
+
+    Duplicate links (the same pair from two aligners) keep their highest score, so a pair is
+    counted once in the Dice overlap.
+    """
+    out: list[dict[int, float]] = [dict() for _ in range(n_source)]
+    for ln in links:
+        row = out[ln.src]
+        if ln.score > row.get(ln.tgt, -1.0):
+            row[ln.tgt] = float(ln.score)
+    return out
+
+
+def span_dict(span: Span, sentence: Sentence, reason: str | None = None) -> dict[str, Any]:
+    """A JSON-ready description of a span (for item.meta["unprojected"])."""
+    out: dict[str, Any] = {
+        "start": span.start,
+        "end": span.end,
+        "label": span.label,
+        "char_start": span.char_start,
+        "char_end": span.char_end,
+        "text": span.text(sentence),
+    }
+    if reason is not None:
+        out["reason"] = reason
+    return out

@@ -1,0 +1,76 @@
+"""Training options of the student, one frozen dataclass (stored with every saved model)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["TrainConfig"]
+
+SIDES = ("target", "source")
+CONFIDENCE_MODES = ("mean", "min")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (and run) a student token classifier.
+
+    Defaults fit a 2-core CPU: the embedding matrix (96M of multilingual-e5-small's 118M
+    parameters) is frozen, so each step updates only the 21M transformer weights and the
+    head, and AdamW keeps no state for the vocabulary.
+    """
+
+    encoder: str | None = None  # HF id or folder; None = settings().encoder (converted e5-small)
+    side: str = "target"  # which sentence of each Item to learn from / predict
+    freeze_embeddings: bool = True
+    epochs: int = 4
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    seed: int = 13
+    max_subwords: int = 256  # window budget incl. special tokens (and the image prefix)
+    patience: int = 2  # epochs without dev F1 gain before stopping (needs dev items)
+    w_gold: float = 1.0  # loss weight of tokens from gold (human) items
+    w_silver: float = 0.5  # loss weight of tokens from silver (projected/teacher) items
+    silver_threshold: float = 0.5  # silver spans below this confidence are left out of the loss
+    dropout: float = 0.1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    device: str = "auto"  # "auto" = cuda when available, else cpu
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    image_encoder: str | None = None  # set to fuse image features (e.g. "efficientnet-lite0")
+    confidence: str = "mean"  # span confidence: mean or min of its words' tag probabilities
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.side not in SIDES:
+            problems.append(f"side must be one of {SIDES}, not {self.side!r}")
+        if self.confidence not in CONFIDENCE_MODES:
+            problems.append(f"confidence must be one of {CONFIDENCE_MODES}, not {self.confidence!r}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.max_subwords < 8:
+            problems.append("max_subwords must be at least 8")
+        if self.patience < 1:
+            problems.append("patience must be at least 1")
+        if not self.learning_rate > 0:
+            problems.append("learning_rate must be positive")
+        for name in ("w_gold", "w_silver", "weight_decay"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative")
+        for name in ("silver_threshold", "dropout", "warmup_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be between 0 and 1")
+        if self.threads is not None and self.threads < 1:
+            problems.append("threads must be at least 1")
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from ``to_dict``; unknown keys (from a newer version) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

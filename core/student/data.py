@@ -1,0 +1,236 @@
+"""From Items to model inputs: word tags, silver masking, first-subword labels, windows.
+
+* Labels sit on the FIRST subword of each word; the other subwords get -100 (no loss),
+  so a word counts once however the tokenizer cuts it, and prediction reads the same
+  position back.
+* A sentence longer than the subword budget is split into consecutive windows of whole
+  words (never truncated); predictions of the windows are stitched back by word offset.
+* Silver spans (projection, teacher, an earlier student) whose confidence is below
+  ``silver_threshold`` are masked (-100 on their words) rather than taught as ``O``: a
+  doubtful projection may well be right, and teaching "not an entity" there would be
+  the worse error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from core.data import Item, Sentence, Span
+from core.student.config import TrainConfig
+from core.tags import spans_to_tags
+
+__all__ = [
+    "IGNORE",
+    "SILVER_SOURCES",
+    "Example",
+    "Window",
+    "build_windows",
+    "examples_from_items",
+    "is_silver_source",
+    "item_is_gold",
+    "label_list",
+    "split_windows",
+    "word_pieces",
+]
+
+IGNORE = -100  # PyTorch's ignore_index for cross-entropy
+SILVER_SOURCES = ("projection", "teacher", "student")  # span sources that were not checked by a person
+
+
+def is_silver_source(source: str) -> bool:
+    """``projection:<method>``, ``teacher``, ``student:<version>`` are silver; gold/human are not."""
+    return source.split(":", 1)[0] in SILVER_SOURCES
+
+
+def item_is_gold(item: Item, side: str = "target") -> bool:
+    """Whether an item's labels on ``side`` were given or checked by a person.
+
+    ``item.meta["gold"]`` (a bool) decides when present; otherwise an item is silver as soon
+    as one of its spans on that side comes from a silver source.
+    """
+    flag = item.meta.get("gold")
+    if isinstance(flag, bool):
+        return flag
+    spans = item.target_spans if side == "target" else item.source_spans
+    return not any(is_silver_source(s.source) for s in spans)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One sentence to learn from: a tag per word (None = masked) and a loss weight."""
+
+    key: str  # item id, for messages
+    words: tuple[str, ...]
+    tags: tuple[str | None, ...]
+    weight: float
+    image: str | None = None
+
+
+def side_of(item: Item, side: str) -> tuple[Sentence, list[Span]]:
+    if side == "target":
+        if item.target is None:
+            raise ValueError(f"item {item.id}: no target sentence to train on (side='target')")
+        return item.target, item.target_spans
+    return item.source, item.source_spans
+
+
+def examples_from_items(items: Sequence[Item], config: TrainConfig) -> list[Example]:
+    """Training examples of ``config.side``, weighted gold/silver, low-confidence silver masked."""
+    examples = []
+    for item in items:
+        sentence, spans = side_of(item, config.side)
+        if len(sentence) == 0:
+            continue
+        try:
+            tags: list[str | None] = list(spans_to_tags(len(sentence), spans))
+        except Exception as exc:  # TagError: overlapping or out-of-range spans
+            raise ValueError(f"item {item.id}: {exc}") from exc
+        for span in spans:
+            if is_silver_source(span.source) and span.confidence is not None and span.confidence < config.silver_threshold:
+                tags[span.start : span.end] = [None] * len(span)
+        gold = item_is_gold(item, config.side)
+        examples.append(
+            Example(
+                key=item.id,
+                words=tuple(sentence.words),
+                tags=tuple(tags),
+                weight=config.w_gold if gold else config.w_silver,
+                image=item.image,
+            )
+        )
+    return examples
+
+
+def label_list(examples: Sequence[Example]) -> list[str]:
+    """``O`` then ``B-X, I-X`` for every entity type X seen, sorted (stable across runs)."""
+    types = sorted({t[2:] for ex in examples for t in ex.tags if t and t != "O"})
+    return ["O"] + [f"{prefix}-{label}" for label in types for prefix in ("B", "I")]
+
+
+# ----------------------------------------------------------------------- subwords
+
+
+def word_pieces(tokenizer: Any, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+    """Subword ids of every word of every sentence (no special tokens).
+
+    Words are tokenized as pre-split words, exactly as in one call on the whole sentence.
+    A word the tokenizer turns into nothing (a lone control character) becomes the
+    unknown token, so every word keeps a position to carry its label.
+    """
+    unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+    out: list[list[list[int]]] = []
+    batch = 256
+    for start in range(0, len(sentences), batch):
+        chunk = [list(words) for words in sentences[start : start + batch]]
+        if not any(chunk):
+            out.extend([[] for _ in chunk])
+            continue
+        nonempty = [i for i, words in enumerate(chunk) if words]
+        enc = tokenizer([chunk[i] for i in nonempty], is_split_into_words=True, add_special_tokens=False)
+        pieces_of: dict[int, list[list[int]]] = {}
+        for row, i in enumerate(nonempty):
+            pieces: list[list[int]] = [[] for _ in chunk[i]]
+            for token_id, word in zip(enc["input_ids"][row], enc.word_ids(row)):
+                if word is not None:
+                    pieces[word].append(token_id)
+            pieces_of[i] = [p or [unk] for p in pieces]
+        out.extend(pieces_of.get(i, []) for i in range(len(chunk)))
+    return out
+
+
+def special_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after a single sequence."""
+    enc = tokenizer(["a"], is_split_into_words=True)
+    word_ids = enc.word_ids()
+    positions = [i for i, w in enumerate(word_ids) if w is not None]
+    ids = enc["input_ids"]
+    return list(ids[: positions[0]]), list(ids[positions[-1] + 1 :])
+
+
+def split_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Consecutive word ranges ``[start, end)`` whose subwords fit the budget.
+
+    A single word longer than the budget gets a window of its own (its subwords are cut
+    to the budget; only the first one carries the label).
+    """
+    if budget < 1:
+        raise ValueError(f"subword budget {budget} leaves no room for words")
+    windows: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, count in enumerate(piece_counts):
+        count = min(count, budget)
+        if used + count > budget and i > start:
+            windows.append((start, i))
+            start, used = i, 0
+        used += count
+    if start < len(piece_counts):
+        windows.append((start, len(piece_counts)))
+    return windows
+
+
+@dataclass(frozen=True)
+class Window:
+    """Model input for the words ``[word_start, word_end)`` of sentence ``sentence``."""
+
+    sentence: int
+    word_start: int
+    word_end: int
+    input_ids: tuple[int, ...]
+    first_positions: tuple[int, ...]  # index in input_ids of each word's first subword
+    labels: tuple[int, ...]  # per input id: label id or IGNORE
+    weight: float
+    image: str | None
+
+
+def build_windows(
+    tokenizer: Any,
+    sentences: Sequence[Sequence[str]],
+    max_subwords: int,
+    *,
+    tags: Sequence[Sequence[str | None]] | None = None,
+    label_ids: dict[str, int] | None = None,
+    weights: Sequence[float] | None = None,
+    images: Sequence[str | None] | None = None,
+    reserved: int = 0,
+) -> list[Window]:
+    """Windows of every sentence; with ``tags`` the first subword of each word gets its label.
+
+    ``reserved`` positions of the budget are kept free (the image prefix token).
+    """
+    prefix, suffix = special_frame(tokenizer)
+    budget = max_subwords - len(prefix) - len(suffix) - reserved
+    all_pieces = word_pieces(tokenizer, sentences)
+    windows: list[Window] = []
+    for s, pieces in enumerate(all_pieces):
+        for start, end in split_windows([len(p) for p in pieces], budget):
+            ids = list(prefix)
+            firsts: list[int] = []
+            labels = [IGNORE] * len(prefix)
+            for w in range(start, end):
+                word_ids = pieces[w][:budget]
+                firsts.append(len(ids))
+                tag = tags[s][w] if tags is not None else None
+                if tag is not None and label_ids is not None:
+                    if tag not in label_ids:
+                        raise ValueError(f"sentence {s}: tag {tag!r} is not among the model's labels")
+                    first_label = label_ids[tag]
+                else:
+                    first_label = IGNORE
+                ids.extend(word_ids)
+                labels.extend([first_label] + [IGNORE] * (len(word_ids) - 1))
+            ids.extend(suffix)
+            labels.extend([IGNORE] * len(suffix))
+            windows.append(
+                Window(
+                    sentence=s,
+                    word_start=start,
+                    word_end=end,
+                    input_ids=tuple(ids),
+                    first_positions=tuple(firsts),
+                    labels=tuple(labels),
+                    weight=weights[s] if weights is not None else 1.0,
+                    image=images[s] if images is not None else None,
+                )
+            )
+    return windows

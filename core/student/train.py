@@ -1,0 +1,203 @@
+"""Fine-tuning the student on gold + silver items, with early stopping on a dev split."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from core.data import Item
+from core.student.config import TrainConfig
+from core.student.data import IGNORE, Window, build_windows, examples_from_items, label_list, side_of
+from core.student.model import StudentModel, TrainedStudent, collate, resolve_device
+
+__all__ = ["TrainingCancelled", "train_student"]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int, float], None]  # (step, total_steps, loss)
+CancelCallback = Callable[[], bool]  # True = stop now
+
+
+class TrainingCancelled(RuntimeError):
+    """``cancel_cb`` asked to stop; nothing is returned (a half-trained model is not kept)."""
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _batches(windows: Sequence[Window], batch_size: int, rng: random.Random) -> list[list[Window]]:
+    """Shuffled batches of similar length: pools of 50 batches are sorted by length, so
+    padding (wasted CPU) stays small while the order still changes every epoch."""
+    order = list(range(len(windows)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: len(windows[i].input_ids))
+        batches.extend([windows[i] for i in chunk[j : j + batch_size]] for j in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def _trainable_state(model: StudentModel) -> dict[str, torch.Tensor]:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names or not k.startswith("encoder.")}
+
+
+def train_student(
+    train_items: Sequence[Item],
+    dev_items: Sequence[Item] = (),
+    config: TrainConfig = TrainConfig(),
+    progress_cb: ProgressCallback | None = None,
+    cancel_cb: CancelCallback | None = None,
+) -> TrainedStudent:
+    """Fine-tune ``config.encoder`` as a token classifier on ``config.side`` of the items.
+
+    Gold items weigh ``w_gold``, silver ones ``w_silver``; low-confidence silver spans are
+    masked (see core.student.data). With dev items, the model of the epoch with the best
+    dev entity F1 is kept and training stops after ``patience`` epochs without gain;
+    without, all epochs run. ``progress_cb(step, total, loss)`` is called after every
+    optimizer step; ``cancel_cb()`` returning True stops with TrainingCancelled.
+    """
+    from core.encoder import load_encoder
+    from core.metrics import span_scores
+    from core.student.predict import predict
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    _seed_everything(config.seed)
+    device = resolve_device(config.device)
+
+    examples = examples_from_items(train_items, config)
+    if not examples:
+        raise ValueError("no training sentences: every item is empty")
+    dev_examples = examples_from_items(dev_items, config) if dev_items else []
+    labels = label_list(examples + dev_examples)
+    if len(labels) == 1:
+        raise ValueError("the training items have no entity at all; nothing to learn")
+    label_ids = {t: i for i, t in enumerate(labels)}
+
+    tokenizer, base_encoder = load_encoder(config.encoder, device)
+    encoder = copy.deepcopy(base_encoder)  # the loader caches its instance: never train that one
+    encoder.train()
+
+    image_dim = None
+    vectors = None
+    if config.image_encoder:
+        from core.images import image_features, load_image_encoder
+
+        image_dim = load_image_encoder(config.image_encoder).dim
+        refs = sorted({ex.image for ex in examples if ex.image is not None})
+        vectors = dict(zip(refs, image_features(refs, config.image_encoder, progress=True))) if refs else {}
+
+    windows = build_windows(
+        tokenizer,
+        [ex.words for ex in examples],
+        config.max_subwords,
+        tags=[ex.tags for ex in examples],
+        label_ids=label_ids,
+        weights=[ex.weight for ex in examples],
+        images=[ex.image for ex in examples],
+        reserved=1 if image_dim else 0,
+    )
+    windows = [w for w in windows if any(label != IGNORE for label in w.labels)]
+    if not windows:
+        raise ValueError("every training word is masked (silver below the threshold); nothing to learn")
+
+    model = StudentModel(encoder, len(labels), config.dropout, image_dim).to(device)
+    if config.freeze_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    model.train()
+
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+    )
+    steps_per_epoch = math.ceil(len(windows) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    warmup = int(total_steps * config.warmup_ratio)
+
+    def lr_factor(step: int) -> float:  # linear warm-up then linear decay to 0
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="none", ignore_index=IGNORE)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    student = TrainedStudent(model, tokenizer, labels, config, device, [], None, image_dim)
+    dev_sentences = [side_of(item, config.side)[0] for item in dev_items]
+    dev_gold = [side_of(item, config.side)[1] for item in dev_items]
+    dev_images = [item.image for item in dev_items]
+
+    rng = random.Random(config.seed)
+    best_f1, best_state, stale = -1.0, None, 0
+    step = 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_steps, desc="training student", unit="step", leave=False)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            epoch_loss, epoch_batches = 0.0, 0
+            for batch_windows in _batches(windows, config.batch_size, rng):
+                if cancel_cb is not None and cancel_cb():
+                    raise TrainingCancelled(f"training cancelled at step {step} of {total_steps}")
+                batch = collate(batch_windows, pad_id, device, vectors, image_dim)
+                logits = model(batch["input_ids"], batch["attention_mask"], batch.get("image_features"), batch.get("has_image"))
+                token_loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1))
+                labelled = (batch["labels"].reshape(-1) != IGNORE).float()
+                loss = (token_loss * batch["weights"].reshape(-1) * labelled).sum() / labelled.sum().clamp(min=1.0)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                value = float(loss.detach())
+                epoch_loss += value
+                epoch_batches += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
+                if progress_cb is not None:
+                    progress_cb(step, total_steps, value)
+            seconds = time.perf_counter() - started
+            record = {"epoch": epoch, "loss": epoch_loss / max(1, epoch_batches), "seconds": round(seconds, 2)}
+            if dev_items:
+                predicted = predict(student, dev_sentences, dev_images)
+                record["dev_f1"] = span_scores(dev_sentences, dev_gold, predicted)["f1"]
+            student.history.append(record)
+            log.info("epoch %d: %s", epoch, record)
+            if not dev_items:
+                continue
+            if record["dev_f1"] > best_f1:
+                best_f1, best_state, stale = record["dev_f1"], _trainable_state(model), 0
+                student.best_epoch = epoch
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    break
+    finally:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
+    if student.best_epoch is None:
+        student.best_epoch = len(student.history)
+    model.eval()
+    return student

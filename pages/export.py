@@ -1,0 +1,70 @@
+"""Export: the selected project's items with their current spans, in any registered format."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from core.config import settings
+from core.formats import FormatError, get_format
+from core.transfer import export_download, format_names
+from db import queries
+from db.engine import session_scope
+from pages._common import ensure_navigation, selected_project_id
+
+URL = settings().db_url
+SIDES = {"target": "Translation (target language)", "source": "Source sentences"}
+
+
+def build(project: queries.ProjectInfo, fmt: str, reviewed_only: bool, options: dict) -> None:
+    """Button callback: write the file and keep it for the download button."""
+    st.session_state.pop("export", None)
+    with session_scope(URL) as s:
+        items = queries.export_items(s, project.id, reviewed_only=reviewed_only)
+    if not items:
+        st.session_state.export_error = "No items to export" + (" (none is reviewed yet)." if reviewed_only else ".")
+        return
+    stem = f"{project.name}-{options.get('side', 'items')}" if "side" in options else project.name
+    try:
+        with tempfile.TemporaryDirectory(prefix="labelbridge-export-") as tmp:
+            download = export_download(items, fmt, Path(tmp), stem, **options)
+    except (FormatError, ValueError) as exc:
+        st.session_state.export_error = f"Export failed: {exc}"
+        return
+    st.session_state.export = {"file": download, "count": len(items), "fmt": fmt}
+
+
+def main() -> None:
+    st.title("Export")
+    project_id = selected_project_id()
+    if project_id is None:
+        return
+    with session_scope(URL) as s:
+        project = queries.get_project(s, project_id)
+        counts = queries.project_counts(s, project_id)
+    st.markdown(f"**{project.name}** · {counts['total']} items · {counts['reviewed']} reviewed · {counts['with_target']} with a translation")
+
+    c1, c2 = st.columns(2)
+    fmt = c1.selectbox("Format", format_names(), index=format_names().index("jsonl") if "jsonl" in format_names() else 0)
+    reviewed_only = c2.checkbox("Reviewed items only", value=False)
+    writer_options = get_format(fmt).write_options
+    options: dict = {}
+    if "side" in writer_options:
+        options["side"] = st.radio("Sentences", list(SIDES), format_func=SIDES.__getitem__, horizontal=True)
+    if "labels" in writer_options and project.labels:
+        options["labels"] = list(project.labels)
+    st.button("Build file", type="primary", on_click=build, args=(project, fmt, reviewed_only, options))
+
+    if error := st.session_state.pop("export_error", None):
+        st.warning(error)
+    export = st.session_state.get("export")
+    if export:
+        download = export["file"]
+        st.success(f"{download.filename}: {export['count']} item(s), {len(download.data):,} bytes ({export['fmt']}).")
+        st.download_button(f"Download {download.filename}", download.data, file_name=download.filename, mime=download.mime, type="primary")
+
+
+ensure_navigation()
+main()

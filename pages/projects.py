@@ -1,0 +1,173 @@
+"""Projects: the list with counts, creating a project, importing a file into one."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.config import settings
+from core.demo import seed_demo
+from core.formats import FormatError, ReadReport
+from core.transfer import ArchiveError, drop_translations, format_names, match_images, read_upload, unpack_images
+from db import queries
+from db.engine import session_scope
+from pages._common import ensure_navigation
+
+URL = settings().db_url
+AUTO = "auto (from the file name)"
+TRANSLATIONS = {
+    "file": "Use the file's translation field",
+    "none": "Ignore translations in the file",
+}
+
+
+def show_projects() -> list[queries.ProjectSummary]:
+    with session_scope(URL) as s:
+        projects = queries.list_projects(s)
+    if not projects:
+        st.info("No projects yet. Create one below, or load the demo projects to look around.")
+        if st.button("Load the demo projects", icon=":material/auto_awesome:"):
+            with st.spinner("Seeding the demo projects…"):
+                seeded = seed_demo(URL)
+            st.session_state.flash = "Demo projects loaded." if seeded else "The database already has projects."
+            st.rerun()
+        return projects
+    table = pd.DataFrame(
+        [
+            {
+                "Project": p.name,
+                "Languages": f"{p.src_lang} → {p.tgt_lang}",
+                "Labels": ", ".join(p.labels),
+                "Items": p.n_items,
+                "Reviewed": p.n_reviewed,
+                "With image": p.n_with_image,
+                "With translation": p.n_target,
+            }
+            for p in projects
+        ]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    return projects
+
+
+def create_form() -> None:
+    with st.form("create_project", clear_on_submit=False):
+        st.markdown("**Create a project**")
+        name = st.text_input("Name")
+        c1, c2 = st.columns(2)
+        src = c1.text_input("Source language", value="en", help="ISO code, e.g. en")
+        tgt = c2.text_input("Target language", value="es", help="ISO code, e.g. es, de")
+        labels = st.text_input("Labels (comma-separated)", value="PER, ORG, LOC, MISC")
+        if not st.form_submit_button("Create project", type="primary"):
+            return
+    label_list = [lab.strip() for lab in labels.split(",") if lab.strip()]
+    try:
+        with session_scope(URL) as s:
+            project = queries.create_project(s, name, src.strip(), tgt.strip(), label_list)
+    except queries.QueryError as exc:
+        st.error(str(exc))
+        return
+    st.session_state.project_id = project.id
+    st.session_state.flash = f"Created project {project.name!r}."
+    st.rerun()
+
+
+def import_form(project: queries.ProjectSummary) -> None:
+    st.markdown(f"**Import items into {project.name}**")
+    upload = st.file_uploader("Data file", key="import_file", help="CoNLL, JSONL, Label Studio JSON, …")
+    c1, c2 = st.columns(2)
+    fmt = c1.selectbox("Format", [AUTO, *format_names()], key="import_format")
+    translations = c2.radio("Translations", list(TRANSLATIONS), format_func=TRANSLATIONS.__getitem__, key="import_translations")
+    images_zip = st.file_uploader("Images (optional zip, matched by the items' image names)", type=["zip"], key="import_images")
+    images_dir = st.text_input("…or an image folder on the server (optional)", key="import_images_dir")
+    if not st.button("Import", type="primary", disabled=upload is None):
+        return
+    result = run_import(project.id, upload.name, upload.getvalue(), None if fmt == AUTO else fmt, translations,
+                        images_zip.getvalue() if images_zip else None, images_dir.strip() or None)
+    st.session_state.import_result = result
+    st.rerun()
+
+
+def run_import(project_id: int, name: str, data: bytes, fmt: str | None, translations: str,
+               images_zip: bytes | None, images_dir: str | None) -> dict:
+    """Read, match images and store; a dict for the result panel (errors leave the DB untouched)."""
+    report = ReadReport()
+    with tempfile.TemporaryDirectory(prefix="labelbridge-import-") as tmp:
+        try:
+            items = read_upload(name, data, Path(tmp) / "file", fmt, report=report)
+        except (FormatError, ValueError, TypeError) as exc:
+            return {"file": name, "errors": [str(exc)]}
+        if translations == "none":
+            items = drop_translations(items)
+        root = None
+        if images_zip is not None:
+            try:
+                root = unpack_images(images_zip, Path(tmp) / "images")
+            except ArchiveError as exc:
+                return {"file": name, "errors": [str(exc)]}
+        elif images_dir:
+            root = Path(images_dir).expanduser()
+            if not root.is_dir():
+                return {"file": name, "errors": [f"image folder {images_dir} does not exist"]}
+        if root is not None:
+            items, problems = match_images(items, root)
+            if problems:
+                return {"file": name, "errors": [f"image not found: {p}" for p in problems]}
+        try:
+            with session_scope(URL) as s:
+                rep = queries.import_items(s, project_id, items, image_root=root)
+        except queries.ItemImportError as exc:
+            return {"file": name, "errors": exc.errors}
+        except queries.QueryError as exc:
+            return {"file": name, "errors": [str(exc)]}
+    return {
+        "file": name,
+        "added": rep.added,
+        "duplicates": list(rep.skipped_duplicates),
+        "images": rep.images_stored,
+        "new_labels": list(rep.new_labels),
+        "warnings": [str(w) for w in report.warnings],
+    }
+
+
+def show_import_result() -> None:
+    result = st.session_state.pop("import_result", None)
+    if not result:
+        return
+    if result.get("errors"):
+        st.error(f"Nothing was imported from {result['file']}:")
+        st.markdown("\n".join(f"- `{e}`" for e in result["errors"][:50]))
+        if len(result["errors"]) > 50:
+            st.caption(f"… and {len(result['errors']) - 50} more")
+        return
+    st.success(
+        f"Imported {result['added']} item(s) from {result['file']}; "
+        f"{result['images']} image(s) stored; {len(result['duplicates'])} duplicate(s) skipped."
+    )
+    if result["new_labels"]:
+        st.info("New labels added to the project: " + ", ".join(result["new_labels"]))
+    if result["duplicates"]:
+        st.caption("Skipped ids already in the project: " + ", ".join(result["duplicates"][:30]))
+    if result["warnings"]:
+        with st.expander(f"{len(result['warnings'])} repair(s) made while reading"):
+            st.markdown("\n".join(f"- `{w}`" for w in result["warnings"][:200]))
+
+
+ensure_navigation()
+st.title("Projects")
+if flash := st.session_state.pop("flash", None):
+    st.success(flash)
+projects = show_projects()
+left, right = st.columns(2, gap="large")
+with left:
+    create_form()
+with right:
+    selected = next((p for p in projects if p.id == st.session_state.get("project_id")), None)
+    show_import_result()
+    if selected is None:
+        st.caption("Create or select a project to import items.")
+    else:
+        import_form(selected)

@@ -1,0 +1,116 @@
+"""Start the real app (``streamlit run app.py``) on a free port and drive it with Chromium.
+
+Shared by the browser tests (through conftest.py) and by ``screenshot.py``, which refreshes
+docs/review.png. The app gets its own LABELBRIDGE_DATA/LABELBRIDGE_DB, so nothing touches
+the developer's database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("LABELBRIDGE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_env(data_dir: Path) -> dict[str, str]:
+    """The environment of an app that keeps everything under ``data_dir``."""
+    env = dict(os.environ)
+    env["LABELBRIDGE_DATA"] = str(data_dir)
+    env["LABELBRIDGE_DB"] = f"sqlite:///{data_dir / 'labelbridge.db'}"
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _wait_until_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}; log:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not answer at {url} within {timeout:.0f} s; log:\n{log.read_text(errors='replace')}")
+
+
+@contextmanager
+def running_app(data_dir: Path, timeout: float = 90.0) -> Iterator[str]:
+    """Run the app headless with its data in ``data_dir``; yield its base URL."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = data_dir / "streamlit.log"
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        "--server.headless=true",
+        f"--server.port={port}",
+        "--server.address=127.0.0.1",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--global.developmentMode=false",
+    ]  # fmt: skip
+    with open(log, "wb") as log_fh:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=app_env(data_dir), stdout=log_fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(url, proc, log, timeout)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
+    """A Playwright page in headless Chromium (the system's /usr/bin/chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_for_app(page) -> None:  # noqa: ANN001 (playwright Page)
+    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=60_000,
+    )

@@ -1,0 +1,68 @@
+"""Refresh the README screenshot: seed the demo into a throw-away database, run the app,
+open Review on a demo item with a picture and save the page as a PNG.
+
+    .venv/bin/python tests/browser/screenshot.py            # writes docs/review.png
+    .venv/bin/python tests/browser/screenshot.py --out x.png --item d29 --project "Demo (en→de)"
+
+Needs /usr/bin/chromium (apt-get install -y chromium) and the playwright package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from appserver import CHROMIUM, REPO_ROOT, app_env, chromium_page, running_app, wait_for_app  # noqa: E402
+
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def seed(data_dir: Path, project_name: str, external_id: str) -> tuple[int, int]:
+    """Seed the demo with the app's environment; return (project id, item id)."""
+    os.environ.update({k: v for k, v in app_env(data_dir).items() if k.startswith("LABELBRIDGE_")})
+    from core.demo import seed_demo
+    from db import queries
+    from db.engine import session_scope
+
+    seed_demo()
+    with session_scope() as s:
+        project = queries.get_project(s, project_name)
+        rows = queries.list_items(s, project.id, search=external_id, limit=100).rows
+        item = next((r for r in rows if r.external_id == external_id), None)
+        if item is None:
+            raise SystemExit(f"no demo item {external_id!r} in {project_name!r}")
+        return project.id, item.id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "review.png"))
+    parser.add_argument("--project", default="Demo (en→es)")
+    parser.add_argument("--item", default="d01", help="external id of the demo item to show")
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=1100)
+    args = parser.parse_args(argv)
+    if not CHROMIUM.is_file():
+        print(f"error: {CHROMIUM} not found (apt-get install -y chromium)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="labelbridge-screenshot-") as tmp:
+        data_dir = Path(tmp) / "data"
+        project_id, item_id = seed(data_dir, args.project, args.item)
+        with running_app(data_dir) as url, chromium_page(args.width, args.height) as page:
+            page.goto(f"{url}/review?project={project_id}&item={item_id}")
+            wait_for_app(page)
+            page.locator('[data-testid="stImage"] img').first.wait_for()
+            page.get_by_role("button", name="Save", exact=True).wait_for()
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(out), full_page=True)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

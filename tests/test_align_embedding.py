@@ -1,0 +1,177 @@
+"""Batched SimAlign aligner == the simalign package, on a tiny random BERT (and the real encoder)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from core.align import SimAlignAligner, align_items, get_aligner
+from core.align.bench import bench_align_speed, main as bench_main, read_conll_words
+from core.data import Item, Sentence
+
+CORPUS = [
+    "the european parliament votes on the report today",
+    "das europäische parlament stimmt heute über den bericht ab",
+    "madam president , i would like to thank the commission .",
+    "frau präsidentin , ich möchte der kommission danken .",
+    "el parlamento europeo vota hoy el informe",
+]
+VOCAB = sorted({w for line in CORPUS for w in line.split()}) + ["Straßburg", "xyzzy", "Kommissionsvorschlag", "1999"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """A 4-layer random BERT with a small WordPiece vocabulary (words split into several subwords)."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    tokenizer = BertTokenizer(tokenizer_object=tok)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=128,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    return str(folder)
+
+
+def random_pairs(n: int, seed: int = 0) -> list[tuple[list[str], list[str]]]:
+    rng = random.Random(seed)
+    # short sentences (networkx' matching in simalign is slow); min(m, n) <= 2 is a special case in itermax
+    lengths = [1, 2, 3, 12] + [rng.randint(1, 12) for _ in range(n)]
+    return [
+        ([rng.choice(VOCAB) for _ in range(rng.choice(lengths))], [rng.choice(VOCAB) for _ in range(rng.choice(lengths))])
+        for _ in range(n)
+    ]
+
+
+def simalign_links(model: str, layer: int, pairs, token_type: str = "bpe") -> list[dict[str, list]]:
+    from simalign import SentenceAligner
+
+    ref = SentenceAligner(model=model, token_type=token_type, matching_methods="mai", layer=layer)
+    return [ref.get_word_aligns(s, t) for s, t in pairs]
+
+
+OURS_TO_SIMALIGN = {"argmax": "inter", "itermax": "itermax", "match": "mwmf"}
+
+
+@pytest.mark.parametrize("layer,batch_size", [(3, 3), (4, 64), (0, 5)])
+def test_batched_equals_simalign(tiny_model, layer, batch_size):
+    # ragged batches (3 sentences per forward over 40 sentences), one big padded batch,
+    # the last layer, and layer 0 (embeddings: the full-forward path instead of early stop)
+    pairs = random_pairs(20, seed=layer)
+    ours = SimAlignAligner(model=tiny_model, layer=layer, batch_size=batch_size)
+    got = ours.align_methods(pairs, list(OURS_TO_SIMALIGN))
+    ref = simalign_links(tiny_model, layer, pairs)
+    for method, theirs in OURS_TO_SIMALIGN.items():
+        for k, (links, expected) in enumerate(zip(got[method], ref)):
+            assert [(ln.src, ln.tgt) for ln in links] == expected[theirs], f"{method} pair {k}"
+    if 1 <= layer:
+        assert ours._early_stop is True  # the forward stopped after block `layer`
+
+
+def test_mean_pooling_equals_simalign_word_mode(tiny_model):
+    pairs = random_pairs(12, seed=7)
+    ours = SimAlignAligner(model=tiny_model, layer=2, pooling="mean", batch_size=4)
+    got = ours.align_methods(pairs, list(OURS_TO_SIMALIGN))
+    ref = simalign_links(tiny_model, 2, pairs, token_type="word")
+    for method, theirs in OURS_TO_SIMALIGN.items():
+        assert [[(ln.src, ln.tgt) for ln in links] for links in got[method]] == [r[theirs] for r in ref], method
+
+
+def test_links_scores_order_and_edge_cases(tiny_model):
+    aligner = get_aligner("simalign:itermax", model=tiny_model, layer=2, pooling="first")
+    pairs = random_pairs(6, seed=3) + [([], ["das"]), (["the"], [])]
+    out = aligner.align(pairs)
+    assert len(out) == len(pairs)
+    assert out[-2] == [] and out[-1] == []
+    for (src, tgt), links in zip(pairs, out):
+        assert [(ln.src, ln.tgt) for ln in links] == sorted({(ln.src, ln.tgt) for ln in links})
+        for ln in links:
+            assert 0 <= ln.src < len(src) and 0 <= ln.tgt < len(tgt)
+            assert 0.0 <= ln.score <= 1.0
+    # identical sentences: every word is most similar to itself
+    same = ["the", "european", "parliament", "votes", "today"]
+    assert {(ln.src, ln.tgt) for ln in aligner.align([(same, same)])[0]} >= {(i, i) for i in range(len(same))}
+
+
+def test_bad_input_is_named(tiny_model):
+    aligner = SimAlignAligner(model=tiny_model, layer=2)
+    with pytest.raises(ValueError, match="pair 1 target word 0"):
+        aligner.align([(["a"], ["b"]), (["a"], [""])])
+    with pytest.raises(ValueError, match="pair 0 source must be a list of words"):
+        aligner.align([("a b", ["b"])])
+    with pytest.raises(ValueError, match="unknown method"):
+        SimAlignAligner(method="best")
+    with pytest.raises(ValueError, match="layer 9"):
+        SimAlignAligner(model=tiny_model, layer=9).align([(["a"], ["b"])])
+
+
+def test_align_items_fills_alignment(tiny_model):
+    items = [
+        Item("1", Sentence.from_words(["the", "report"], "en"), target=Sentence.from_words(["der", "bericht"], "de")),
+        Item("2", Sentence.from_words(["alone"], "en")),
+    ]
+    out = align_items(items, SimAlignAligner(model=tiny_model, layer=2))
+    assert out[0].alignment and all(0 <= ln.src < 2 and 0 <= ln.tgt < 2 for ln in out[0].alignment)
+    assert out[1].alignment == [] and items[0].alignment == []  # input untouched
+
+
+def write_conll(path: Path, sentences: list[list[str]]) -> None:
+    path.write_text("".join("".join(f"{w}\tO\n" for w in s) + "\n" for s in sentences), encoding="utf-8")
+
+
+def test_bench_function_and_script(tiny_model, tmp_path, capsys):
+    pairs = random_pairs(8, seed=11)
+    write_conll(tmp_path / "en.conll", [s for s, _ in pairs])
+    write_conll(tmp_path / "de.conll", [t for _, t in pairs])
+    assert read_conll_words(tmp_path / "en.conll") == [s for s, _ in pairs]
+    result = bench_align_speed(
+        tmp_path / "en.conll", tmp_path / "de.conll", limit=6, method="match", layer=3, model=tiny_model, block=4, warmup=2
+    )
+    assert result["pairs"] == 6 and result["method"] == "match" and result["layer"] == 3
+    assert result["link_agreement"] == 1.0 and result["links_ours"] == result["links_simalign"] > 0
+    assert result["ours_pairs_per_second"] > 0 and result["ratio"] > 0
+    code = bench_main(
+        ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "de.conll"), "--limit", "3",
+         "--layer", "2", "--model", tiny_model, "--json"]
+    )  # fmt: skip
+    assert code == 0
+    line = capsys.readouterr().out.strip().splitlines()
+    assert len(line) == 1 and json.loads(line[0])["pairs"] == 3
+    write_conll(tmp_path / "short.conll", [["a"]])
+    assert bench_main(["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "short.conll"), "--json"]) == 2
+    assert "must be parallel" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_real_encoder_agrees_with_simalign(europarl_dir):
+    from core.config import settings
+
+    encoder = Path(settings().encoder)
+    if not (encoder / "config.json").is_file():
+        pytest.skip(f"default encoder not prepared at {encoder} (python -m core.cli models prepare)")
+    src = read_conll_words(europarl_dir / "en-europarl.test.conll02")[:20]
+    tgt = read_conll_words(europarl_dir / "de-europarl.test.conll02")[:20]
+    result = bench_align_speed(
+        europarl_dir / "en-europarl.test.conll02", europarl_dir / "de-europarl.test.conll02",
+        limit=20, method="itermax", layer=8, model=str(encoder), block=20, warmup=1,
+    )  # fmt: skip
+    assert result["pairs"] == len(src) == len(tgt) == 20
+    assert result["link_agreement"] >= 0.99, result

@@ -1,0 +1,193 @@
+"""The Streamlit app driven headless with AppTest, on a private temporary database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.config import REPO_ROOT
+from core.data import Item, Sentence, make_span
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+APP = str(REPO_ROOT / "app.py")
+TIMEOUT = 60
+
+
+def tiny_items() -> list[Item]:
+    src1 = Sentence.from_words(["Anna", "Weber", "lives", "in", "Berlin", "."], "en")
+    tgt1 = Sentence.from_words(["Anna", "Weber", "vive", "en", "Berlín", "."], "es")
+    src2 = Sentence.from_words(["It", "rained", "."], "en")
+    tgt2 = Sentence.from_words(["Llovió", "."], "es")
+    return [
+        Item("s1", src1, [make_span(src1, 0, 2, "PER"), make_span(src1, 4, 5, "LOC")], tgt1),
+        Item("s2", src2, [], tgt2),
+    ]
+
+
+@pytest.fixture()
+def project_id(lb_env) -> int:
+    from db import queries
+    from db.engine import init_db, session_scope
+
+    init_db()
+    with session_scope() as s:
+        p = queries.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
+        queries.import_items(s, p.id, tiny_items())
+    return p.id
+
+
+def start(page: str | None = None, project: int | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if project is not None:
+        at.query_params["project"] = str(project)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def html_text(at: AppTest) -> str:
+    return "\n".join(h.value for h in at.get("html"))
+
+
+def by_label(widgets, label: str):
+    matches = [w for w in widgets if w.label == label]
+    assert matches, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return matches[0]
+
+
+def test_every_page_loads_on_an_empty_database(lb_env) -> None:
+    at = start()
+    assert any("No projects yet" in i.value for i in at.info)
+    for page in ("pages/review.py", "pages/export.py", "pages/projects.py"):
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.message for e in at.exception])
+
+
+def test_projects_page_lists_counts_and_creates_a_project(project_id) -> None:
+    at = start()
+    table = at.dataframe[0].value
+    row = table[table["Project"] == "Tiny"].iloc[0]
+    assert (row["Items"], row["Reviewed"], row["With image"], row["With translation"]) == (2, 0, 0, 2)
+
+    by_label(at.text_input, "Name").set_value("Second")
+    by_label(at.text_input, "Target language").set_value("de")
+    by_label(at.text_input, "Labels (comma-separated)").set_value("PER, LOC")
+    by_label(at.button, "Create project").click().run()
+    assert not at.exception
+    assert any("Created project 'Second'" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert set(table["Project"]) == {"Tiny", "Second"}
+    second = table[table["Project"] == "Second"].iloc[0]
+    assert (second["Languages"], second["Labels"], second["Items"]) == ("en → de", "PER, LOC", 0)
+    # the new project is selected, so the import form targets it
+    assert any(m.value == "**Import items into Second**" for m in at.markdown)
+
+
+def test_projects_page_imports_a_conll_file_and_reports(project_id) -> None:
+    at = start(project=project_id)
+    conll = "Maria\tB-PER\nSchneider\tI-PER\nworks\tO\nin\tO\nMunich\tB-LOC\n.\tO\n\nHello\tO\n"
+    at.file_uploader(key="import_file").set_value(("new.conll", conll.encode(), "text/plain"))
+    at.run()
+    by_label(at.button, "Import").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Imported 2 item(s) from new.conll" in s.value for s in at.success), [s.value for s in at.success]
+    table = at.dataframe[0].value
+    assert table[table["Project"] == "Tiny"].iloc[0]["Items"] == 4
+
+
+def test_projects_page_refuses_a_bad_file_and_stores_nothing(project_id) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    at = start(project=project_id)
+    bad = '{"id": "a", "text": "Hi there", "spans": []}\n{"id": "b", "text": "Oops", "spans": [{"start": 0, "end": 5, "label": "PER"}]}\n'
+    at.file_uploader(key="import_file").set_value(("bad.jsonl", bad.encode(), "application/json"))
+    at.run()
+    by_label(at.button, "Import").click().run()
+    assert not at.exception
+    assert any("Nothing was imported from bad.jsonl" in e.value for e in at.error)
+    assert "bad.jsonl:2" in "\n".join(m.value for m in at.markdown)
+    with session_scope() as s:
+        assert queries.project_counts(s, project_id)["total"] == 2
+
+
+def test_review_shows_the_item_and_saves_an_edit(project_id) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    at = start("pages/review.py", project=project_id)
+    shown = html_text(at)
+    assert "Anna Weber" in shown and "vive en" in shown and ">PER<" in shown
+
+    shown_id = at.session_state["item_id"]
+    at.multiselect(key=f"add_tokens:{shown_id}").set_value([0, 1])
+    at.selectbox(key=f"add_label:{shown_id}").set_value("PER")
+    by_label(at.button, "Add span").click().run()
+    at.multiselect(key=f"add_tokens:{shown_id}").set_value([4])
+    at.selectbox(key=f"add_label:{shown_id}").set_value("LOC")
+    by_label(at.button, "Add span").click().run()
+    assert not at.exception
+    by_label(at.button, "Save").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Saved item s1" in s.value for s in at.success)
+
+    with session_scope() as s:
+        item_id = queries.item_ids(s, project_id)[0]
+        rec = queries.load_item(s, item_id)
+    assert [(sp.start, sp.end, sp.label) for sp in rec.item.target_spans] == [(0, 2, "PER"), (4, 5, "LOC")]
+    assert rec.status == "reviewed" and rec.current_source["target"].startswith("human:")
+    assert {sp.source for sp in rec.item.target_spans} == {"human:reviewer"}
+
+
+def test_review_shows_a_conflict_instead_of_overwriting(project_id) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    at = start("pages/review.py", project=project_id)
+    with session_scope() as s:
+        item_id = queries.item_ids(s, project_id)[0]
+        rec = queries.load_item(s, item_id)
+        tgt = rec.item.target
+        queries.save_edit(s, item_id, "target", [make_span(tgt, 4, 5, "LOC", "human:other")], "other", rec.version)
+    by_label(at.button, "Save").click().run()
+    assert not at.exception
+    assert any("changed by someone else" in e.value for e in at.error)
+    with session_scope() as s:
+        now = queries.load_item(s, item_id)
+    assert [(sp.start, sp.end, sp.label) for sp in now.item.target_spans] == [(4, 5, "LOC")]
+    by_label(at.button, "Load the current version").click().run()
+    assert not at.exception
+    assert "Berlín" in html_text(at) and ">LOC<" in html_text(at)
+
+
+def test_review_navigates_with_next_and_the_url(project_id) -> None:
+    at = start("pages/review.py", project=project_id)
+    by_label(at.button, "Next →").click().run()
+    assert "Llovió" in html_text(at)
+    assert at.query_params["item"] == [str(at.session_state["item_id"])] or at.query_params["item"] == str(at.session_state["item_id"])
+
+
+def test_export_builds_a_jsonl_file(project_id) -> None:
+    at = start("pages/export.py", project=project_id)
+    by_label(at.selectbox, "Format").set_value("jsonl")
+    by_label(at.button, "Build file").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    download = at.session_state["export"]["file"]
+    assert download.filename == "Tiny.jsonl"
+    rows = [json.loads(line) for line in download.data.decode().splitlines()]
+    assert [r["id"] for r in rows] == ["s1", "s2"]
+    assert rows[0]["spans"][0]["label"] == "PER"
+    assert len(at.get("download_button")) == 1
+
+
+def test_export_reviewed_only_with_nothing_reviewed_warns(project_id) -> None:
+    at = start("pages/export.py", project=project_id)
+    by_label(at.checkbox, "Reviewed items only").check().run()
+    by_label(at.button, "Build file").click().run()
+    assert any("none is reviewed yet" in w.value for w in at.warning)
+    assert "export" not in at.session_state

@@ -1,0 +1,222 @@
+"""Student token classifier on a tiny random BERT made in the test (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.data import Item, Sentence, make_span
+from core.student import (
+    TrainConfig,
+    TrainingCancelled,
+    decode_iob2,
+    disagreement,
+    load_student,
+    predict,
+    predict_details,
+    save_student,
+    span_f1,
+    train_student,
+)
+from core.student.data import IGNORE, build_windows, examples_from_items, label_list, split_windows, word_pieces
+
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def make_tiny_encoder(folder) -> str:
+    """A 2-layer BERT with a character-level WordPiece vocabulary: every lowercase word is
+    split into one subword per letter (except the few whole words in the vocabulary)."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ","] + list(LETTERS) + [f"##{c}" for c in LETTERS]
+    vocab += ["the", "in", "met", "paris", "berlin", "anna", "bob"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(folder / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def _item(i: int, words: list[str], spans: list[tuple[int, int, str]], source: str = "gold", conf=None, **meta) -> Item:
+    sentence = Sentence.from_words(words)
+    return Item(
+        id=f"s{i}",
+        source=sentence,
+        target=sentence,
+        target_spans=[make_span(sentence, a, b, label, source, conf) for a, b, label in spans],
+        meta=dict(meta),
+    )
+
+
+def toy_items() -> list[Item]:
+    people, places = ["anna", "bob", "carla", "dieter"], ["paris", "berlin", "rome", "madrid"]
+    items = []
+    for i in range(16):
+        who, where = people[i % 4], places[(i // 2) % 4]
+        items.append(_item(i, [who, "met", "us", "in", where, "."], [(0, 1, "PER"), (4, 5, "LOC")]))
+    return items
+
+
+def fast_config(encoder: str, **changes) -> TrainConfig:
+    base = dict(encoder=encoder, epochs=8, learning_rate=3e-3, batch_size=4, device="cpu", seed=1, warmup_ratio=0.0)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+# ------------------------------------------------------------------------ data preparation
+
+
+def test_labels_sit_on_the_first_subword_only(tiny_encoder):
+    from core.encoder import load_encoder
+
+    tokenizer, _ = load_encoder(tiny_encoder, "cpu")
+    words = ["carla", "met", "xy"]  # carla -> c ##a ##r ##l ##a ; met is one piece ; xy -> x ##y
+    pieces = word_pieces(tokenizer, [words])[0]
+    assert [len(p) for p in pieces] == [5, 1, 2]
+    labels = {"O": 0, "B-PER": 1, "I-PER": 2}
+    (window,) = build_windows(tokenizer, [words], 64, tags=[["B-PER", "O", None]], label_ids=labels)
+    assert window.input_ids[0] == tokenizer.cls_token_id and window.input_ids[-1] == tokenizer.sep_token_id
+    assert window.first_positions == (1, 6, 7)
+    expected = [IGNORE, 1, IGNORE, IGNORE, IGNORE, IGNORE, 0, IGNORE, IGNORE, IGNORE]  # xy masked (None)
+    assert list(window.labels) == expected
+
+
+def test_long_sentence_is_split_into_windows_not_truncated(tiny_encoder):
+    from core.encoder import load_encoder
+
+    tokenizer, _ = load_encoder(tiny_encoder, "cpu")
+    words = ["carla", "met"] * 20  # 120 subwords
+    windows = build_windows(tokenizer, [words], 16)
+    assert len(windows) > 5
+    assert all(len(w.input_ids) <= 16 for w in windows)
+    covered = [i for w in windows for i in range(w.word_start, w.word_end)]
+    assert covered == list(range(len(words)))  # every word once, in order
+    assert split_windows([3, 3, 3], 6) == [(0, 2), (2, 3)]
+    assert split_windows([9, 1], 4) == [(0, 1), (1, 2)]  # an over-long word gets its own window
+
+
+def test_low_confidence_silver_spans_are_masked_not_taught_as_o():
+    config = TrainConfig(silver_threshold=0.5, w_gold=1.0, w_silver=0.3)
+    silver = _item(0, ["anna", "met", "bob", "in", "paris"], [(0, 1, "PER"), (2, 3, "PER"), (4, 5, "LOC")], "projection:heuristic", 0.2)
+    # give one span a high confidence: it is kept
+    sentence = silver.target
+    silver = silver.with_(target_spans=[silver.target_spans[0], make_span(sentence, 2, 3, "PER", "projection:heuristic", 0.9)])
+    gold = _item(1, ["anna", "met", "bob"], [(0, 1, "PER")], "human:ann")
+    ex_silver, ex_gold = examples_from_items([silver, gold], config)
+    assert ex_silver.tags == (None, "O", "B-PER", "O", "O")
+    assert ex_silver.weight == 0.3 and ex_gold.weight == 1.0
+    assert ex_gold.tags == ("B-PER", "O", "O")
+    # an explicit flag wins over the span sources
+    flagged = _item(2, ["anna"], [(0, 1, "PER")], "projection:x", 0.1, gold=True)
+    assert examples_from_items([flagged], config)[0].weight == 1.0
+    assert label_list([ex_silver, ex_gold]) == ["O", "B-PER", "I-PER"]
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="side"):
+        TrainConfig(side="middle")
+    with pytest.raises(ValueError, match="silver_threshold"):
+        TrainConfig(silver_threshold=1.5)
+    assert TrainConfig.from_dict({**TrainConfig(epochs=2).to_dict(), "unknown": 1}).epochs == 2
+
+
+# --------------------------------------------------------------------- training and use
+
+
+def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path):
+    items = toy_items()
+    steps = []
+    student = train_student(items, items[:4], fast_config(tiny_encoder), progress_cb=lambda s, t, loss: steps.append((s, t, loss)))
+    assert steps and steps[-1][0] == steps[-1][1] or student.best_epoch is not None
+    losses = [h["loss"] for h in student.history]
+    assert losses[-1] < losses[0]
+    assert "dev_f1" in student.history[0]
+
+    sentences = [it.target for it in items[:6]] + [Sentence.from_words(["bob", "met", "anna", "in", "rome"])]
+    before = predict_details(student, sentences)
+    learned = [p.spans for p in before[:6]]
+    gold = [it.target_spans for it in items[:6]]
+    assert np.mean([span_f1(p, g) for p, g in zip(learned, gold)]) > 0.5  # it learned something
+
+    save_student(student, tmp_path / "model")
+    assert (tmp_path / "model" / "encoder" / "config.json").is_file()
+    loaded = load_student(tmp_path / "model", device="cpu")
+    assert loaded.labels == student.labels and loaded.config == student.config
+    after = predict_details(loaded, sentences)
+    for a, b in zip(before, after):
+        assert [s.key() for s in a.spans] == [s.key() for s in b.spans]
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+        assert [s.confidence for s in a.spans] == pytest.approx([s.confidence for s in b.spans], abs=1e-5)
+
+
+def test_prediction_stitches_windows_of_a_long_sentence(tiny_encoder):
+    items = toy_items()
+    student = train_student(items, (), fast_config(tiny_encoder, epochs=2, max_subwords=12))
+    long = Sentence.from_words(["anna", "met", "us", "in", "paris", "."] * 6)
+    (prediction,) = predict_details(student, [long])
+    assert prediction.probs.shape == (len(long), len(student.labels))
+    assert len(prediction.tags) == len(long)
+    assert np.allclose(prediction.probs.sum(axis=1), 1.0, atol=1e-4)  # every word got a prediction
+    assert 0.0 <= prediction.uncertainty <= 1.0
+    for span in prediction.spans:
+        assert span.source == "student" and 0.0 <= span.confidence <= 1.0
+    assert predict(student, [Sentence("", [])]) == [[]]
+
+
+def test_cancel_callback_stops_training(tiny_encoder):
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(TrainingCancelled):
+        train_student(toy_items(), (), fast_config(tiny_encoder), cancel_cb=cancel)
+
+
+def test_training_needs_entities(tiny_encoder):
+    empty = [_item(0, ["the", "met"], [])]
+    with pytest.raises(ValueError, match="no entity"):
+        train_student(empty, (), fast_config(tiny_encoder))
+
+
+# ------------------------------------------------------------------------- decoding
+
+
+def test_decoding_never_produces_an_orphan_inside_tag():
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    probs = np.array(
+        [
+            [0.5, 0.05, 0.4, 0.03, 0.02],  # greedy: O
+            [0.1, 0.05, 0.8, 0.03, 0.02],  # greedy: I-PER after O (invalid)
+            [0.1, 0.1, 0.1, 0.1, 0.6],  # greedy: I-LOC after I-PER (invalid)
+        ]
+    )
+    tags = decode_iob2(probs, labels)
+    for prev, cur in zip(["O"] + tags, tags):
+        if cur.startswith("I-"):
+            assert prev[2:] == cur[2:] and prev != "O"
+    assert decode_iob2(np.zeros((0, 5)), labels) == []
+
+
+def test_disagreement_is_one_minus_span_f1():
+    s = Sentence.from_words(["anna", "met", "bob", "in", "paris"])
+    a = [make_span(s, 0, 1, "PER"), make_span(s, 4, 5, "LOC")]
+    b = [make_span(s, 0, 1, "PER"), make_span(s, 2, 3, "PER", "student")]
+    assert disagreement(a, a) == 0.0
+    assert disagreement([], []) == 0.0
+    assert disagreement(a, []) == 1.0
+    assert disagreement(a, b) == pytest.approx(0.5)
