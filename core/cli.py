@@ -44,4 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module so commands and this file share one CliError class.
+    from core.cli import main as _main
+
+    sys.exit(_main())

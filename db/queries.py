@@ -634,7 +634,7 @@ class _SideState:
     redo: list[tuple[list[dict[str, Any]] | None, str | None]] = field(default_factory=list)
 
 
-def _replay(edits: Iterable[orm.Edit]) -> _SideState:
+def _replay(edits: Iterable[Any]) -> _SideState:
     """Undo/redo stacks from the log: an edit pushes the old state and clears redo, undo
     and redo move one state between the stacks (so history stays append-only)."""
     st = _SideState()
@@ -652,7 +652,7 @@ def _replay(edits: Iterable[orm.Edit]) -> _SideState:
     return st
 
 
-def _machine_choice(sets: Sequence[orm.SpanSet]) -> orm.SpanSet | None:
+def _machine_choice(sets: Sequence[Any]) -> Any:
     """Rules 2-4 of the module docstring."""
     for s_ in sets:
         if s_.source == "gold":
@@ -664,7 +664,7 @@ def _machine_choice(sets: Sequence[orm.SpanSet]) -> orm.SpanSet | None:
     return max(sets, key=key) if sets else None
 
 
-def _current(state: _SideState, sets: Sequence[orm.SpanSet]) -> tuple[list[Span], str | None]:
+def _current(state: _SideState, sets: Sequence[Any]) -> tuple[list[Span], str | None]:
     if state.spans is not None:
         return _spans_from_json(state.spans, f"human:{state.user}"), f"human:{state.user}"
     chosen = _machine_choice(sets)
@@ -673,32 +673,40 @@ def _current(state: _SideState, sets: Sequence[orm.SpanSet]) -> tuple[list[Span]
     return _spans_from_json(chosen.spans, chosen.source), chosen.source
 
 
+def _columns(model: type[orm.Base]) -> list[Any]:
+    """All mapped columns of a model, for selecting plain rows with attribute access."""
+    return [getattr(model, c.key) for c in model.__table__.columns]
+
+
 def _load_records(s: Session, item_ids: Sequence[int], media_dir: Path) -> list[ItemRecord]:
     """Items with everything attached, in the order of ``item_ids``: five queries per chunk."""
     records: dict[int, ItemRecord] = {}
     for chunk in _chunks(list(item_ids)):
+        # Plain rows (not ORM objects): cheaper, and never stale from the identity map.
         items = s.execute(
-            select(orm.Item, orm.Image.path)
+            select(*_columns(orm.Item), orm.Image.path.label("image_rel"))
             .outerjoin(orm.Image, orm.Image.id == orm.Item.image_id)
             .where(orm.Item.id.in_(chunk))
-            .execution_options(populate_existing=True)
         ).all()
-        sets: dict[int, list[orm.SpanSet]] = defaultdict(list)
-        for r in s.scalars(select(orm.SpanSet).where(orm.SpanSet.item_id.in_(chunk)).execution_options(populate_existing=True)):
+        sets: dict[int, list[Any]] = defaultdict(list)
+        for r in s.execute(select(*_columns(orm.SpanSet)).where(orm.SpanSet.item_id.in_(chunk))):
             sets[r.item_id].append(r)
-        aligns: dict[int, list[orm.Alignment]] = defaultdict(list)
-        for r in s.scalars(select(orm.Alignment).where(orm.Alignment.item_id.in_(chunk)).execution_options(populate_existing=True)):
+        aligns: dict[int, list[Any]] = defaultdict(list)
+        for r in s.execute(select(*_columns(orm.Alignment)).where(orm.Alignment.item_id.in_(chunk))):
             aligns[r.item_id].append(r)
-        edits: dict[tuple[int, str], list[orm.Edit]] = defaultdict(list)
-        for r in s.scalars(
-            select(orm.Edit).where(orm.Edit.item_id.in_(chunk), orm.Edit.side.is_not(None)).order_by(orm.Edit.item_id, orm.Edit.id)
+        edits: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        for r in s.execute(
+            select(orm.Edit.id, orm.Edit.item_id, orm.Edit.side, orm.Edit.action, orm.Edit.after, orm.Edit.user_name)
+            .where(orm.Edit.item_id.in_(chunk), orm.Edit.side.is_not(None))
+            .order_by(orm.Edit.item_id, orm.Edit.id)
         ):
-            edits[(r.item_id, r.side)].append(r)  # type: ignore[index]
+            edits[(r.item_id, r.side)].append(r)
         stages: dict[int, dict[str, StageState]] = defaultdict(dict)
-        for r in s.scalars(select(orm.ItemStage).where(orm.ItemStage.item_id.in_(chunk)).execution_options(populate_existing=True)):
+        for r in s.execute(select(*_columns(orm.ItemStage)).where(orm.ItemStage.item_id.in_(chunk))):
             stages[r.item_id][r.stage] = StageState(r.status, r.error, _utc(r.updated_at))
 
-        for row, image_rel in items:
+        for row in items:
+            image_rel = row.image_rel
             source = _sentence(row.source_text, row.source_tokens, row.source_lang)
             target = (
                 _sentence(row.target_text, row.target_tokens or [], row.target_lang) if row.target_text is not None else None
@@ -774,13 +782,13 @@ def _item_for_update(s: Session, item_id: int) -> orm.Item:
     return row
 
 
-def _side_state(s: Session, item_id: int, side: str) -> tuple[_SideState, list[orm.SpanSet]]:
-    edits = s.scalars(select(orm.Edit).where(orm.Edit.item_id == item_id, orm.Edit.side == side).order_by(orm.Edit.id))
-    sets = list(
-        s.scalars(
-            select(orm.SpanSet).where(orm.SpanSet.item_id == item_id, orm.SpanSet.side == side).execution_options(populate_existing=True)
-        )
+def _side_state(s: Session, item_id: int, side: str) -> tuple[_SideState, list[Any]]:
+    edits = s.execute(
+        select(orm.Edit.action, orm.Edit.after, orm.Edit.user_name)
+        .where(orm.Edit.item_id == item_id, orm.Edit.side == side)
+        .order_by(orm.Edit.id)
     )
+    sets = list(s.execute(select(*_columns(orm.SpanSet)).where(orm.SpanSet.item_id == item_id, orm.SpanSet.side == side)))
     return _replay(edits), sets
 
 

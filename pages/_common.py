@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
 
 def ensure_navigation() -> None:
-    """Hand a deep link (``/review?...``) that arrived before ``app.py`` ever ran to app.py.
+    """Run this page through app.py when Streamlit started it without the shell.
 
     Streamlit treats a ``pages/`` folder as an old-style multipage app until the first
-    ``st.navigation`` call in the process; a first request for ``/review`` would run this
-    page alone, without the shell (database set-up, project selector). Switching that mode
-    off and rerunning lets app.py's ``st.navigation`` open the same page (page ids come
-    from the URL path, so the page and its query parameters are kept).
+    ``st.navigation`` call in the process (and AppTest resets that on every run), so a
+    first request for ``/review?...`` runs this page alone: no database set-up, no
+    project selector. Then we switch that mode off and run app.py in this same script
+    run; its ``st.navigation`` opens this same page (page ids come from the URL path),
+    with the query parameters and any pending button click kept. ``st.stop`` ends the
+    outer, shell-less run.
     """
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(APP))
+        st.stop()
 
 
 def selected_project_id() -> int | None:

@@ -22,6 +22,17 @@ CORPUS = [
 VOCAB = sorted({w for line in CORPUS for w in line.split()}) + ["Straßburg", "xyzzy", "Kommissionsvorschlag", "1999"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models run faster on one thread (no OpenMP hand-offs on a busy 2-core machine)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """A 4-layer random BERT with a small WordPiece vocabulary (words split into several subwords)."""

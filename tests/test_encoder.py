@@ -296,7 +296,8 @@ def e5c_tokenize(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def comparison_texts(europarl_dir) -> list[str]:
-    texts = [s for lang in ("en", "de", "es") for s in read_sentences(europarl_dir / f"{lang}-europarl.test.conll02", 100)]
+    files = [europarl_dir / f"{lang}-europarl.test.conll02" for lang in ("en", "de", "es")]
+    texts = [sentence for path in files for sentence in read_sentences(path, 100)]
     return texts + TRICKY_TEXTS
 
 

@@ -206,10 +206,13 @@ def test_conll_layout_round_trips_exactly(tmp_path, content):
     assert write(read(src), tmp_path / "out.conll").read_bytes() == src.read_bytes()
 
 
-def test_crlf_and_bom_are_read(tmp_path):
-    src = write_bytes(tmp_path, "win.conll", "\ufeffParis\tB-LOC\r\nis\tO\r\n\r\n")
+def test_crlf_and_bom_are_read_and_crlf_is_kept(tmp_path):
+    src = write_bytes(tmp_path, "win.conll", "Paris\tB-LOC\r\nis\tO\r\n\r\nok\tO")
     items = read(src)
     assert items[0].source.words == ["Paris", "is"] and spans_of(items[0]) == [(0, 1, "LOC")]
+    assert write(items, tmp_path / "out.conll").read_bytes() == src.read_bytes()
+    bom = write_bytes(tmp_path, "bom.conll", "\ufeffParis\tB-LOC\n")
+    assert read(bom)[0].source.words == ["Paris"]
 
 
 @pytest.mark.parametrize(

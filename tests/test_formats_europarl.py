@@ -66,17 +66,7 @@ def test_cli_conll_hf_conll_in_process(europarl_dir, tmp_path):
     assert (tmp_path / "es.conll02").read_bytes() == src.read_bytes()
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "core",
-        pytest.param("core.cli", marks=pytest.mark.xfail(
-            strict=True,
-            reason="`python -m core.cli` runs core/cli.py as __main__, whose main() catches its own copy of "
-            "CliError, not the core.cli.CliError that commands raise (fix belongs in core/cli.py)",
-        )),
-    ],
-)
+@pytest.mark.parametrize("module", ["core", "core.cli"])
 def test_cli_bad_input_prints_one_line_and_creates_nothing(tmp_path, module):
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris\tB-LOC\nis\tO\n\nBerlin\tB-LOC\tNNP\n", encoding="utf-8")

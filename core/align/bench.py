@@ -107,11 +107,15 @@ def bench_align_speed(
     device: str = "cpu",
     block: int = 50,
     warmup: int = 4,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Time ours against simalign on the first ``limit`` sentence pairs; return the figures."""
     import torch
 
     from core.config import settings
+
+    if threads:
+        torch.set_num_threads(threads)  # both aligners run in this process, so both get it
 
     if method not in METHODS:
         raise _user_error(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
@@ -176,13 +180,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="HF id or local folder (default: settings().encoder)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (ours)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
 
 
 def _run(args: argparse.Namespace) -> int:
     result = bench_align_speed(
         args.source, args.target, limit=args.limit, method=args.method, layer=args.layer,
-        model=args.model, batch_size=args.batch_size, device=args.device,
+        model=args.model, batch_size=args.batch_size, device=args.device, threads=args.threads,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

@@ -2,9 +2,10 @@
 
 Reading keeps everything a byte-exact rewrite needs in ``item.meta["conll"]`` (only what
 differs from the defaults: tab separator, tag in the last column, IOB2, one blank line
-after each sentence): the separator, extra columns (POS, chunk, ...), the scheme, and the
-``# comment`` / ``-DOCSTART-`` lines and extra blank lines around each sentence. The
-writer puts them back in place, so conll -> conll (and conll -> jsonl -> conll) is exact.
+after each sentence): the separator, extra columns (POS, chunk, ...), the scheme, CRLF line
+ends, and the ``# comment`` / ``-DOCSTART-`` lines and extra blank lines around each
+sentence. The writer puts them back in place, so conll -> conll (and conll -> jsonl ->
+conll) is exact.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def read_conll(
     lines = text.split("\n")
     if final_newline:
         lines.pop()
+    crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")  # Windows line ends, kept on rewrite
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
     if sep == "auto":
         sep_char = "\t" if any("\t" in ln for ln in lines if not ln.startswith("#")) else " "
@@ -179,6 +181,8 @@ def read_conll(
             meta["columns"] = [[c for i, c in enumerate(r) if i not in (0, tag_index)] for r in s.rows]
         if scheme != "IOB2":
             meta["scheme"] = scheme
+        if crlf:
+            meta["newline"] = "\r\n"
         if not skip_comments:
             if s.before:
                 meta["before"] = s.before
@@ -252,9 +256,11 @@ def write_conll(
         out.extend([""] * blank)
         if k == last:
             out.extend(cm.get("trailing", []))
-    text = "".join(line + "\n" for line in out)
-    if items and (items[-1].meta.get("conll", {}) or {}).get("final_newline") is False and side == "source":
-        text = text[:-1] if text.endswith("\n") else text
+    first = (items[0].meta.get("conll", {}) or {}) if items and side == "source" else {}
+    newline = first.get("newline", "\n")
+    text = "".join(line + newline for line in out)
+    if items and side == "source" and (items[-1].meta.get("conll", {}) or {}).get("final_newline") is False:
+        text = text.removesuffix(newline)
     path.write_text(text, encoding="utf-8", newline="")
 
 
