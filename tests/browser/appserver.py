@@ -106,11 +106,13 @@ def chromium_page(width: int = 1400, height: int = 1000) -> Iterator["object"]:
             browser.close()
 
 
-def wait_for_app(page) -> None:  # noqa: ANN001 (playwright Page)
-    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
-    page.wait_for_selector('[data-testid="stApp"]')
+def wait_for_app(page, timeout_ms: int = 60_000) -> None:  # noqa: ANN001 (playwright Page)
+    """Wait until a page of the app has rendered (its title) and the script has stopped running."""
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_ms)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
-        timeout=60_000,
+        """() => {
+            const status = document.querySelector('[data-testid="stStatusWidget"]');
+            return !status || !/Running|Connecting/.test(status.innerText);
+        }""",
+        timeout=timeout_ms,
     )
