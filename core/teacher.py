@@ -197,6 +197,9 @@ class HFTeacher:
 
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model)
+            if getattr(self.tokenizer, "add_prefix_space", None) is False:
+                # byte-level BPE (RoBERTa, GPT-2 style) reads pre-split words only with a prefix space
+                self.tokenizer = AutoTokenizer.from_pretrained(model, add_prefix_space=True)
             self.model = AutoModelForTokenClassification.from_pretrained(model)
         except (OSError, ValueError) as exc:
             raise TeacherError(f"cannot load token-classification model {model!r}: {exc}") from exc

@@ -215,10 +215,11 @@ class ApertiumTranslator:
         for candidate in candidates:
             if candidate in self.modes:
                 return candidate
+        older = f" (older pairs: apertium-{src1}-{tgt1})" if src1 and tgt1 else ""
         raise TranslatorUnavailable(
             f"Apertium has no {src}->{tgt} pair (tried {', '.join(candidates)}; installed: "
             f"{', '.join(self.modes) or 'none'}); install the Debian package apertium-{src3}-{tgt3} "
-            f"or apertium-{tgt3}-{src3} (older pairs: apertium-{src1}-{tgt1}) if Apertium has this pair"
+            f"or apertium-{tgt3}-{src3}{older} if Apertium has this pair"
         )
 
     def _run(self, mode: str, text: str) -> str:
@@ -442,10 +443,12 @@ def load_translator(spec: str, **options) -> Translator:
     ``options`` go to the HF translator (batch_size, num_beams, max_length, device).
     """
     kind, sep, target = spec.partition(":")
-    if spec == "apertium":
-        return ApertiumTranslator()
     if kind == "hf" and sep and target:
         return HFTranslator(target, **options)
+    if options:
+        raise TranslationError(f"options {sorted(options)} apply to hf: translators only, not {spec!r}")
+    if spec == "apertium":
+        return ApertiumTranslator()
     if kind == "provided" and sep and target:
         return ProvidedTranslator(target)
     raise TranslationError(f"unknown translator {spec!r}; expected 'apertium', 'hf:ID_OR_PATH' or 'provided:FILE'")

@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -440,6 +440,7 @@ def import_items(
     image_root: Path | None = None,
     span_source: str | None = "gold",
     target_span_source: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Add items to a project, all or nothing.
 
@@ -454,6 +455,7 @@ def import_items(
     for "not labelled yet". ``target_span_source`` does the same for the target side.
     Pass None for unlabelled data. The alignment is stored under
     ``item.meta.get("aligner", "import")``. Labels not yet in the project are appended.
+    ``on_progress(done, total)`` is called while items are written (e.g. a tqdm or job update).
     """
     project = _project_row(s, project_id)
     media_dir = Path(media_dir) if media_dir is not None else app_settings().media_dir
@@ -544,7 +546,8 @@ def import_items(
         if new_labels:
             project.labels = labels
 
-        next_pos = (s.scalar(select(func.max(orm.Item.position)).where(orm.Item.project_id == project.id)) or -1) + 1
+        last = s.scalar(select(func.max(orm.Item.position)).where(orm.Item.project_id == project.id))
+        next_pos = 0 if last is None else last + 1
         now = utcnow()
         # Bulk INSERT ... RETURNING (no ORM object per row): 100,000 items import in one call.
         item_rows = [
@@ -576,6 +579,8 @@ def import_items(
                     item_rows[i : i + _CHUNK],
                 )
             )
+            if on_progress is not None:
+                on_progress(len(new_ids), len(item_rows))
         set_rows: list[dict[str, Any]] = []
         align_rows: list[dict[str, Any]] = []
         for item_id, (_, it) in zip(new_ids, fresh):
@@ -664,12 +669,17 @@ def _machine_choice(sets: Sequence[Any]) -> Any:
     return max(sets, key=key) if sets else None
 
 
-def _current(state: _SideState, sets: Sequence[Any]) -> tuple[list[Span], str | None]:
+def _current(
+    state: _SideState, sets: Sequence[Any], decoded: Mapping[tuple[str, str], list[Span]] | None = None
+) -> tuple[list[Span], str | None]:
+    """Current spans of one side and where they come from (rules of the module docstring)."""
     if state.spans is not None:
         return _spans_from_json(state.spans, f"human:{state.user}"), f"human:{state.user}"
     chosen = _machine_choice(sets)
     if chosen is None:
         return [], None
+    if decoded is not None:
+        return list(decoded[(chosen.side, chosen.source)]), chosen.source
     return _spans_from_json(chosen.spans, chosen.source), chosen.source
 
 
@@ -711,14 +721,16 @@ def _load_records(s: Session, item_ids: Sequence[int], media_dir: Path) -> list[
             target = (
                 _sentence(row.target_text, row.target_tokens or [], row.target_lang) if row.target_text is not None else None
             )
+            item_sets = sets.get(row.id, [])
+            decoded = {(r.side, r.source): _spans_from_json(r.spans, r.source) for r in item_sets}
             current: dict[str, list[Span]] = {}
             current_source: dict[str, str | None] = {}
             can_undo: dict[str, bool] = {}
             can_redo: dict[str, bool] = {}
             for side in SIDES:
                 state = _replay(edits.get((row.id, side), []))
-                side_sets = [r for r in sets.get(row.id, []) if r.side == side]
-                current[side], current_source[side] = _current(state, side_sets)
+                side_sets = [r for r in item_sets if r.side == side]
+                current[side], current_source[side] = _current(state, side_sets, decoded)
                 can_undo[side] = bool(state.undo)
                 can_redo[side] = bool(state.redo)
             align_rows = sorted(aligns.get(row.id, []), key=lambda r: (_utc(r.created_at), r.id))
@@ -742,12 +754,8 @@ def _load_records(s: Session, item_ids: Sequence[int], media_dir: Path) -> list[
                 version=row.version,
                 flag_comment=row.flag_comment,
                 item=item,
-                span_sets={(r.side, r.source): _spans_from_json(r.spans, r.source) for r in sets.get(row.id, [])},
-                unprojected={
-                    r.source: _spans_from_json(r.unprojected, "gold")
-                    for r in sets.get(row.id, [])
-                    if r.unprojected is not None
-                },
+                span_sets=decoded,
+                unprojected={r.source: _spans_from_json(r.unprojected, "gold") for r in item_sets if r.unprojected is not None},
                 alignments={r.aligner: _links_from_json(r.links) for r in align_rows},
                 image_path=image_path,
                 current_source=current_source,
@@ -1047,13 +1055,36 @@ def project_counts(s: Session, project_id: int) -> dict[str, int]:
     return counts
 
 
+def iter_export_items(
+    s: Session,
+    project_id: int,
+    reviewed_only: bool = False,
+    media_dir: Path | None = None,
+    batch_size: int = _CHUNK,
+) -> Iterator[Item]:
+    """Like export_items, but yields items batch by batch: a 100,000-item export is written
+    as it is read (and can show progress) instead of being held in memory at once."""
+    _project_row(s, project_id)
+    media = Path(media_dir) if media_dir is not None else app_settings().media_dir
+    ids = item_ids(s, project_id, "reviewed" if reviewed_only else None)
+    for i in range(0, len(ids), batch_size):
+        for record in _load_records(s, ids[i : i + batch_size], media):
+            yield record.item
+
+
 def export_items(
     s: Session, project_id: int, reviewed_only: bool = False, media_dir: Path | None = None
 ) -> list[Item]:
     """The project's items in original order with their current spans (module docstring)."""
-    _project_row(s, project_id)
-    ids = item_ids(s, project_id, "reviewed" if reviewed_only else None)
-    return [r.item for r in load_items(s, ids, media_dir)]
+    return list(iter_export_items(s, project_id, reviewed_only, media_dir))
+
+
+def count_export_items(s: Session, project_id: int, reviewed_only: bool = False) -> int:
+    """How many items an export writes (for a progress bar total)."""
+    stmt = select(func.count()).select_from(orm.Item).where(orm.Item.project_id == project_id)
+    if reviewed_only:
+        stmt = stmt.where(orm.Item.status == "reviewed")
+    return int(s.scalar(stmt) or 0)
 
 
 # --------------------------------------------------------------------------- pipeline results
@@ -1544,3 +1575,109 @@ def fail_stale_jobs(s: Session, max_silence_s: float) -> list[int]:
             .execution_options(synchronize_session=False)
         )
     return ids
+
+
+# --------------------------------------------------------------------------- pipeline stage bookkeeping (core.pipeline)
+
+
+@dataclass(frozen=True, slots=True)
+class StageFailure:
+    item_id: int
+    external_id: str
+    stage: str
+    error: str | None
+    updated_at: datetime
+
+
+def stage_counts(s: Session, project_id: int) -> dict[str, dict[str, int]]:
+    """``{stage: {"done": n, "failed": n}}`` over the project's items (one grouped query)."""
+    out: dict[str, dict[str, int]] = {}
+    rows = s.execute(
+        select(orm.ItemStage.stage, orm.ItemStage.status, func.count())
+        .join(orm.Item, orm.Item.id == orm.ItemStage.item_id)
+        .where(orm.Item.project_id == project_id)
+        .group_by(orm.ItemStage.stage, orm.ItemStage.status)
+    ).all()
+    for stage, status, n in rows:
+        out.setdefault(stage, {"done": 0, "failed": 0})[status] = int(n)
+    return out
+
+
+def stage_failures(s: Session, project_id: int, stage: str | None = None, limit: int | None = 100) -> list[StageFailure]:
+    """Failed stage marks of the project's items with their errors, in item order."""
+    stmt = (
+        select(orm.Item.id, orm.Item.external_id, orm.ItemStage.stage, orm.ItemStage.error, orm.ItemStage.updated_at)
+        .join(orm.ItemStage, orm.ItemStage.item_id == orm.Item.id)
+        .where(orm.Item.project_id == project_id, orm.ItemStage.status == "failed")
+        .order_by(orm.Item.position, orm.ItemStage.stage)
+    )
+    if stage is not None:
+        stmt = stmt.where(orm.ItemStage.stage == stage)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [StageFailure(r[0], r[1], r[2], r[3], _utc(r[4])) for r in s.execute(stmt).all()]
+
+
+def items_with_stage(s: Session, project_id: int, stage: str, status: str = "done") -> set[int]:
+    """Ids of the project's items whose ``stage`` mark has ``status`` (done or failed)."""
+    return set(
+        s.scalars(
+            select(orm.ItemStage.item_id)
+            .join(orm.Item, orm.Item.id == orm.ItemStage.item_id)
+            .where(orm.Item.project_id == project_id, orm.ItemStage.stage == stage, orm.ItemStage.status == status)
+        )
+    )
+
+
+def clear_stages(s: Session, item_ids: Iterable[int], prefixes: Sequence[str]) -> int:
+    """Forget the stage marks of items whose stage name starts with one of ``prefixes``, so
+    those stages run again (their input changed, e.g. a new target sentence). Returns the
+    number of marks removed."""
+    from sqlalchemy import delete
+
+    ids = list(item_ids)
+    if not ids or not prefixes:
+        return 0
+    removed = 0
+    matches = or_(*(orm.ItemStage.stage.startswith(p, autoescape=True) for p in prefixes))
+    for chunk in _chunks(ids):
+        res = s.execute(
+            delete(orm.ItemStage)
+            .where(orm.ItemStage.item_id.in_(chunk), matches)
+            .execution_options(synchronize_session=False)
+        )
+        removed += int(res.rowcount or 0)
+    return removed
+
+
+def update_item_meta(s: Session, project_id: int, changes: Mapping[str, Mapping[str, Any]]) -> None:
+    """Merge keys into the ``meta`` of items (by external id); a value None removes the key.
+
+    Pipeline bookkeeping (which translator wrote the target, the back-translation), so the
+    item version is not bumped: a reviewer's pending edit does not conflict with it.
+    """
+    if not changes:
+        return
+    _check_json({k: dict(v) for k, v in changes.items()}, "item meta changes")
+    ext_ids = list(changes)
+    rows: dict[str, tuple[int, dict[str, Any]]] = {}
+    for i in range(0, len(ext_ids), _CHUNK):
+        for item_id, ext_id, meta in s.execute(
+            select(orm.Item.id, orm.Item.external_id, orm.Item.meta).where(
+                orm.Item.project_id == project_id, orm.Item.external_id.in_(ext_ids[i : i + _CHUNK])
+            )
+        ):
+            rows[ext_id] = (item_id, dict(meta or {}))
+    missing = [e for e in ext_ids if e not in rows]
+    if missing:
+        raise NotFoundError(f"project {project_id} has no item(s) {', '.join(map(repr, missing[:5]))}")
+    for ext_id, change in changes.items():
+        item_id, meta = rows[ext_id]
+        for key, value in change.items():
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value
+        s.execute(
+            update(orm.Item).where(orm.Item.id == item_id).values(meta=meta).execution_options(synchronize_session=False)
+        )

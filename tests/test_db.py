@@ -293,12 +293,17 @@ def test_import_load_round_trip_with_spans_alignment_and_image(db_url: str, medi
 
 
 def test_import_skips_duplicates_and_appends_in_order(db_url: str, media_dir: Path) -> None:
-    pid, _ = import_demo(db_url, media_dir, n=2)
+    pid, _ = import_demo(db_url, media_dir, n=1)
+    progress: list[tuple[int, int]] = []
     with session_scope(db_url) as s:
+        report = q.import_items(s, pid, [make_item(1)], media_dir, on_progress=lambda d, t: progress.append((d, t)))
+        assert report.added == 1 and progress == [(1, 1)]
         report = q.import_items(s, pid, [make_item(1), make_item(5), make_item(5), make_item(6)], media_dir)
     assert report.added == 2 and report.skipped_duplicates == ("s1", "s5")
     with session_scope(db_url) as s:
         page = q.list_items(s, pid)
+        assert q.count_export_items(s, pid) == 4
+        assert [it.id for it in q.iter_export_items(s, pid, media_dir=media_dir, batch_size=3)] == ["s0", "s1", "s5", "s6"]
     assert [(r.external_id, r.position) for r in page.rows] == [("s0", 0), ("s1", 1), ("s5", 2), ("s6", 3)]
 
 

@@ -75,10 +75,12 @@ def align_items(items: list[Item], aligner: Aligner) -> list[Item]:
     for k in todo:
         it = items[k]
         back = it.meta.get("back_translation")
-        if isinstance(back, str):
-            from core.tokenize import tokenize
+        if isinstance(back, str) and it.source.lang:
+            from core.tokenize import tokenize  # spaCy: imported only when needed
 
-            back = tokenize(back, it.source.lang).words if it.source.lang else back.split()
+            back = tokenize(back, it.source.lang).words
+        elif isinstance(back, str):
+            back = back.split()
         if back is not None:
             pairs.append((it.source.words, it.target.words, list(back)))
         else:

@@ -1,0 +1,186 @@
+"""Pipeline runs as background jobs: a separate process per job, a row in the jobs table.
+
+``start_pipeline_job`` creates the job row and starts ``python -m core.cli pipeline run ...
+--job-id N`` in its own process (and session, so it outlives a Streamlit rerun or restart);
+the page only polls the row. The worker reports progress per batch, beats a heartbeat from
+a thread (so a long batch or model load does not look dead), and stops after the batch in
+flight when the job is cancelled. A worker that dies without finishing its job (killed,
+out of memory) is found by ``refresh_jobs`` and its job marked failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from core.config import REPO_ROOT, settings
+from core.pipeline.stages import PipelineConfig
+from db import queries
+from db.engine import session_scope
+
+__all__ = [
+    "JOB_KIND",
+    "HEARTBEAT_S",
+    "STALE_AFTER_S",
+    "config_args",
+    "start_pipeline_job",
+    "cancel_pipeline_job",
+    "refresh_jobs",
+    "job_log_path",
+    "run_as_job",
+]
+
+JOB_KIND = "pipeline"
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 120.0
+
+_children: dict[int, subprocess.Popen] = {}  # job id -> worker started by this process
+
+
+def config_args(config: PipelineConfig) -> list[str]:
+    """The ``pipeline run`` options that reproduce a config."""
+    args = ["--src", config.src, "--tgt", config.tgt, "--teacher", config.teacher, "--batch-size", str(config.batch_size)]
+    for flag, value in (
+        ("--translator", config.translator),
+        ("--back-translator", config.back_translator),
+        ("--aligner", config.aligner),
+        ("--method", config.method),
+    ):
+        if value:
+            args += [flag, value]
+    if config.label_map is not None:
+        args += ["--label-map", config.label_map if isinstance(config.label_map, str) else json.dumps(dict(config.label_map))]
+    return args
+
+
+def job_log_path(job_id: int) -> Path:
+    return settings().data_dir / "jobs" / f"pipeline-{job_id}.log"
+
+
+def start_pipeline_job(
+    url: str,
+    project: int | str,
+    config: PipelineConfig,
+    *,
+    engine: str = "local",
+    limit: int | None = None,
+) -> queries.JobInfo:
+    """Create a job row and start its worker process; returns at once with the job."""
+    with session_scope(url) as s:
+        info = queries.get_project(s, project)
+        params = {"config": config.to_json(), "engine": engine, "limit": limit}
+        job = queries.create_job(s, JOB_KIND, info.id, params=params, message="starting")
+    cmd = [sys.executable, "-m", "core.cli", "pipeline", "run", "--db", url, "--project", info.name,
+           *config_args(config), "--engine", engine, "--job-id", str(job.id), "--no-progress"]
+    if limit is not None:
+        cmd += ["--limit", str(limit)]
+    log_path = job_log_path(job.id)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=os.environ.copy(),
+        )
+    _children[job.id] = proc
+    with session_scope(url) as s:
+        try:
+            return queries.update_job(s, job.id, pid=proc.pid)
+        except queries.QueryError:  # the worker already finished, or the job was cancelled
+            return queries.get_job(s, job.id)
+
+
+def cancel_pipeline_job(url: str, job_id: int) -> queries.JobInfo:
+    """Ask the worker to stop: it sees the flag at its next batch or heartbeat."""
+    with session_scope(url) as s:
+        return queries.cancel_job(s, job_id, "cancel requested: stopping after the batch in flight")
+
+
+def _alive(job_id: int, pid: int | None) -> bool:
+    proc = _children.get(job_id)
+    if proc is not None:
+        if proc.poll() is None:
+            return True
+        _children.pop(job_id, None)
+        return False
+    if pid is None:
+        return True  # not started by us and no pid yet: only the heartbeat can tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is dead too
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def refresh_jobs(url: str, project_id: int | None = None, limit: int = 20) -> list[queries.JobInfo]:
+    """The pipeline jobs (newest first), after failing those whose worker is gone."""
+    with session_scope(url) as s:
+        queries.fail_stale_jobs(s, STALE_AFTER_S)
+        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
+        for j in jobs:
+            if j.status in ("queued", "running") and not _alive(j.id, j.pid):
+                try:
+                    queries.finish_job(s, j.id, "failed", error=f"the worker process stopped without finishing; see {job_log_path(j.id)}")
+                except queries.QueryError:
+                    pass  # it finished meanwhile
+        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
+    for job_id in [k for k, p in _children.items() if p.poll() is not None]:
+        _children.pop(job_id, None)  # reap finished workers
+    return jobs
+
+
+class _Heartbeat(threading.Thread):
+    """Beats the job's heartbeat every few seconds; sets ``cancel`` when the job was cancelled."""
+
+    def __init__(self, url: str, job_id: int, cancel: threading.Event, interval: float = HEARTBEAT_S):
+        super().__init__(daemon=True, name=f"job-{job_id}-heartbeat")
+        self.url, self.job_id, self.cancel, self.interval = url, job_id, cancel, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with session_scope(self.url) as s:
+                    queries.update_job(s, self.job_id)
+            except queries.JobCancelledError:
+                self.cancel.set()
+                return
+            except Exception:  # noqa: BLE001 - a busy database must not kill the worker
+                continue
+
+
+def run_as_job(url: str, job_id: int, work: Callable[[threading.Event], Any]) -> Any:
+    """Run ``work(cancel)`` as job ``job_id``: running with a heartbeat, then done, failed
+    or cancelled with its result. ``work`` returns a RunReport-like object with to_json()."""
+    cancel = threading.Event()
+    with session_scope(url) as s:
+        queries.update_job(s, job_id, pid=os.getpid(), message="loading")
+    beat = _Heartbeat(url, job_id, cancel)
+    beat.start()
+    try:
+        report = work(cancel)
+    except BaseException as exc:
+        with session_scope(url) as s:
+            queries.finish_job(s, job_id, "failed", error=f"{type(exc).__name__}: {exc}", message="failed")
+        raise
+    finally:
+        beat.stopped.set()
+    result = report.to_json()
+    with session_scope(url) as s:
+        if getattr(report, "cancelled", False):
+            queries.finish_job(s, job_id, "cancelled", result=result, message="cancelled")
+        else:
+            failed = result.get("failed", 0)
+            message = f"done: {result.get('items')} item(s)" + (f", {failed} failure(s)" if failed else "")
+            queries.finish_job(s, job_id, "done", result=result, message=message)
+    return report

@@ -1,0 +1,277 @@
+"""Running the pipeline over a project: stage after stage, batch after batch, resumable.
+
+Each stage loads its model once, then for every pending batch reads the items from the
+database, runs the stage function and writes the results with the items' "done" marks in
+one transaction. A run killed at any moment (even ``kill -9``) loses at most the batch in
+flight; started again, it finds the same pending batches and produces what an uninterrupted
+run produces. Progress goes to a tqdm bar (rate, time left) and, for background jobs, to the
+job row that the Projects page polls; a cancelled job stops after the batch in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from core.pipeline.stages import PipelineConfig, StageBatch, StageLoadError, StageOutput, StageRunner, StageSpec, plan_stages
+from core.pipeline.store import load_stage_batch, pending_batches, pipeline_status, record_failures, save_stage_output, stages_done_count
+from db import queries
+from db.engine import init_db, session_scope
+
+__all__ = ["ENGINES", "StageReport", "RunReport", "PipelineCancelled", "run_pipeline", "run_batch", "write_batch"]
+
+ENGINES = ("local", "ray")
+
+
+class PipelineCancelled(RuntimeError):
+    """The job was cancelled; the batches written so far stay."""
+
+
+@dataclass
+class StageReport:
+    key: str
+    kind: str
+    items: int = 0  # items this run processed (passed + failed)
+    failed: int = 0
+    batches: int = 0
+    load_s: float = 0.0  # loading the model / tool (local engine)
+    compute_s: float = 0.0  # inside the stage function
+    db_s: float = 0.0  # reading inputs and writing results
+    wall_s: float = 0.0  # the whole stage, loading included
+
+    @property
+    def sentences_per_s(self) -> float | None:
+        return round(self.items / self.wall_s, 3) if self.items and self.wall_s > 0 else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "sentences_per_s": self.sentences_per_s}
+
+
+@dataclass
+class RunReport:
+    project: str
+    project_id: int
+    engine: str
+    items: int  # items in the run's scope
+    stages: list[StageReport] = field(default_factory=list)
+    wall_s: float = 0.0
+    cancelled: bool = False
+    status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(st.failed for st in self.stages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "project_id": self.project_id,
+            "engine": self.engine,
+            "items": self.items,
+            "wall_s": round(self.wall_s, 3),
+            "sentences_per_s": round(self.items / self.wall_s, 3) if self.items and self.wall_s > 0 else None,
+            "cancelled": self.cancelled,
+            "failed": self.failed,
+            "stages": [st.to_json() for st in self.stages],
+            "status": self.status,
+        }
+
+
+class _Progress:
+    """The tqdm bar of the stage that runs and the job row (done/total over all stages)."""
+
+    def __init__(self, url: str, job_id: int | None, total: int, done: int, show: bool, cancel: threading.Event):
+        self.url, self.job_id, self.total, self.done, self.show, self.cancel = url, job_id, total, done, show, cancel
+        self.bar: tqdm | None = None
+
+    def stage(self, spec: StageSpec, n_items: int, message: str) -> None:
+        self.close()
+        self.bar = tqdm(total=n_items, desc=spec.key, unit="sent", disable=not self.show, dynamic_ncols=True)
+        self.report(message)
+
+    def advance(self, n: int, message: str) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        self.report(message)
+
+    def report(self, message: str) -> None:
+        if self.job_id is None:
+            return
+        try:
+            with session_scope(self.url) as s:
+                queries.update_job(s, self.job_id, done=min(self.done, self.total), total=self.total, message=message)
+        except queries.JobCancelledError:
+            self.cancel.set()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_batch(runner: Callable[[StageBatch], StageOutput], batch: StageBatch) -> StageOutput:
+    """Run a stage on the items of a batch it can take; the others fail with the reason
+    found while reading them (``context[id]["error"]``)."""
+    blocked = {it.id: batch.context[it.id]["error"] for it in batch.items if batch.context.get(it.id, {}).get("error")}
+    runnable = StageBatch(batch.index, [it for it in batch.items if it.id not in blocked], batch.context)
+    out = runner(runnable) if runnable.items else StageOutput([])
+    out.errors.update(blocked)
+    return out
+
+
+def write_batch(url: str, project_id: int, spec: StageSpec, batch: StageBatch, out: StageOutput) -> None:
+    """Write a batch in one transaction; when the database refuses it, write item by item so
+    only the refused items fail (each with the database's reason)."""
+    try:
+        with session_scope(url) as s:
+            save_stage_output(s, project_id, spec, batch, out)
+        return
+    except (queries.QueryError, ValueError) as first:  # SpanError is a ValueError
+        if len(batch.items) == 1:
+            with session_scope(url) as s:
+                record_failures(s, project_id, spec, {batch.items[0].id: f"{type(first).__name__}: {first}"})
+            return
+    for it in batch.items:
+        one = StageBatch(batch.index, [it], {it.id: batch.context.get(it.id, {})})
+        single = StageOutput(
+            [o for o in out.items if o.id == it.id],
+            {k: v for k, v in out.errors.items() if k == it.id},
+            {k: v for k, v in out.unprojected.items() if k == it.id},
+        )
+        try:
+            with session_scope(url) as s:
+                save_stage_output(s, project_id, spec, one, single)
+        except (queries.QueryError, ValueError) as exc:
+            with session_scope(url) as s:
+                record_failures(s, project_id, spec, {it.id: f"{type(exc).__name__}: {exc}"})
+
+
+def _check_provided_lines(config: PipelineConfig, n_items: int) -> None:
+    """A line-matched translation file must have one line per item of the project."""
+    from core.translate import ProvidedTranslator
+
+    for spec in (config.translator, config.back_translator):
+        if spec and spec.startswith("provided:"):
+            translator = ProvidedTranslator(spec.partition(":")[2])
+            if translator.lines is not None and len(translator.lines) != n_items:
+                raise ValueError(
+                    f"{translator.path} has {len(translator.lines)} lines but the project has {n_items} items "
+                    "(a plain-text translation file needs one line per item, in order; use TSV or JSONL with ids otherwise)"
+                )
+
+
+def _run_stage_local(
+    url: str, project_id: int, spec: StageSpec, work: list[tuple[int, list[int]]], progress: _Progress,
+    cancel: threading.Event, report: StageReport,
+) -> None:
+    start = time.perf_counter()
+    runner = StageRunner(spec)
+    report.load_s = time.perf_counter() - start
+    for k, (index, ids) in enumerate(work, 1):
+        if cancel.is_set():
+            raise PipelineCancelled(f"cancelled during {spec.key}")
+        t0 = time.perf_counter()
+        with session_scope(url) as s:
+            batch = load_stage_batch(s, project_id, spec, index, ids)
+        t1 = time.perf_counter()
+        out = run_batch(runner, batch)
+        t2 = time.perf_counter()
+        write_batch(url, project_id, spec, batch, out)
+        report.db_s += (t1 - t0) + (time.perf_counter() - t2)
+        report.compute_s += t2 - t1
+        _count(report, batch, out)
+        progress.advance(len(ids), f"{spec.key}: batch {k}/{len(work)}")
+
+
+def _count(report: StageReport, batch: StageBatch, out: StageOutput) -> None:
+    report.items += len(batch.items)
+    report.failed += len(out.errors)
+    report.batches += 1
+
+
+def run_pipeline(
+    url: str,
+    project: int | str,
+    config: PipelineConfig,
+    *,
+    engine: str = "local",
+    limit: int | None = None,
+    progress: bool = True,
+    job_id: int | None = None,
+    cancel: threading.Event | None = None,
+    ray_actors: int | None = None,
+) -> RunReport:
+    """Run every stage of ``config`` on the project's items (the first ``limit`` of them).
+
+    The project's ``label_map`` setting is the teacher's label map unless ``config`` has one.
+    Raises StageLoadError when a stage's model or tool cannot be loaded, ValueError for a
+    config that cannot run; items that fail are recorded and the run goes on.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    cancel = cancel or threading.Event()
+    started = time.perf_counter()
+    init_db(url)
+    with session_scope(url) as s:
+        info = queries.get_project(s, project)
+        if config.label_map is None and info.settings.get("label_map") is not None:
+            config = PipelineConfig(**{**config.to_json(), "label_map": info.settings["label_map"]})
+        config = config.resolved()
+        if (config.src, config.tgt) != (info.src_lang, info.tgt_lang):
+            raise ValueError(
+                f"project {info.name!r} is {info.src_lang}->{info.tgt_lang}, the run asks for {config.src}->{config.tgt}"
+            )
+        all_ids = queries.item_ids(s, info.id)
+        scope = all_ids[:limit] if limit is not None else all_ids
+        stages = plan_stages(config)
+        queries.update_project_settings(
+            s, info.id, {"pipeline": {"config": config.to_json(), "stages": [st.key for st in stages], "engine": engine}}
+        )
+        done = stages_done_count(s, info.id, [st.key for st in stages], set(scope))
+    _check_provided_lines(config, len(all_ids))
+    report = RunReport(info.name, info.id, engine, len(scope))
+    bar = _Progress(url, job_id, len(scope) * len(stages), done, progress, cancel)
+    try:
+        for spec in stages:
+            st = StageReport(spec.key, spec.kind)
+            report.stages.append(st)
+            with session_scope(url) as s:
+                work = pending_batches(s, info.id, spec, scope, config.batch_size)
+            n_work = sum(len(ids) for _, ids in work)
+            bar.stage(spec, n_work, f"{spec.key}: {n_work} item(s) to do")
+            if not work:
+                continue
+            t0 = time.perf_counter()
+            if engine == "ray":
+                from core.pipeline.ray_engine import run_stage_ray
+
+                def on_result(batch: StageBatch, out: StageOutput, k: int, st: StageReport = st, spec: StageSpec = spec) -> None:
+                    t = time.perf_counter()
+                    write_batch(url, info.id, spec, batch, out)
+                    st.db_s += time.perf_counter() - t
+                    st.compute_s += out.seconds
+                    _count(st, batch, out)
+                    bar.advance(len(batch.items), f"{spec.key}: batch {k}/{len(work)}")
+
+                run_stage_ray(url, info.id, spec, work, on_result, cancel, actors=ray_actors)
+            else:
+                _run_stage_local(url, info.id, spec, work, bar, cancel, st)
+            st.wall_s = time.perf_counter() - t0
+            if cancel.is_set():
+                raise PipelineCancelled(f"cancelled after {spec.key}")
+    except PipelineCancelled:
+        report.cancelled = True
+    finally:
+        bar.close()
+    report.wall_s = time.perf_counter() - started
+    with session_scope(url) as s:
+        report.status = pipeline_status(s, info.id)
+    return report
+
+
+__all__ += ["StageLoadError"]

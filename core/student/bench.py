@@ -1,0 +1,379 @@
+"""Student benchmarks on Europarl-NER (``bench student`` and ``bench queue``).
+
+Data: the 799 parallel sentences of ../shared/data/europarl-ner; sentences 0-599 are the
+training pool, 600-798 the test set. The English gold is the "source" side; the target
+gold is only used to score, and in (c) to simulate human corrections.
+
+``bench student`` trains one student per setting and scores it (strict IOB2 entity F1,
+seqeval) on the target test sentences:
+
+(a) model transfer: trained on the English gold only, applied to the target language;
+(b) data transfer: trained on the target projection of the English gold (silver);
+(c) (b) with N training sentences corrected: their projected labels are replaced by the
+    target gold (weighted as gold). The corrected sentences are the first N of one
+    seeded shuffle, so the 50 are inside the 100, which are inside the 200.
+
+No setting sees a test sentence while training; no setting but (c) sees target gold.
+
+``bench queue`` measures how well the review queue finds projection errors: all 799
+sentences are projected; a sentence is erroneous when its projected span set differs from
+the target gold. Three orders are compared by the share of erroneous sentences that fall in
+the first 20 % of the queue:
+
+* confidence: lowest projection confidence first (0 when a source entity could not be
+  projected at all, else the lowest span confidence; 1 for sentences with nothing to
+  project);
+* disagreement: highest 1 - span F1 between the student and the projection first, ties
+  broken by student uncertainty. Cross-fitted in 2 folds so the student never ranks a
+  sentence it was trained on: the student that ranks fold A was trained on the projected
+  labels of fold B, and vice versa;
+* random: the mean over 100 seeded shuffles (expected 0.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.config import REPO_ROOT
+from core.data import Item, Span
+from core.student.config import TrainConfig
+
+__all__ = [
+    "BENCH_CONFIG",
+    "bench_queue",
+    "bench_student",
+    "load_europarl",
+    "main",
+    "project_for_bench",
+    "register_bench",
+    "top_share",
+]
+
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "europarl-ner"
+N_TRAIN, N_TEST = 600, 199
+CORRECTIONS = (50, 100, 200)
+TOP_FRACTION = 0.2
+
+# Defaults chosen for a 2-core CPU (see the report in the module docstring of core.student).
+BENCH_CONFIG = TrainConfig(epochs=3, learning_rate=1e-4, batch_size=16, w_gold=1.0, w_silver=1.0, silver_threshold=0.3)
+
+
+def _user_error(message: str) -> Exception:
+    from core.cli import CliError
+
+    return CliError(message)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
+    """Parallel items: English (or ``source``) gold as source spans, target gold as target spans."""
+    from core.formats import FormatError, read
+
+    data_dir = Path(data_dir)
+    sides = []
+    for lang in (source.lower(), target.lower()):
+        path = data_dir / f"{lang}-europarl.test.conll02"
+        if not path.is_file():
+            raise _user_error(f"{path}: no such file (languages in {data_dir}: en, de, es)")
+        try:
+            sides.append(read(path, "conll"))
+        except FormatError as exc:
+            raise _user_error(str(exc)) from exc
+    src, tgt = sides
+    if len(src) != len(tgt):
+        raise _user_error(f"{data_dir}: {len(src)} {source} sentences but {len(tgt)} {target} sentences")
+    items = []
+    for i, (s, t) in enumerate(zip(src, tgt)):
+        s_sent, t_sent = s.source, t.source
+        s_sent.lang, t_sent.lang = source.lower(), target.lower()
+        items.append(
+            Item(
+                id=f"europarl-{i}",
+                source=s_sent,
+                source_spans=list(s.source_spans),
+                target=t_sent,
+                target_spans=list(t.source_spans),
+                meta={"gold": True},
+            )
+        )
+    return items
+
+
+def project_for_bench(items: Sequence[Item], progress: bool = True) -> tuple[list[Item], str]:
+    """Target spans projected from the source gold (target gold dropped); and how.
+
+    Uses the project's default projection (core.project) when present; until then the
+    alignment heuristic (core.projection.heuristic) over SimAlign itermax links of the
+    default encoder.
+    """
+    stripped = [it.with_(target_spans=[], meta={**it.meta, "gold": False}) for it in items]
+    try:
+        from core.project import project_items  # noqa: F401
+    except ImportError:
+        project_items = None
+    if project_items is not None:
+        from core import project as project_module
+
+        projected = project_module.project_items(stripped)
+        name = getattr(project_module, "DEFAULT_METHOD", None) or "default"
+        return [it.with_(meta={**it.meta, "gold": False}) for it in projected], f"core.project default ({name})"
+
+    from core.align import align_items, get_aligner
+    from core.projection.heuristic import project_heuristic
+
+    aligner = get_aligner("simalign:itermax", progress=progress)
+    aligned = align_items(stripped, aligner)
+    out = []
+    for it in aligned:
+        result = project_heuristic(it.source, it.source_spans, it.target, it.alignment)
+        out.append(it.with_(target_spans=result.spans, meta={**it.meta, "unprojected": len(result.unprojected)}))
+    return out, "fallback: alignment heuristic over simalign:itermax links (core.project not available)"
+
+
+# ------------------------------------------------------------------------ measures
+
+
+def _peak_memory_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def _score(student: Any, test: Sequence[Item]) -> dict:
+    from core.metrics import span_scores
+    from core.student.predict import predict
+
+    sentences = [it.target for it in test]
+    predicted = predict(student, sentences)
+    return span_scores(sentences, [it.target_spans for it in test], predicted)
+
+
+def _train(items: Sequence[Item], config: TrainConfig, label: str, log: list) -> Any:
+    from core.student.train import train_student
+
+    started = time.perf_counter()
+    student = train_student(items, (), config)
+    seconds = time.perf_counter() - started
+    per_epoch = [h["seconds"] for h in student.history]
+    log.append({"run": label, "sentences": len(items), "seconds": round(seconds, 1), "epoch_seconds": per_epoch})
+    print(f"[bench] {label}: trained on {len(items)} sentences in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return student
+
+
+def bench_student(
+    data_dir: str | Path,
+    source: str = "en",
+    target: str = "de",
+    config: TrainConfig = BENCH_CONFIG,
+    corrections: Sequence[int] = CORRECTIONS,
+    seed: int = 13,
+) -> dict[str, Any]:
+    """Model transfer vs data transfer vs data transfer + N corrections (module docstring)."""
+    items = load_europarl(data_dir, source, target)
+    train, test = items[:N_TRAIN], items[N_TRAIN : N_TRAIN + N_TEST]
+    runs: list[dict] = []
+    result: dict[str, Any] = {"source": source.lower(), "target": target.lower(), "train": len(train), "test": len(test)}
+
+    model_config = replace(config, side="source")
+    student = _train(train, model_config, "model_transfer", runs)
+    result["model_transfer_f1"] = round(_score(student, test)["f1"], 4)
+    del student
+
+    started = time.perf_counter()
+    projected, how = project_for_bench(train)
+    result["projection"] = how
+    result["projection_seconds"] = round(time.perf_counter() - started, 1)
+    from core.metrics import span_scores
+
+    result["projection_train_f1"] = round(
+        span_scores([it.target for it in train], [it.target_spans for it in train], [it.target_spans for it in projected])["f1"], 4
+    )
+
+    data_config = replace(config, side="target")
+    student = _train(projected, data_config, "data_transfer", runs)
+    result["data_transfer_f1"] = round(_score(student, test)["f1"], 4)
+    del student
+
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    result["corrected_f1"] = {}
+    for n in corrections:
+        chosen = set(order[:n])
+        mixed = [train[i] if i in chosen else projected[i] for i in range(len(train))]  # train[i]: target gold
+        student = _train(mixed, data_config, f"corrected_{n}", runs)
+        result["corrected_f1"][str(n)] = round(_score(student, test)["f1"], 4)
+        del student
+
+    epoch_seconds = [s for r in runs for s in r["epoch_seconds"]]
+    full = [s for r in runs if r["sentences"] == len(train) for s in r["epoch_seconds"]]
+    result["seconds_per_epoch"] = round(float(np.mean(full or epoch_seconds)), 1)
+    result["peak_memory_mb"] = _peak_memory_mb()
+    result["epochs"] = config.epochs
+    result["config"] = {k: v for k, v in config.to_dict().items() if k != "side"}
+    result["runs"] = runs
+    return result
+
+
+def top_share(scores: Sequence[float], errors: Sequence[bool], fraction: float = TOP_FRACTION) -> float:
+    """Share of the erroneous sentences among the ``fraction`` highest-scored (stable sort)."""
+    n_errors = sum(errors)
+    if n_errors == 0:
+        return 0.0
+    k = math.ceil(fraction * len(scores))
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    return sum(errors[i] for i in order[:k]) / n_errors
+
+
+def sentence_confidence(item: Item) -> float:
+    """Projection confidence of a sentence: 0 if a source entity was lost, else its weakest span."""
+    if len(item.target_spans) < len(item.source_spans):
+        return 0.0
+    confidences = [s.confidence if s.confidence is not None else 1.0 for s in item.target_spans]
+    return min(confidences) if confidences else 1.0
+
+
+def bench_queue(
+    data_dir: str | Path,
+    source: str = "en",
+    target: str = "de",
+    config: TrainConfig = BENCH_CONFIG,
+    seed: int = 13,
+) -> dict[str, Any]:
+    """How many projection errors the first 20 % of each queue order holds (module docstring)."""
+    from core.student.predict import disagreement, predict_details
+
+    items = load_europarl(data_dir, source, target)
+    started = time.perf_counter()
+    projected, how = project_for_bench(items)
+    projection_seconds = time.perf_counter() - started
+    errors = [{s.key() for s in p.target_spans} != {s.key() for s in g.target_spans} for p, g in zip(projected, items)]
+
+    confidence_scores = [-sentence_confidence(p) for p in projected]  # lowest confidence first
+
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    folds = [sorted(order[0::2]), sorted(order[1::2])]
+    disagreement_scores = [0.0] * len(items)
+    runs: list[dict] = []
+    data_config = replace(config, side="target")
+    for k, ranked in enumerate(folds):
+        trained_on = folds[1 - k]
+        student = _train([projected[i] for i in trained_on], data_config, f"fold_{k}", runs)
+        details = predict_details(student, [projected[i].target for i in ranked])
+        for i, d in zip(ranked, details):
+            # disagreement dominates; uncertainty (< 1) only orders sentences of equal disagreement
+            disagreement_scores[i] = disagreement(d.spans, projected[i].target_spans) + 1e-3 * d.uncertainty
+        del student
+
+    rng = np.random.default_rng(seed)
+    random_shares = [top_share(list(rng.random(len(items))), errors) for _ in range(100)]
+    conf_rank = np.argsort(np.argsort(confidence_scores))
+    dis_rank = np.argsort(np.argsort(disagreement_scores))
+    combined = list((conf_rank + dis_rank).astype(float))
+    return {
+        "source": source.lower(),
+        "target": target.lower(),
+        "sentences": len(items),
+        "erroneous_sentences": int(sum(errors)),
+        "top_k": math.ceil(TOP_FRACTION * len(items)),
+        "confidence_top20_recall": round(top_share(confidence_scores, errors), 4),
+        "disagreement_top20_recall": round(top_share(disagreement_scores, errors), 4),
+        "combined_top20_recall": round(top_share(combined, errors), 4),
+        "random_top20_recall": round(float(np.mean(random_shares)), 4),
+        "projection": how,
+        "projection_seconds": round(projection_seconds, 1),
+        "protocol": "2-fold cross-fitting: each half is ranked by a student trained on the projection of the other half",
+        "seconds_per_epoch": round(float(np.mean([s for r in runs for s in r["epoch_seconds"]])), 1),
+        "peak_memory_mb": _peak_memory_mb(),
+        "epochs": config.epochs,
+        "config": {k: v for k, v in config.to_dict().items() if k != "side"},
+        "runs": runs,
+    }
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    changes = {}
+    for name in ("encoder", "epochs", "learning_rate", "batch_size", "seed", "w_gold", "w_silver", "silver_threshold", "threads", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if args.train_embeddings:
+        changes["freeze_embeddings"] = False
+    try:
+        return replace(BENCH_CONFIG, **changes)
+    except ValueError as exc:
+        raise _user_error(str(exc)) from exc
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", default="en", help="source language code (default en)")
+    parser.add_argument("--target", required=True, help="target language code: de or es")
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="Europarl-NER folder (default ../shared/data/europarl-ner)")
+    parser.add_argument("--encoder", help="HF id or folder (default: settings().encoder)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float)
+    parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--w-gold", dest="w_gold", type=float)
+    parser.add_argument("--w-silver", dest="w_silver", type=float)
+    parser.add_argument("--silver-threshold", dest="silver_threshold", type=float)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device", help="auto, cpu, cuda")
+    parser.add_argument("--train-embeddings", action="store_true", help="also fine-tune the embedding matrix")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: key: value lines)")
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+
+
+def _run_student(args: argparse.Namespace) -> int:
+    _print(bench_student(args.data, args.source, args.target, _config_from_args(args)), args.json)
+    return 0
+
+
+def _run_queue(args: argparse.Namespace) -> int:
+    _print(bench_queue(args.data, args.source, args.target, _config_from_args(args)), args.json)
+    return 0
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``student`` and ``queue`` to core.cli's ``bench`` command group."""
+    p = bench_subparsers.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
+    _add_arguments(p)
+    p.set_defaults(func=_run_student)
+    q = bench_subparsers.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")
+    _add_arguments(q)
+    q.set_defaults(func=_run_queue)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.cli import CliError
+
+    parser = argparse.ArgumentParser(prog="bench/student.py", description="student benchmarks on Europarl-NER")
+    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    register_bench(sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
