@@ -18,6 +18,7 @@ COMMAND_MODULES: list[str] = [
     "core.formats.cli",
     "db.cli",
     "core.encoder",
+    "core.pipeline.cli",
 ]
 
 

@@ -12,7 +12,7 @@ import base64
 import io
 import zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
@@ -36,6 +36,8 @@ __all__ = [
     "MergeCandidate",
     "MergeProposal",
     "merge_versions",
+    "merge_three_way",
+    "student_uncertainty",
     "describe_change",
     "thumbnail_data_uri",
 ]
@@ -343,6 +345,32 @@ def merge_versions(sentence: Sentence, versions: Mapping[str, Sequence[Span]], s
     ]
     spans = check_spans(sentence, [make_span(sentence, k[0], k[1], k[2], source) for k in chosen])
     return MergeProposal(spans, candidates, sum(1 for c in candidates if not c.chosen))
+
+
+def merge_three_way(
+    base: Sequence[Span], mine: Sequence[Span], theirs: Sequence[Span]
+) -> tuple[list[Span], list[Span]]:
+    """Put my change (``base`` -> ``mine``) on top of what is stored now (``theirs``).
+
+    Spans I removed are removed from theirs, spans I added are added unless they overlap a
+    span of theirs (those are returned as the second list, refused, so nothing is merged
+    into an invalid state and nothing of theirs is overwritten).
+    """
+    base_keys = {s.key() for s in base}
+    mine_keys = {s.key() for s in mine}
+    removed = base_keys - mine_keys
+    result = [s for s in theirs if s.key() not in removed]
+    refused: list[Span] = []
+    have = {s.key() for s in result}
+    for s in sorted(mine, key=lambda x: x.start):
+        if s.key() in base_keys or s.key() in have:
+            continue
+        if any(s.overlaps(r) for r in result):
+            refused.append(s)
+            continue
+        result.append(s)
+        have.add(s.key())
+    return sorted(result, key=lambda x: x.start), refused
 
 
 # --------------------------------------------------------------------------- descriptions

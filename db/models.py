@@ -226,3 +226,21 @@ def _edit_no_update(mapper, connection, target) -> None:  # noqa: ANN001
 @event.listens_for(Edit, "before_delete")
 def _edit_no_delete(mapper, connection, target) -> None:  # noqa: ANN001
     raise AppendOnlyError(f"edit {target.id} cannot be deleted: the edit log is append-only")
+
+
+def _import_feature_models() -> None:
+    """Tables of later features live in ``db/<feature>_models.py`` on this same ``Base``.
+
+    Importing them here means ``Base.metadata`` always holds every table, whichever module
+    a process imports first, so migrations, ``db check`` and foreign keys see one schema.
+    """
+    import importlib
+    import pkgutil
+    from pathlib import Path
+
+    for module in pkgutil.iter_modules([str(Path(__file__).resolve().parent)]):
+        if module.name.endswith("_models"):
+            importlib.import_module(f"{__package__}.{module.name}")
+
+
+_import_feature_models()

@@ -171,3 +171,7 @@ with right:
         st.caption("Create or select a project to import items.")
     else:
         import_form(selected)
+
+from pages._pipeline_panel import render_pipeline_panel  # noqa: E402  (the pipeline section: jobs run in their own process)
+
+render_pipeline_panel(selected)

@@ -7,7 +7,6 @@ installed (initdb, pg_ctl), again on a throwaway PostgreSQL server started in a 
 from __future__ import annotations
 
 import glob
-import io
 import os
 import shutil
 import signal
@@ -184,7 +183,7 @@ def import_demo(url: str, media_dir: Path, n: int = 3) -> tuple[int, list[int]]:
 
 
 def test_migrations_create_schema_matching_models(db_url: str) -> None:
-    assert current_revision(db_url) == head_revision() == "0001"
+    assert current_revision(db_url) == head_revision()
     tables = set(inspect(get_engine(db_url)).get_table_names())
     assert {"users", "projects", "images", "items", "item_stages", "span_sets", "alignments", "edits", "jobs"} <= tables
     assert schema_diff(db_url) == []  # `alembic check`: autogenerate finds nothing to migrate
@@ -496,7 +495,6 @@ def test_status_navigation_lists_and_counts(db_url: str, media_dir: Path, tmp_pa
     pid = new_project(db_url)
     _png_file(tmp_path, "p.png")
     items = [make_item(i, image="p.png" if i % 2 == 0 else None, target=i != 4) for i in range(6)]
-    items[3].source.text  # unchanged; searchable text below
     with session_scope(db_url) as s:
         q.import_items(s, pid, items, media_dir, image_root=tmp_path)
         ids = q.item_ids(s, pid)

@@ -126,7 +126,6 @@ def run_stage_ray(
 
 
 def _first_line(exc: BaseException, marker: str) -> str:
-    for line in str(exc).splitlines():
-        if marker in line:
-            return line.split(f"{marker}:", 1)[-1].strip() or line
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The message of the wrapped exception (the last ``...StageLoadError: message`` line)."""
+    found = [line.split(f"{marker}: ", 1)[1].strip() for line in str(exc).splitlines() if f"{marker}: " in line]
+    return found[-1] if found else (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -22,7 +22,7 @@ from core.pipeline.store import load_stage_batch, pending_batches, pipeline_stat
 from db import queries
 from db.engine import init_db, session_scope
 
-__all__ = ["ENGINES", "StageReport", "RunReport", "PipelineCancelled", "run_pipeline", "run_batch", "write_batch"]
+__all__ = ["ENGINES", "StageReport", "RunReport", "PipelineCancelled", "StageLoadError", "run_pipeline", "run_batch", "write_batch"]
 
 ENGINES = ("local", "ray")
 
@@ -273,5 +273,3 @@ def run_pipeline(
         report.status = pipeline_status(s, info.id)
     return report
 
-
-__all__ += ["StageLoadError"]

@@ -154,8 +154,11 @@ class StageSpec:
 
     @property
     def key(self) -> str:
-        tag = _label_map_tag(self.options.get("label_map")) if self.kind == "teacher" else ""
-        return stage_key(self.kind, self.name + tag)
+        if self.kind == "teacher":
+            return stage_key(self.kind, self.name + _label_map_tag(self.options.get("label_map")))
+        if "fingerprint" in self.options:  # a translation file: its name and content, not its path
+            return stage_key(self.kind, f"provided:{Path(self.name.partition(':')[2]).name}@{self.options['fingerprint']}")
+        return stage_key(self.kind, self.name)
 
     @property
     def output_set(self) -> str | None:
@@ -184,6 +187,20 @@ def _uses_back_translation(aligner: str) -> bool:
     return walk(parse_spec(aligner))
 
 
+def _translator_spec(spec: str, c: PipelineConfig) -> tuple[str, dict[str, Any]]:
+    """(name, options) of a translate stage; a translation file is keyed by its content, so
+    an edited file is a new stage (its changed lines are translated again)."""
+    options: dict[str, Any] = {"src": c.src, "tgt": c.tgt}
+    if not spec.startswith("provided:"):
+        return normalize_spec(spec), options
+    path = Path(spec.partition(":")[2])
+    try:
+        options["fingerprint"] = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
+    except OSError as exc:
+        raise ValueError(f"translation file {path}: {exc.strerror or exc}") from None
+    return spec, options
+
+
 def plan_stages(config: PipelineConfig) -> list[StageSpec]:
     """The stages of a run in order, each with the keys of the stages it needs."""
     c = config.resolved()
@@ -200,13 +217,12 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
     stages = [teacher]
     target_keys: tuple[str, ...] = ()
     if c.translator:
-        translate = StageSpec("translate", normalize_spec(c.translator) if not c.translator.startswith("provided:") else c.translator,
-                              {"src": c.src, "tgt": c.tgt})
+        translate = StageSpec("translate", *_translator_spec(c.translator, c))
         stages.append(translate)
         target_keys = (translate.key,)
     align_needs = target_keys
     if c.back_translator:
-        back = StageSpec("back-translate", c.back_translator, {"src": c.src, "tgt": c.tgt}, target_keys)
+        back = StageSpec("back-translate", *_translator_spec(c.back_translator, c), target_keys)
         stages.append(back)
         align_needs = target_keys + (back.key,)
     align = StageSpec("align", c.aligner, {}, align_needs)

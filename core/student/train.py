@@ -119,13 +119,21 @@ def train_student(
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     model.train()
 
-    decay, no_decay = [], []
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+            is_head = not name.startswith("encoder.")
+            no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+            groups.setdefault((is_head, no_decay), []).append(param)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.learning_rate,
+        [
+            {
+                "params": params,
+                "lr": config.head_learning_rate if is_head else config.learning_rate,
+                "weight_decay": 0.0 if no_decay else config.weight_decay,
+            }
+            for (is_head, no_decay), params in groups.items()
+        ]
     )
     steps_per_epoch = math.ceil(len(windows) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs

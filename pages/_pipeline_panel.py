@@ -1,0 +1,143 @@
+"""The pipeline section of the Projects page: start a job, follow it, cancel it.
+
+The work runs in a separate process (core.pipeline.start_pipeline_job); this panel only
+writes the job request and polls the job rows with ``st.fragment(run_every=...)``, so the
+page never blocks and keeps working when the browser is closed and opened again.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.config import settings
+from core.pipeline import PipelineConfig, cancel_pipeline_job, pipeline_status, refresh_jobs, start_pipeline_job
+from core.teacher import DEFAULT_TEACHER
+from db import queries
+from db.engine import session_scope
+
+POLL_S = 2.0
+TEACHERS = {"spacy": "spaCy pipeline", "hf": "Hugging Face model", "gold": "Gold labels of the items"}
+TRANSLATORS = {
+    "apertium": "Apertium (offline)",
+    "hf": "Hugging Face model (NLLB, M2M-100, Marian)",
+    "provided": "Translation file on the server",
+    "none": "The items' own translations",
+}
+ALIGNERS = ["simalign:itermax", "simalign:argmax", "simalign:match", "eflomal", "gdfa(simalign:itermax,eflomal)", "exact"]
+
+
+def _methods() -> list[str]:
+    import core.projection as projection
+
+    known = list(getattr(projection, "METHODS", None) or [])
+    default = projection.DEFAULT_METHOD
+    return [default, *[m for m in known if m != default]]
+
+
+def _aligners() -> list[str]:
+    from core.projection import DEFAULT_ALIGNER
+
+    return [DEFAULT_ALIGNER, *[a for a in ALIGNERS if a != DEFAULT_ALIGNER]]
+
+
+def _spec(kind: str, detail: str, what: str) -> str | None:
+    """``kind:detail`` for kinds that need a model or file, with a clear message when missing."""
+    detail = detail.strip()
+    if kind in ("apertium", "gold"):
+        return kind
+    if kind == "spacy" and not detail:
+        return DEFAULT_TEACHER
+    if kind == "none":
+        return None
+    if not detail:
+        raise ValueError(f"{what}: give the model id, path or file for {kind}")
+    return f"{kind}:{detail}"
+
+
+def start_form(project: queries.ProjectSummary | queries.ProjectInfo, url: str) -> None:
+    with st.form(f"pipeline_start_{project.id}"):
+        st.markdown(f"**Run the pipeline on {project.name}** ({project.src_lang} → {project.tgt_lang})")
+        c1, c2 = st.columns(2)
+        teacher = c1.selectbox("Teacher", list(TEACHERS), format_func=TEACHERS.__getitem__, key=f"pl_teacher_{project.id}")
+        teacher_detail = c1.text_input("Teacher model", key=f"pl_teacher_model_{project.id}", placeholder=DEFAULT_TEACHER.partition(":")[2],
+                                       help="spaCy pipeline name or path (empty: the default), or a Hugging Face token-classification model id or path")
+        translator = c2.selectbox("Translator", list(TRANSLATORS), format_func=TRANSLATORS.__getitem__, key=f"pl_translator_{project.id}")
+        translator_detail = c2.text_input("Translation model or file", key=f"pl_translator_detail_{project.id}",
+                                          help="Hugging Face model id/path, or a TSV/JSONL/text file of translations on the server")
+        c3, c4, c5 = st.columns([2, 2, 1])
+        aligner = c3.selectbox("Aligner", _aligners(), key=f"pl_aligner_{project.id}")
+        method = c4.selectbox("Projection method", _methods(), key=f"pl_method_{project.id}")
+        batch_size = c5.number_input("Batch size", min_value=1, max_value=4096, value=32, key=f"pl_batch_{project.id}")
+        submitted = st.form_submit_button("Start pipeline", type="primary", icon=":material/play_arrow:")
+    if not submitted:
+        return
+    try:
+        config = PipelineConfig(
+            src=project.src_lang,
+            tgt=project.tgt_lang,
+            teacher=_spec(teacher, teacher_detail, "Teacher"),
+            translator=_spec(translator, translator_detail, "Translator"),
+            aligner=aligner,
+            method=method,
+            batch_size=int(batch_size),
+        )
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    job = start_pipeline_job(url, project.id, config)
+    st.session_state.flash = f"Pipeline job {job.id} started."
+    st.rerun()
+
+
+def _job_row(job: queries.JobInfo, url: str) -> None:
+    active = job.status in ("queued", "running")
+    with st.container(border=True):
+        done = f"{job.done}/{job.total}" if job.total else f"{job.done}"
+        st.progress(min(max(job.progress, 0.0), 1.0), text=f"Job {job.id} · {job.status} · {done} · {job.message or ''}")
+        cfg = (job.params or {}).get("config") or {}
+        st.caption(
+            f"teacher {cfg.get('teacher')} · translator {cfg.get('translator') or 'own'} · aligner "
+            f"{cfg.get('aligner') or 'default'} · method {cfg.get('method') or 'default'} · started {job.created_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        if job.error:
+            st.error(job.error)
+        if active:
+            st.button("Cancel", key=f"pl_cancel_{job.id}", icon=":material/stop:", on_click=cancel_pipeline_job, args=(url, job.id))
+
+
+def _status_table(project_id: int, url: str) -> None:
+    with session_scope(url) as s:
+        status = pipeline_status(s, project_id)
+    if not status["stages"]:
+        return
+    st.dataframe(
+        pd.DataFrame([{"Stage": k, "Done": v["done"], "Failed": v["failed"], "Pending": v["pending"]} for k, v in status["stages"].items()]),
+        hide_index=True,
+        width="stretch",
+    )
+    if status["failures"]:
+        with st.expander(f"{status['failures_total']} failure(s)"):
+            st.dataframe(pd.DataFrame(status["failures"]), hide_index=True, width="stretch")
+
+
+def render_pipeline_panel(project: queries.ProjectSummary | queries.ProjectInfo | None) -> None:
+    """The pipeline section for one project: a start form and its jobs, polled while active."""
+    if project is None:
+        return
+    url = settings().db_url
+    st.subheader("Pipeline")
+    start_form(project, url)
+    jobs = refresh_jobs(url, project.id, limit=5)
+    active = any(j.status in ("queued", "running") for j in jobs)
+
+    @st.fragment(run_every=POLL_S if active else None)
+    def follow_jobs() -> None:
+        current = refresh_jobs(url, project.id, limit=5)
+        for job in current:
+            _job_row(job, url)
+        _status_table(project.id, url)
+        if active and not any(j.status in ("queued", "running") for j in current):
+            st.rerun()  # the last job ended: refresh the whole page (counts) and stop polling
+
+    follow_jobs()
