@@ -42,12 +42,15 @@ seed: setup
 demo: seed
 	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
 
+# Chromium drives the browser tests; a PostgreSQL server lets the DB tests run on it too.
 test-deps: $(VENV)/.test-installed
-	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: /usr/bin/chromium missing and not root: browser tests will be skipped"; fi; \
-	fi
+	@missing=""; [ -x /usr/bin/chromium ] || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo "installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "note: not root; missing $$missing: browser/PostgreSQL tests will be skipped"; fi
 
 $(VENV)/.test-installed: requirements-test.txt $(VENV)/.installed
 	$(PIP) install -q -r requirements-test.txt

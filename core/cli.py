@@ -18,7 +18,9 @@ COMMAND_MODULES: list[str] = [
     "core.formats.cli",
     "db.cli",
     "core.encoder",
+    "core.bench",
     "core.pipeline.cli",
+    "core.users_cli",
 ]
 
 

@@ -83,6 +83,8 @@ __all__ = [
     "queue_next",
     "queue_count",
     "queue_rows",
+    "find_item",
+    "item_project",
     "progress",
     "annotators",
     "refresh_stats",
@@ -807,6 +809,23 @@ def queue_rows(s: Session, project_id: int, user: str, filt: QueueFilter, limit:
     ]
 
 
+def find_item(s: Session, project_id: int, ref: str) -> int | None:
+    """An item by its external id, or by its number in the original order ("#12" or "12")."""
+    ref = ref.strip()
+    found = s.scalar(select(orm.Item.id).where(orm.Item.project_id == project_id, orm.Item.external_id == ref))
+    if found is not None:
+        return found
+    number = ref[1:] if ref.startswith("#") else ref
+    if number.isdigit() and int(number) >= 1:
+        return s.scalar(select(orm.Item.id).where(orm.Item.project_id == project_id, orm.Item.position == int(number) - 1))
+    return None
+
+
+def item_project(s: Session, item_id: int) -> int | None:
+    """The project of an item (None: no such item)."""
+    return s.scalar(select(orm.Item.project_id).where(orm.Item.id == item_id))
+
+
 def progress(s: Session, project_id: int, users: Sequence[str] | None = None) -> dict[str, Progress]:
     """Per person: how many of the project's items they reviewed, skipped, flagged."""
     total = int(s.scalar(select(func.count()).select_from(orm.Item).where(orm.Item.project_id == project_id)) or 0)
@@ -911,26 +930,67 @@ def _refresh_items(s: Session, ids: Sequence[int], seed: int | None = None) -> i
     return done
 
 
+_CHECKED_KEY = "review_stats_checked_at"  # project setting: span sets older than this are counted
+
+
+def _checked_at(s: Session, project_id: int) -> datetime | None:
+    settings = s.scalar(select(orm.Project.settings).where(orm.Project.id == project_id)) or {}
+    value = settings.get(_CHECKED_KEY)
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def stale_stats_ids(s: Session, project_id: int) -> list[int]:
-    """Items whose queue numbers are missing or older than one of their span sets."""
-    missing = (
-        select(orm.Item.id)
-        .outerjoin(rm.ItemStats, rm.ItemStats.item_id == orm.Item.id)
-        .where(orm.Item.project_id == project_id, rm.ItemStats.item_id.is_(None))
-    )
-    outdated = (
-        select(rm.ItemStats.item_id)
-        .join(orm.SpanSet, orm.SpanSet.item_id == rm.ItemStats.item_id)
-        .where(rm.ItemStats.project_id == project_id, orm.SpanSet.created_at > rm.ItemStats.computed_at)
-        .distinct()
-    )
-    return sorted(set(s.scalars(missing)) | set(s.scalars(outdated)))
+    """Items whose queue numbers are missing or older than one of their span sets.
+
+    Cheap on a big project: item and stats counts are index counts, and only span sets
+    written since the last check are read (index on span_sets.created_at).
+    """
+    ids: set[int] = set()
+    n_items = s.scalar(select(func.count()).select_from(orm.Item).where(orm.Item.project_id == project_id)) or 0
+    n_stats = s.scalar(select(func.count()).select_from(rm.ItemStats).where(rm.ItemStats.project_id == project_id)) or 0
+    if n_items != n_stats:
+        ids.update(
+            s.scalars(
+                select(orm.Item.id)
+                .outerjoin(rm.ItemStats, rm.ItemStats.item_id == orm.Item.id)
+                .where(orm.Item.project_id == project_id, rm.ItemStats.item_id.is_(None))
+            )
+        )
+    checked = _checked_at(s, project_id)
+    if checked is None:
+        ids.update(
+            s.scalars(
+                select(orm.SpanSet.item_id)
+                .join(rm.ItemStats, rm.ItemStats.item_id == orm.SpanSet.item_id)
+                .where(rm.ItemStats.project_id == project_id, orm.SpanSet.created_at > rm.ItemStats.computed_at)
+                .distinct()
+            )
+        )
+        return sorted(ids)
+    # Span sets written since the last check (an index range scan), then which of them are
+    # newer than their item's numbers.
+    recent: dict[int, datetime] = {}
+    for item_id, created in s.execute(select(orm.SpanSet.item_id, orm.SpanSet.created_at).where(orm.SpanSet.created_at > checked)):
+        created = q._utc(created)
+        if item_id not in recent or created > recent[item_id]:
+            recent[item_id] = created
+    for chunk in q._chunks(sorted(recent), _CHUNK):
+        for item_id, computed in s.execute(
+            select(rm.ItemStats.item_id, rm.ItemStats.computed_at).where(rm.ItemStats.item_id.in_(chunk), rm.ItemStats.project_id == project_id)
+        ):
+            if recent[item_id] > q._utc(computed):
+                ids.add(item_id)
+    return sorted(ids)
 
 
 def refresh_stats(
     s: Session, project_id: int, item_ids: Sequence[int] | None = None, progress_cb: Callable[[int, int], None] | None = None
 ) -> int:
     """Recompute the queue numbers of a project's items (all, or ``item_ids``); returns how many."""
+    started = utcnow()
     ids = list(item_ids) if item_ids is not None else list(s.scalars(select(orm.Item.id).where(orm.Item.project_id == project_id)))
     seed = _seed(s, project_id)
     done = 0
@@ -938,13 +998,21 @@ def refresh_stats(
         done += _refresh_items(s, chunk, seed)
         if progress_cb is not None:
             progress_cb(done, len(ids))
+    if item_ids is None:
+        q.update_project_settings(s, project_id, {_CHECKED_KEY: started.isoformat()})
     return done
 
 
 def ensure_stats(s: Session, project_id: int, progress_cb: Callable[[int, int], None] | None = None) -> int:
-    """Bring missing or outdated queue numbers up to date (new imports, pipeline re-runs)."""
+    """Bring missing or outdated queue numbers up to date (new imports, pipeline re-runs);
+    returns how many items were recomputed."""
+    started = utcnow()
+    first_check = _checked_at(s, project_id) is None
     stale = stale_stats_ids(s, project_id)
-    return refresh_stats(s, project_id, stale, progress_cb) if stale else 0
+    done = refresh_stats(s, project_id, stale, progress_cb) if stale else 0
+    if stale or first_check:
+        q.update_project_settings(s, project_id, {_CHECKED_KEY: started.isoformat()})
+    return done
 
 
 def reshuffle(s: Session, project_id: int, seed: int) -> None:

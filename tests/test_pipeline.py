@@ -61,8 +61,10 @@ def new_project(url: str, items: list[Item] | None = None, name: str = "tiny", s
 
 
 def config(tsv: Path, **changes) -> PipelineConfig:
+    """Gold teacher, provided translations, exact-match aligner, ILP projection on hard links
+    (the default fused method would run the encoder)."""
     return PipelineConfig(**{"src": "en", "tgt": "es", "teacher": "gold", "translator": f"provided:{tsv}",
-                             "aligner": "exact", "batch_size": 2, **changes})
+                             "aligner": "exact", "method": "ilp", "batch_size": 2, **changes})
 
 
 def translate_key(tsv: Path) -> str:
@@ -386,7 +388,8 @@ def test_cli_run_status_and_export(tmp_path: Path, capsys) -> None:
     try:
         args = ["--db", db_url, "--project", "cli"]
         rc = cli_main(["pipeline", "run", *args, "--input", str(data), "--src", "en", "--tgt", "es", "--teacher", "gold",
-                       "--translator", f"provided:{tsv}", "--aligner", "exact", "--batch-size", "3", "--no-progress"])
+                       "--translator", f"provided:{tsv}", "--aligner", "exact", "--method", "ilp", "--batch-size", "3",
+                       "--no-progress"])
         assert rc == 0
         capsys.readouterr()
         assert cli_main(["status", *args, "--json"]) == 0
@@ -399,7 +402,7 @@ def test_cli_run_status_and_export(tmp_path: Path, capsys) -> None:
         assert first == ["Anna\tB-PER", "Weber\tI-PER", "vive\tO", "en\tO", "Berlin\tB-LOC", ".\tO"]
         # the same command again imports nothing and runs nothing
         assert cli_main(["pipeline", "run", *args, "--input", str(data), "--teacher", "gold",
-                         "--translator", f"provided:{tsv}", "--aligner", "exact", "--no-progress"]) == 0
+                         "--translator", f"provided:{tsv}", "--aligner", "exact", "--method", "ilp", "--no-progress"]) == 0
         assert "imported 0 item(s)" in capsys.readouterr().err
         # user errors are one line, exit code 2
         assert cli_main(["pipeline", "run", "--db", db_url, "--project", "new", "--teacher", "gold"]) == 2

@@ -346,11 +346,15 @@ class SimAlignAligner:
         return _Encoded(means, present)
 
     def _similarity(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(cosine + 1) / 2, as SimAlign's ``get_similarity`` (computed with torch: numpy's own
+        BLAS threads would compete with torch's for the same cores)."""
+        import torch
+
         if len(x) == 0 or len(y) == 0:
             return np.zeros((len(x), len(y)), dtype=np.float32)
-        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(x.dtype).tiny)
-        yn = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), np.finfo(y.dtype).tiny)
-        sim = (xn @ yn.T + 1.0) / 2.0
+        xt = torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
+        yt = torch.nn.functional.normalize(torch.from_numpy(y), dim=1)
+        sim = ((xt @ yt.T + 1.0) / 2.0).numpy()
         return apply_distortion(sim, self.distortion)
 
     @staticmethod

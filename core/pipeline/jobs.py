@@ -39,7 +39,7 @@ JOB_KIND = "pipeline"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 120.0
 
-_children: dict[int, subprocess.Popen] = {}  # job id -> worker started by this process
+_children: dict[tuple[str, int], subprocess.Popen] = {}  # (database URL, job id) -> worker started here
 
 
 def config_args(config: PipelineConfig) -> list[str]:
@@ -86,7 +86,7 @@ def start_pipeline_job(
             cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, env=os.environ.copy(),
         )
-    _children[job.id] = proc
+    _children[(url, job.id)] = proc
     with session_scope(url) as s:
         try:
             return queries.update_job(s, job.id, pid=proc.pid)
@@ -100,13 +100,10 @@ def cancel_pipeline_job(url: str, job_id: int) -> queries.JobInfo:
         return queries.cancel_job(s, job_id, "cancel requested: stopping after the batch in flight")
 
 
-def _alive(job_id: int, pid: int | None) -> bool:
-    proc = _children.get(job_id)
-    if proc is not None:
-        if proc.poll() is None:
-            return True
-        _children.pop(job_id, None)
-        return False
+def _alive(url: str, job_id: int, pid: int | None) -> bool:
+    proc = _children.get((url, job_id))
+    if proc is not None and proc.pid == pid:  # our child: poll() also reaps it
+        return proc.poll() is None
     if pid is None:
         return True  # not started by us and no pid yet: only the heartbeat can tell
     try:
@@ -128,14 +125,14 @@ def refresh_jobs(url: str, project_id: int | None = None, limit: int = 20) -> li
         queries.fail_stale_jobs(s, STALE_AFTER_S)
         jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
         for j in jobs:
-            if j.status in ("queued", "running") and not _alive(j.id, j.pid):
+            if j.status in ("queued", "running") and not _alive(url, j.id, j.pid):
                 try:
                     queries.finish_job(s, j.id, "failed", error=f"the worker process stopped without finishing; see {job_log_path(j.id)}")
                 except queries.QueryError:
                     pass  # it finished meanwhile
         jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
-    for job_id in [k for k, p in _children.items() if p.poll() is not None]:
-        _children.pop(job_id, None)  # reap finished workers
+    for key in [k for k, p in _children.items() if p.poll() is not None]:
+        _children.pop(key, None)  # finished workers, reaped by poll()
     return jobs
 
 

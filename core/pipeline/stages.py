@@ -356,15 +356,15 @@ def align_stage(items: list[Item], aligner) -> list[Item]:  # noqa: ANN001 (core
     return align_items(items, aligner)
 
 
-def project_stage(items: list[Item], method: str, set_name: str) -> list[Item]:
+def project_stage(items: list[Item], method: str, set_name: str, **options: Any) -> list[Item]:
     """Target spans projected with ``method``, their source renamed to ``set_name``.
 
     The source spans not projected stay in ``meta["unprojected"]`` (as the projection
-    writes them).
+    writes them); ``options`` go to ``core.projection.project_items``.
     """
     from core.projection import project_items
 
-    projected = project_items(items, method=method)
+    projected = project_items(items, method=method, **options)
     return [
         it.with_(target_spans=[Span(s.start, s.end, s.label, s.char_start, s.char_end, set_name, s.confidence) for s in it.target_spans])
         for it in projected
@@ -425,6 +425,10 @@ class StageRunner:
             return spec.name.startswith("hf:")
         if spec.kind == "align":
             return "simalign" in spec.name
+        if spec.kind == "project":
+            from core.projection import uses_soft_alignment
+
+            return uses_soft_alignment(spec.options["method"])  # the fused methods run the encoder
         return False
 
     def _load(self, spec: StageSpec) -> Callable[[StageBatch], list[Item]]:
@@ -449,10 +453,13 @@ class StageRunner:
             aligner = get_aligner(spec.name, **_aligner_options(spec.name))
             return lambda b: align_stage(b.items, aligner)
         if spec.kind == "project":
-            from core.projection import project_items  # noqa: F401 - fail at load time when missing
+            from core.projection import METHODS, uses_soft_alignment
 
             method, set_name = o["method"], spec.output_set
-            return lambda b: project_stage(b.items, method, set_name)
+            if method not in METHODS:
+                raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
+            extra = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
+            return lambda b: project_stage(b.items, method, set_name, **extra)
         raise StageLoadError(f"unknown stage kind {spec.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
 
     def _run(self, batch: StageBatch) -> list[Item]:

@@ -2,7 +2,10 @@
 
 The problem: given scores for (entity, candidate) pairs, pick pairs so that each entity is
 used at most once, chosen candidates never overlap (share a target token) and every chosen
-score exceeds the threshold, maximising the total score. ``assign_ilp`` solves it exactly as
+score exceeds the threshold, maximising the total of (score - threshold). Counting each
+pair by its margin over the threshold, not its raw score, stops the ILP from cutting one
+well-matched target span into two poor halves just to place two source entities (two
+pairs at 0.67 outweigh one at 1.0, but not at a threshold of 0.5). ``assign_ilp`` solves it exactly as
 a 0/1 program with scipy's HiGHS MILP; ``assign_greedy`` takes pairs from the highest score
 down and skips conflicts. Overlap is encoded per target token (at most one chosen candidate
 covers each token), which for intervals is the same as pairwise non-overlap but with far
@@ -69,7 +72,7 @@ def assign_ilp(scores: np.ndarray, spans: Sequence[tuple[int, int]], threshold: 
     a_mat = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_ent + n_tok, len(pairs))).tocsr()
     # A tiny preference for shorter candidates breaks exact ties the same way as the greedy.
     lengths = np.array([spans[c][1] - spans[c][0] for _, c in pairs], dtype=float)
-    objective = -np.array([scores[p] for p in pairs], dtype=float) + 1e-9 * lengths
+    objective = -(np.array([scores[p] for p in pairs], dtype=float) - threshold) + 1e-9 * lengths
     res = milp(
         objective,
         constraints=LinearConstraint(a_mat, -np.inf, 1.0),
@@ -82,5 +85,6 @@ def assign_ilp(scores: np.ndarray, spans: Sequence[tuple[int, int]], threshold: 
     return sorted(p for p, x in zip(pairs, res.x) if x > 0.5)
 
 
-def total_score(scores: np.ndarray, chosen: Sequence[tuple[int, int]]) -> float:
-    return float(sum(scores[p] for p in chosen))
+def total_score(scores: np.ndarray, chosen: Sequence[tuple[int, int]], threshold: float = 0.0) -> float:
+    """The objective the ILP maximises: the sum of the chosen scores above the threshold."""
+    return float(sum(scores[p] - threshold for p in chosen))

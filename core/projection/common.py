@@ -75,6 +75,8 @@ def span_dict(span: Span, sentence: Sentence, reason: str | None = None) -> dict
         "char_start": span.char_start,
         "char_end": span.char_end,
         "text": span.text(sentence),
+        "source": span.source,
+        "confidence": span.confidence,
     }
     if reason is not None:
         out["reason"] = reason

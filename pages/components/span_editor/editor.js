@@ -787,8 +787,15 @@ function drawLines(inst) {
   svg.setAttribute("width", String(box.width));
   svg.setAttribute("height", String(box.height));
   const point = (el, bottom) => {
-    const r = el.getBoundingClientRect();
-    return [r.left + r.width / 2 - box.left, (bottom ? r.bottom : r.top) - box.top];
+    // The middle of the span's words (not of its label badge), at its bottom or top edge.
+    const toks = el.classList.contains("tok") ? [el] : [...el.querySelectorAll(".tok")];
+    const rs = toks.map((t) => t.getBoundingClientRect());
+    const first = rs[0];
+    const sameLine = rs.filter((r) => Math.abs(r.top - first.top) < 2);
+    const left = Math.min(...sameLine.map((r) => r.left));
+    const right = Math.max(...sameLine.map((r) => r.right));
+    const y = bottom ? Math.max(...rs.map((r) => r.bottom)) : first.top;
+    return [(left + right) / 2 - box.left, y - box.top];
   };
   const curve = ([x1, y1], [x2, y2]) => {
     const my = (y1 + y2) / 2;
@@ -816,7 +823,7 @@ function drawLines(inst) {
     const a = root.querySelector(`.ent[data-side="source"][data-span="${sIdx}"]`);
     const b = root.querySelector(`.ent[data-side="target"][data-span="${ti}"]`);
     if (!a || !b) return;
-    paths += `<path class="ent-link${t.pending ? " pending" : ""}" style="stroke:${labelColour(inst, t.label)}" d="${curve(point(a, true), point(b, false))}"><title>${esc(spanTitle(t))}</title></path>`;
+    paths += `<path class="ent-link${t.pending ? " pending" : ""}" style="stroke:color-mix(in srgb, ${labelColour(inst, t.label)} 55%, #495057)" d="${curve(point(a, true), point(b, false))}"><title>${esc(spanTitle(t))}</title></path>`;
   });
   svg.innerHTML = paths;
 }

@@ -1,0 +1,160 @@
+"""Annotation projection: source spans + word alignment -> target spans.
+
+Methods (``project_items(items, method, **options)``; per sentence ``project_sentence``):
+
+* ``heuristic`` - contiguous runs of aligned target words (Garcia-Ferrero et al. 2022),
+  :func:`core.projection.heuristic.project_heuristic`.
+* ``ilp`` / ``greedy`` - candidate matching on the alignment Dice alone (Shkalikov 2024),
+  assignment solved exactly (HiGHS MILP) or greedily,
+  :func:`core.projection.matching.project_candidates`.
+* ``ilp-fused`` / ``greedy-fused`` - candidate matching on fused evidence: the alignment Dice
+  with gap credit (unlinked words between two aligned words of the entity count as covered)
+  averaged with the soft alignment Dice (translation probabilities from the encoder,
+  :mod:`core.projection.soft`). This is the project's default (:data:`DEFAULT_METHOD`), the
+  best configuration measured on Europarl-NER (bench/RESULTS.md).
+
+Every method returns target spans with ``source="projection:<method>"`` and a confidence in
+[0, 1]: the alignment Dice of the entity and its projection for ``heuristic``, the fused
+match score for the matching methods (1.0 = every word on both sides explained by the other
+side; projections under ~0.5 deserve a reviewer's look). Source spans that could not be
+projected are never dropped silently: they are returned (``ProjectionResult.unprojected``)
+and, for items, listed in ``item.meta["unprojected"]`` as span dicts with a ``reason``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from core.data import Item, Link, Sentence, Span
+from core.projection.common import ProjectionResult, Unprojected, span_dict
+from core.projection.heuristic import project_heuristic
+from core.projection.matching import Candidate, ngram_candidates, project_candidates, score_candidates
+from core.projection.soft import DEFAULT_TAU, SoftAlignment, soft_align
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_ALIGNER",
+    "METHODS",
+    "ProjectionResult",
+    "Unprojected",
+    "Candidate",
+    "SoftAlignment",
+    "project_sentence",
+    "project_items",
+    "project_heuristic",
+    "project_candidates",
+    "ngram_candidates",
+    "score_candidates",
+    "soft_align",
+    "register_bench",
+]
+
+DEFAULT_METHOD = "ilp-fused"
+DEFAULT_ALIGNER = "simalign:itermax"
+
+# Method presets: the function and its default options (callers may override any option).
+_FUSED = {"gap_credit": 1.0, "max_gap": 2, "soft_weight": 1.0, "threshold": 0.3}
+METHODS: dict[str, tuple[Callable[..., ProjectionResult], dict[str, Any]]] = {
+    "heuristic": (project_heuristic, {}),
+    "ilp": (project_candidates, {"solver": "ilp", "soft_weight": 0.0}),
+    "greedy": (project_candidates, {"solver": "greedy", "soft_weight": 0.0}),
+    "ilp-fused": (project_candidates, {"solver": "ilp", **_FUSED}),
+    "greedy-fused": (project_candidates, {"solver": "greedy", **_FUSED}),
+}
+# Options that are not projection options but say how to compute the soft alignment.
+_SOFT_OPTIONS = ("encoder", "layer", "tau", "device", "batch_size")
+
+
+def _method(method: str) -> tuple[Callable[..., ProjectionResult], dict[str, Any]]:
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
+    return METHODS[method]
+
+
+def uses_soft_alignment(method: str, **options: Any) -> bool:
+    """Whether a method (with these options) reads a soft alignment."""
+    fn, defaults = _method(method)
+    return fn is project_candidates and float({**defaults, **options}.get("soft_weight", 1.0)) > 0
+
+
+def project_sentence(
+    source: Sentence,
+    source_spans: Sequence[Span],
+    target: Sentence,
+    links: Sequence[Link],
+    method: str = DEFAULT_METHOD,
+    **options: Any,
+) -> ProjectionResult:
+    """Project one sentence's spans with a method preset; ``options`` override its defaults.
+
+    The fused methods take the soft alignment as ``soft=SoftAlignment``; without it they use
+    the hard links alone.
+    """
+    fn, defaults = _method(method)
+    merged = {**defaults, **options}
+    if fn is project_heuristic:
+        merged.pop("soft", None)  # the heuristic reads hard links only
+    unknown = set(merged) - set(fn.__kwdefaults__ or {})
+    if unknown:
+        raise ValueError(f"projection method {method!r} has no option {', '.join(sorted(unknown))}")
+    result = fn(source, source_spans, target, links, **merged)
+    label = f"projection:{method}"
+    result.spans = [Span(s.start, s.end, s.label, s.char_start, s.char_end, label, s.confidence) for s in result.spans]
+    return result
+
+
+def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: Any) -> list[Item]:
+    """Pipeline stage: fill ``target_spans`` from ``source_spans`` and ``item.alignment``.
+
+    Items without a target sentence raise ValueError (naming the item). For the fused
+    methods, a soft alignment is read from ``item.meta["soft_alignment"]`` (a SoftAlignment
+    or its ``to_dict()``); items without one get it computed here, in one batch, with the
+    default encoder (options ``encoder``, ``layer`` (8), ``tau``, ``device``,
+    ``batch_size``). Unprojected source spans go to ``item.meta["unprojected"]``.
+    """
+    soft_opts = {k: options.pop(k) for k in _SOFT_OPTIONS if k in options}
+    _method(method)
+    for it in items:
+        if it.target is None:
+            raise ValueError(f"item {it.id}: no target sentence to project onto")
+    softs: list[SoftAlignment | None] = [None] * len(items)
+    if uses_soft_alignment(method, **options):
+        todo = []
+        for k, it in enumerate(items):
+            raw = it.meta.get("soft_alignment")
+            if isinstance(raw, SoftAlignment):
+                softs[k] = raw
+            elif isinstance(raw, dict):
+                softs[k] = SoftAlignment.from_dict(raw)
+            elif it.source_spans:  # only sentences with something to project need the encoder
+                todo.append(k)
+        if todo:
+            computed = soft_align(
+                [(items[k].source.words, items[k].target.words) for k in todo],  # type: ignore[union-attr]
+                model=soft_opts.get("encoder"),
+                layer=int(soft_opts.get("layer", 8)),
+                tau=float(soft_opts.get("tau", DEFAULT_TAU)),
+                device=str(soft_opts.get("device", "cpu")),
+                batch_size=int(soft_opts.get("batch_size", 32)),
+            )
+            for k, soft in zip(todo, computed):
+                softs[k] = soft
+    out: list[Item] = []
+    for it, soft in zip(items, softs):
+        assert it.target is not None
+        extra = {"soft": soft} if soft is not None else {}
+        try:
+            result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
+        except ValueError as exc:
+            raise ValueError(f"item {it.id}: {exc}") from exc
+        meta = dict(it.meta)
+        meta["unprojected"] = [span_dict(u.span, it.source, u.reason) for u in result.unprojected]
+        out.append(it.with_(target_spans=result.spans, meta=meta))
+    return out
+
+
+def register_bench(bench_subparsers: Any) -> None:
+    """Add ``projection`` to core.cli's ``bench`` command group."""
+    from core.projection.bench import register_bench as _register
+
+    _register(bench_subparsers)

@@ -1,0 +1,163 @@
+"""Projection quality on a parallel gold corpus: strict entity F1 of projected source gold.
+
+    python bench/projection.py --source ../shared/data/europarl-ner/en-europarl.test.conll02 \
+        --target ../shared/data/europarl-ner/de-europarl.test.conll02 --json
+
+Sentence k of the source file is the translation of sentence k of the target file, both
+with gold tags. The source gold spans are projected onto the TARGET TOKENS of the gold file
+(align with ``--aligner``, project with ``--method``) and compared with the target gold:
+strict IOB2 entity precision / recall / F1 (seqeval, ``mode="strict", scheme=IOB2``).
+Without ``--method`` / ``--aligner`` it measures the project's default
+(``core.projection.DEFAULT_METHOD`` / ``DEFAULT_ALIGNER``).
+
+``seconds`` is the wall time of alignment + projection (including the soft alignment of the
+fused methods) after the models are loaded and warmed up on one pair; ``pairs_per_second``
+= sentences / seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.data import Item
+from core.tags import spans_to_tags
+
+__all__ = ["load_parallel_gold", "bench_projection", "register_bench", "main"]
+
+
+def _user_error(message: str) -> Exception:
+    from core.cli import CliError
+
+    return CliError(message)
+
+
+def load_parallel_gold(source: str | Path, target: str | Path, limit: int | None = None) -> tuple[list[Item], list[Item]]:
+    """Items for projection (source gold spans, target sentence) and the target gold items."""
+    from core.formats import read
+
+    try:
+        src_items = read(source, "conll")
+        tgt_items = read(target, "conll")
+    except ValueError as exc:  # FormatError names the file and line
+        raise _user_error(str(exc)) from exc
+    if len(src_items) != len(tgt_items):
+        raise _user_error(f"{source} has {len(src_items)} sentences but {target} has {len(tgt_items)}: not a parallel corpus")
+    if limit is not None:
+        if limit < 1:
+            raise _user_error(f"--limit must be >= 1, got {limit}")
+        src_items, tgt_items = src_items[:limit], tgt_items[:limit]
+    pairs = [
+        Item(id=str(k), source=s.source, source_spans=list(s.source_spans), target=t.source)
+        for k, (s, t) in enumerate(zip(src_items, tgt_items))
+    ]
+    return pairs, tgt_items
+
+
+def bench_projection(
+    source: str | Path,
+    target: str | Path,
+    method: str | None = None,
+    aligner: str | None = None,
+    limit: int | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Align, project and score (see the module docstring); returns the JSON record."""
+    from seqeval.metrics import f1_score, precision_score, recall_score
+    from seqeval.scheme import IOB2
+
+    from core.align import align_items, get_aligner
+    from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items
+
+    method = method or DEFAULT_METHOD
+    aligner_spec = aligner or DEFAULT_ALIGNER
+    if method not in METHODS:
+        raise _user_error(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
+    items, gold = load_parallel_gold(source, target, limit)
+    try:
+        al = get_aligner(aligner_spec)
+    except ValueError as exc:
+        raise _user_error(f"aligner {aligner_spec!r}: {exc}") from exc
+    # Warm up (load the encoder / train nothing yet) on one pair with an entity, untimed.
+    warm = next((it for it in items if it.source_spans), items[0] if items else None)
+    if warm is not None:
+        project_items(align_items([warm], al), method, **options)
+    start = time.perf_counter()
+    aligned = align_items(items, al)
+    projected = project_items(aligned, method, **options)
+    seconds = time.perf_counter() - start
+    gold_tags = [spans_to_tags(len(g.source), g.source_spans) for g in gold]
+    pred_tags = [spans_to_tags(len(it.target), it.target_spans) for it in projected]  # type: ignore[arg-type]
+    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    return {
+        "benchmark": "projection",
+        "source": str(source),
+        "target": str(target),
+        "method": method,
+        "aligner": aligner_spec,
+        "options": options,
+        "sentences": len(items),
+        "source_entities": sum(len(it.source_spans) for it in items),
+        "projected": sum(len(it.target_spans) for it in projected),
+        "unprojected": sum(len(it.meta.get("unprojected", [])) for it in projected),
+        "precision": round(float(precision_score(gold_tags, pred_tags, **kw)), 4),
+        "recall": round(float(recall_score(gold_tags, pred_tags, **kw)), 4),
+        "f1": round(float(f1_score(gold_tags, pred_tags, **kw)), 4),
+        "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
+        "seconds": round(seconds, 2),
+    }
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise _user_error(f"--option must be KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
+    parser.add_argument("--target", required=True, help="parallel target-language CoNLL file with gold tags")
+    parser.add_argument("--method", help="projection method (default: core.projection.DEFAULT_METHOD)")
+    parser.add_argument("--aligner", help="aligner spec (default: core.projection.DEFAULT_ALIGNER)")
+    parser.add_argument("--limit", type=int, help="only the first N sentence pairs")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="projection option, value as JSON (e.g. threshold=0.2); repeatable")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = dict(_parse_option(o) for o in args.option)
+    try:
+        record = bench_projection(args.source, args.target, args.method, args.aligner, args.limit, **options)
+    except (ValueError, TypeError) as exc:
+        raise _user_error(str(exc)) from exc
+    print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    """Add ``projection`` to the ``bench`` command group of core.cli."""
+    parser = bench_subparsers.add_parser("projection", help="projection strict F1 on a parallel gold corpus")
+    _add_arguments(parser)
+    parser.set_defaults(func=_run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.cli import CliError
+
+    parser = argparse.ArgumentParser(prog="bench/projection.py", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,174 @@
+"""Who is using the app: log in with a user name and password, or single-user mode.
+
+``LABELBRIDGE_AUTH`` = on/1/true/yes: everyone logs in (passwords hashed with Argon2id,
+core.auth); a login lasts 12 hours and survives reloads through a session cookie holding
+a random token (the database keeps only its SHA-256). When the variable is unset or off,
+the app runs in single-user mode for local use: no login, the name typed in the sidebar
+is recorded with every edit, and that person may use every page.
+
+Roles: annotator (Review), reviewer (also Agreement, Adjudicate, Export), admin (also
+Projects and Users). app.py builds the navigation from the role, so a page outside it
+cannot be opened; the pages check the role again with ``require_role``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.auth import hash_password
+from db import queries
+from db import review as rv
+from db.engine import session_scope
+
+AUTH_ENV = "LABELBRIDGE_AUTH"
+COOKIE = "labelbridge_session"
+SESSION_HOURS = 12
+ROLE_RANK = {"annotator": 0, "reviewer": 1, "admin": 2}
+
+_COOKIE_JS = """
+export default function ({ data }) {
+  if (!data) return;
+  if (data.token) {
+    document.cookie = `${data.name}=${data.token}; path=/; max-age=${data.max_age}; SameSite=Strict`;
+  } else if (data.clear) {
+    document.cookie = `${data.name}=; path=/; max-age=0; SameSite=Strict`;
+  }
+}
+"""
+_cookie_component = st.components.v2.component("labelbridge.session_cookie", js=_COOKIE_JS)
+
+
+def auth_enabled() -> bool:
+    return os.environ.get(AUTH_ENV, "").strip().lower() in ("1", "on", "true", "yes")
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUser:
+    name: str
+    role: str
+    logged_in: bool  # False in single-user mode
+
+    def can(self, role: str) -> bool:
+        """At least ``role`` (annotator < reviewer < admin)."""
+        return ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+
+
+def current_user(url: str | None = None) -> CurrentUser | None:
+    """The person using this session (None: auth is on and nobody is logged in yet)."""
+    if not auth_enabled():
+        return CurrentUser((st.session_state.get("user_name") or "reviewer").strip() or "reviewer", "admin", False)
+    found = st.session_state.get("auth_user")
+    if found is None:
+        token = st.context.cookies.get(COOKIE) if hasattr(st.context, "cookies") else None
+        if token and not st.session_state.get("auth_logged_out"):
+            with session_scope(url) as s:
+                user = rv.user_for_session(s, token)
+            if user is not None:
+                found = {"name": user.name, "role": user.role, "token": token}
+                st.session_state.auth_user = found
+    if found is None:
+        return None
+    return CurrentUser(found["name"], found["role"], True)
+
+
+def _log_in(url: str | None, name: str, role: str) -> None:
+    with session_scope(url) as s:
+        token = rv.create_login_session(s, name, SESSION_HOURS)
+    st.session_state.auth_user = {"name": name, "role": role, "token": token}
+    st.session_state.auth_cookie = {"name": COOKIE, "token": token, "max_age": SESSION_HOURS * 3600}
+    st.session_state.pop("auth_logged_out", None)
+
+
+def _on_login(url: str | None) -> None:
+    name = (st.session_state.get("login_name") or "").strip()
+    password = st.session_state.get("login_password") or ""
+    with session_scope(url) as s:
+        user = queries.check_login(s, name, password) if name and password else None
+    if user is None:
+        st.session_state.login_error = "Unknown user name or wrong password."
+        return
+    st.session_state.login_password = ""
+    _log_in(url, user.name, user.role)
+
+
+def _on_first_admin(url: str | None) -> None:
+    name = (st.session_state.get("first_name") or "").strip()
+    password = st.session_state.get("first_password") or ""
+    if not name or len(password) < 8:
+        st.session_state.login_error = "Give a user name and a password of at least 8 characters."
+        return
+    try:
+        with session_scope(url) as s:
+            if any(u.has_password for u in queries.list_users(s)):
+                st.session_state.login_error = "An account already exists: log in with it."
+                return
+            if queries.get_user(s, name) is None:
+                queries.create_user(s, name, "admin", hash_password(password))
+            else:
+                queries.set_user_role(s, name, "admin")
+                queries.set_password_hash(s, name, hash_password(password))
+    except queries.QueryError as exc:
+        st.session_state.login_error = str(exc)
+        return
+    _log_in(url, name, "admin")
+
+
+def login_screen(url: str | None) -> None:
+    """The login form (or, on a new installation, the form creating the first admin)."""
+    st.title("Log in to LabelBridge")
+    if error := st.session_state.pop("login_error", None):
+        st.error(error)
+    with session_scope(url) as s:
+        has_accounts = any(u.has_password for u in queries.list_users(s))
+    if not has_accounts:
+        st.info("No account exists yet. Create the first administrator (or use `python -m core.cli users add NAME --role admin`).")
+        with st.form("first_admin"):
+            st.text_input("User name", key="first_name")
+            st.text_input("Password", type="password", key="first_password", help="At least 8 characters.")
+            st.form_submit_button("Create administrator", type="primary", on_click=_on_first_admin, args=(url,))
+        return
+    with st.form("login"):
+        st.text_input("User name", key="login_name")
+        st.text_input("Password", type="password", key="login_password")
+        st.form_submit_button("Log in", type="primary", on_click=_on_login, args=(url,))
+
+
+def _on_logout(url: str | None) -> None:
+    found = st.session_state.pop("auth_user", None)
+    if found:
+        with session_scope(url) as s:
+            rv.end_login_session(s, found.get("token"))
+    st.session_state.auth_logged_out = True
+    st.session_state.auth_cookie = {"name": COOKIE, "clear": True}
+    for key in ("item_id", "review_conflict", "review_correction"):
+        st.session_state.pop(key, None)
+
+
+def sidebar_user(url: str | None, user: CurrentUser) -> None:
+    """Who is logged in, and the log-out button."""
+    if user.logged_in:
+        st.sidebar.markdown(f"Logged in as **{user.name}** ({user.role})")
+        st.sidebar.button("Log out", on_click=_on_logout, args=(url,), key="logout")
+
+
+def cookie_writer() -> None:
+    """Set or clear the session cookie in the browser after a login or logout."""
+    pending = st.session_state.pop("auth_cookie", None)
+    if pending:
+        with st.sidebar:
+            _cookie_component(key="session_cookie", data=pending, height="content")
+
+
+def require_role(role: str, url: str | None = None) -> CurrentUser:
+    """Stop the page (with a message) unless the user has at least ``role``."""
+    user = current_user(url)
+    if user is None:
+        st.error("Log in first.")
+        st.stop()
+    if not user.can(role):
+        st.error(f"This page needs the {role} role; you are logged in as {user.name} ({user.role}).")
+        st.stop()
+    return user

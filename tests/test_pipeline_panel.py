@@ -1,0 +1,110 @@
+"""The Projects page starts a pipeline job in its own process and follows it (AppTest)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from core.config import REPO_ROOT
+from tests.test_pipeline import WORDS, tiny_items, write_translations
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+APP = str(REPO_ROOT / "app.py")
+
+
+def by_label(widgets, label: str):
+    matches = [w for w in widgets if w.label == label]
+    assert matches, f"no widget labelled {label!r}: {[w.label for w in widgets]}"
+    return matches[0]
+
+
+@pytest.fixture()
+def project_id(lb_env: Path):
+    from db import queries
+    from db.engine import dispose_engine, init_db, session_scope
+
+    init_db()
+    with session_scope() as s:
+        project = queries.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
+        queries.import_items(s, project.id, tiny_items())
+    yield project.id
+    dispose_engine()
+
+
+def open_projects_page(project_id: int) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["project"] = str(project_id)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_env: Path) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    tsv = write_translations(lb_env / "es.tsv")
+    at = open_projects_page(project_id)
+    by_label(at.selectbox, "Teacher").set_value("gold")
+    by_label(at.selectbox, "Translator").set_value("provided")
+    by_label(at.text_input, "Translation model or file").set_value(str(tsv))
+    by_label(at.selectbox, "Aligner").set_value("exact")
+    by_label(at.selectbox, "Projection method").set_value("ilp")  # hard links only: no encoder
+    by_label(at.number_input, "Batch size").set_value(2)
+    by_label(at.button, "Start pipeline").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Pipeline job" in s.value and "started" in s.value for s in at.success)
+
+    with session_scope() as s:
+        (job,) = queries.list_jobs(s, project_id)
+    assert job.kind == "pipeline" and job.params["config"]["teacher"] == "gold" and job.pid is not None
+    deadline = time.monotonic() + 120
+    while job.status in ("queued", "running") and time.monotonic() < deadline:
+        assert at.progress, "the job row shows a progress bar while the job runs"
+        time.sleep(1.0)
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        with session_scope() as s:
+            job = queries.get_job(s, job.id)
+    assert job.status == "done", (job.status, job.error, job.message)
+    assert (job.done, job.total, job.progress) == (4 * len(WORDS), 4 * len(WORDS), 1.0)
+
+    at.run()
+    (bar,) = at.progress
+    assert f"Job {job.id} · done · {4 * len(WORDS)}/{4 * len(WORDS)}" in bar.text
+    stages = at.dataframe[-1].value
+    assert list(stages["Done"]) == [len(WORDS)] * 4 and list(stages["Pending"]) == [0] * 4
+
+
+def test_cancel_button_cancels_a_running_job(project_id: int) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        job = queries.create_job(s, "pipeline", project_id, params={"config": {"teacher": "gold"}})
+        queries.update_job(s, job.id, done=3, total=10, message="align: batch 1/5", pid=os.getpid())  # a live worker
+    at = open_projects_page(project_id)
+    (bar,) = at.progress
+    assert "running · 3/10 · align: batch 1/5" in bar.text
+    by_label(at.button, "Cancel").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    with session_scope() as s:
+        assert queries.get_job(s, job.id).status == "cancelled"
+    assert not [b for b in at.button if b.label == "Cancel"]
+
+
+def test_a_job_whose_worker_died_is_shown_failed(project_id: int) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        job = queries.create_job(s, "pipeline", project_id)
+        queries.update_job(s, job.id, pid=2**22 + 12345)  # no such process
+    at = open_projects_page(project_id)
+    assert any("stopped without finishing" in e.value for e in at.error)
+    with session_scope() as s:
+        assert queries.get_job(s, job.id).status == "failed"
