@@ -62,8 +62,8 @@ def current_user(url: str | None = None) -> CurrentUser | None:
         return CurrentUser((st.session_state.get("user_name") or "reviewer").strip() or "reviewer", "admin", False)
     found = st.session_state.get("auth_user")
     if found is None:
-        token = st.context.cookies.get(COOKIE) if hasattr(st.context, "cookies") else None
-        if token and not st.session_state.get("auth_logged_out"):
+        token = st.context.cookies.get(COOKIE)
+        if isinstance(token, str) and token and not st.session_state.get("auth_logged_out"):
             with session_scope(url) as s:
                 user = rv.user_for_session(s, token)
             if user is not None:
@@ -78,7 +78,6 @@ def _log_in(url: str | None, name: str, role: str) -> None:
     with session_scope(url) as s:
         token = rv.create_login_session(s, name, SESSION_HOURS)
     st.session_state.auth_user = {"name": name, "role": role, "token": token}
-    st.session_state.auth_cookie = {"name": COOKIE, "token": token, "max_age": SESSION_HOURS * 3600}
     st.session_state.pop("auth_logged_out", None)
 
 
@@ -142,7 +141,6 @@ def _on_logout(url: str | None) -> None:
         with session_scope(url) as s:
             rv.end_login_session(s, found.get("token"))
     st.session_state.auth_logged_out = True
-    st.session_state.auth_cookie = {"name": COOKIE, "clear": True}
     for key in ("item_id", "review_conflict", "review_correction"):
         st.session_state.pop(key, None)
 
@@ -155,11 +153,18 @@ def sidebar_user(url: str | None, user: CurrentUser) -> None:
 
 
 def cookie_writer() -> None:
-    """Set or clear the session cookie in the browser after a login or logout."""
-    pending = st.session_state.pop("auth_cookie", None)
-    if pending:
-        with st.sidebar:
-            _cookie_component(key="session_cookie", data=pending, height="content")
+    """Keep the browser's session cookie in step with the login (set while logged in,
+    cleared after a logout). Rendered on every run: the cookie is written once the
+    browser runs the component, and identical data costs nothing on later runs."""
+    found = st.session_state.get("auth_user")
+    if found:
+        data = {"name": COOKIE, "token": found["token"], "max_age": SESSION_HOURS * 3600}
+    elif st.session_state.get("auth_logged_out"):
+        data = {"name": COOKIE, "clear": True}
+    else:
+        return
+    with st.sidebar:
+        _cookie_component(key="session_cookie", data=data, height="content")
 
 
 def require_role(role: str, url: str | None = None) -> CurrentUser:

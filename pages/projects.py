@@ -11,6 +11,7 @@ import streamlit as st
 from core.config import settings
 from core.demo import seed_demo
 from core.formats import FormatError, ReadReport
+from core.pipeline import refresh_jobs
 from core.transfer import ArchiveError, drop_translations, format_names, match_images, read_upload, unpack_images
 from db import queries
 from db.engine import session_scope
@@ -31,8 +32,12 @@ def show_projects() -> list[queries.ProjectSummary]:
         st.info("No projects yet. Create one below, or load the demo projects to look around.")
         if st.button("Load the demo projects", icon=":material/auto_awesome:"):
             with st.spinner("Seeding the demo projects…"):
-                seeded = seed_demo(URL)
-            st.session_state.flash = "Demo projects loaded." if seeded else "The database already has projects."
+                seeded = seed_demo(URL, projection="background")
+            st.session_state.flash = (
+                "Demo projects loaded. Their translations get projected spans from a background pipeline job "
+                "(a minute or two); until then Review shows them without spans."
+                if seeded else "The database already has projects."
+            )
             st.rerun()
         return projects
     table = pd.DataFrame(
@@ -51,6 +56,37 @@ def show_projects() -> list[queries.ProjectSummary]:
     )
     st.dataframe(table, hide_index=True, width="stretch")
     return projects
+
+
+def jobs_table(names: dict[int, str]) -> None:
+    jobs = refresh_jobs(URL, limit=10)
+    st.markdown("**Pipeline jobs**")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "Job": j.id,
+                    "Project": names.get(j.project_id, j.project_id),
+                    "Status": j.status,
+                    "Progress": j.progress,
+                    "Message": j.error or j.message or "",
+                }
+                for j in jobs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"Progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent")},
+    )
+
+
+def show_jobs(projects: list[queries.ProjectSummary]) -> None:
+    """Recent pipeline jobs (e.g. the demo's projection), refreshed every 5 s while one runs."""
+    jobs = refresh_jobs(URL, limit=10)
+    if not jobs:
+        return
+    running = any(j.status in ("queued", "running") for j in jobs)
+    st.fragment(jobs_table, run_every=5 if running else None)({p.id: p.name for p in projects})
 
 
 def create_form() -> None:
@@ -161,6 +197,7 @@ st.title("Projects")
 if flash := st.session_state.pop("flash", None):
     st.success(flash)
 projects = show_projects()
+show_jobs(projects)
 left, right = st.columns(2, gap="large")
 with left:
     create_form()

@@ -195,3 +195,27 @@ def test_export_reviewed_only_with_nothing_reviewed_warns(project_id) -> None:
     by_label(at.button, "Build file").click().run()
     assert any("none is reviewed yet" in w.value for w in at.warning)
     assert "export" not in at.session_state
+
+
+def test_demo_button_seeds_and_starts_projection_jobs(lb_env, monkeypatch) -> None:
+    import core.pipeline
+    from db import queries
+    from db.engine import session_scope
+
+    started = []
+
+    def fake_start(url, project, config, **kwargs):  # the real one starts a model-loading process
+        started.append((project, config.src, config.tgt, config.teacher, config.translator))
+        with session_scope(url) as s:
+            job = queries.create_job(s, "pipeline", queries.get_project(s, project).id, params={"config": config.to_json()})
+            return queries.finish_job(s, job.id, "done", message="done: 43 item(s)")
+
+    monkeypatch.setattr(core.pipeline, "start_pipeline_job", fake_start)
+    at = start()
+    by_label(at.button, "Load the demo projects").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert any("Demo projects loaded" in s.value for s in at.success)
+    assert started == [("Demo (en→es)", "en", "es", "gold", None), ("Demo (en→de)", "en", "de", "gold", None)]
+    projects, jobs = at.dataframe[0].value, at.dataframe[1].value
+    assert list(projects["Items"]) == [43, 43] and list(projects["With image"]) == [7, 7]
+    assert list(jobs["Status"]) == ["done", "done"] and set(jobs["Project"]) == {"Demo (en→es)", "Demo (en→de)"}

@@ -63,8 +63,8 @@ def test_seed_demo_seeds_once_into_an_empty_database(lb_env) -> None:
     from db import queries
     from db.engine import session_scope
 
-    assert seed_demo() is True
-    assert seed_demo() is False
+    assert seed_demo(projection="none") is True
+    assert seed_demo(projection="none") is False
     with session_scope() as s:
         projects = {p.name: p for p in queries.list_projects(s)}
         assert set(projects) == {d.name for d in DEMO_PROJECTS}
@@ -89,15 +89,37 @@ def test_seed_demo_leaves_existing_projects_alone(lb_env) -> None:
     assert seed_demo() is False
     with session_scope() as s:
         assert [p.name for p in queries.list_projects(s)] == ["Mine"]
+    with pytest.raises(ValueError, match="projection must be one of"):
+        seed_demo(projection="fake")
 
 
 def test_demo_seed_command(lb_env, capsys) -> None:
     from core.cli import main
 
-    assert main(["demo", "seed"]) == 0
+    assert main(["demo", "seed", "--no-projection"]) == 0
     assert "seeded 2 demo projects" in capsys.readouterr().out
     assert main(["demo", "seed"]) == 0
     assert "nothing seeded" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_demo_projection_uses_the_real_engine_and_matches_the_reference(lb_env) -> None:
+    """The default pipeline (SimAlign on the offline encoder + ilp-fused) on the en→es demo."""
+    from core.demo import project_demo
+    from core.metrics import span_scores
+    from db import queries
+    from db.engine import session_scope
+
+    seed_demo(projection="none")
+    lines = project_demo(projects=[DEMO_PROJECTS[0]], progress=False)
+    assert "43 items projected" in lines[0], lines
+    with session_scope() as s:
+        project = queries.get_project(s, DEMO_PROJECTS[0].name)
+        records = queries.load_items(s, queries.item_ids(s, project.id))
+    assert all(r.current_source["target"].startswith("projection:") for r in records)
+    items = [r.item for r in records]
+    scores = span_scores([it.target for it in items], [reference_target_spans(it) for it in items], [it.target_spans for it in items])
+    assert scores["f1"] >= 0.9, scores
 
 
 # --------------------------------------------------------------------------- highlight

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def encoder_dir() -> Path:
     path = Path(settings().encoder)
     if not (path / "config.json").is_file():
-        pytest.skip(f"default encoder not found at {path} (run `python -m core.cli encoder prepare` first)")
+        pytest.skip(f"default encoder not found at {path} (run `python -m core.cli models prepare` first)")
     return path
 
 

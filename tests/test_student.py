@@ -71,7 +71,10 @@ def toy_items() -> list[Item]:
 
 
 def fast_config(encoder: str, **changes) -> TrainConfig:
-    base = dict(encoder=encoder, epochs=8, learning_rate=3e-3, batch_size=4, device="cpu", seed=1, warmup_ratio=0.0)
+    base = dict(
+        encoder=encoder, epochs=8, learning_rate=3e-3, head_learning_rate=1e-2, batch_size=4, device="cpu", seed=1,
+        warmup_ratio=0.0, dropout=0.0,
+    )  # fmt: skip
     base.update(changes)
     return TrainConfig(**base)
 
@@ -136,11 +139,13 @@ def test_config_rejects_bad_values():
 # --------------------------------------------------------------------- training and use
 
 
-def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path):
+@pytest.mark.parametrize("finetune", [False, True], ids=["frozen-encoder", "finetuned-encoder"])
+def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
     items = toy_items()
     steps = []
-    student = train_student(items, items[:4], fast_config(tiny_encoder), progress_cb=lambda s, t, loss: steps.append((s, t, loss)))
-    assert steps and steps[-1][0] == steps[-1][1] or student.best_epoch is not None
+    config = fast_config(tiny_encoder, finetune_encoder=finetune)
+    student = train_student(items, items[:4], config, progress_cb=lambda s, t, loss: steps.append((s, t, loss)))
+    assert steps and steps[0][1] == 8 * 4 and all(0 < s <= t for s, t, _ in steps)
     losses = [h["loss"] for h in student.history]
     assert losses[-1] < losses[0]
     assert "dev_f1" in student.history[0]

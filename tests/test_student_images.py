@@ -28,11 +28,12 @@ def items_with_images(red: str, noise: str) -> list[Item]:
     return items
 
 
-def test_fused_student_trains_and_reads_the_image(lb_env, tmp_path, tiny_encoder):
+@pytest.mark.parametrize("finetune", [False, True], ids=["frozen-encoder", "finetuned-encoder"])
+def test_fused_student_trains_and_reads_the_image(lb_env, tmp_path, tiny_encoder, finetune):
     red, noise = draw_images(tmp_path / "pics")
     config = TrainConfig(
-        encoder=tiny_encoder, image_encoder="efficientnet-lite0", epochs=10, learning_rate=3e-3,
-        batch_size=4, device="cpu", seed=3, warmup_ratio=0.0,
+        encoder=tiny_encoder, image_encoder="efficientnet-lite0", finetune_encoder=finetune, epochs=10,
+        learning_rate=3e-3, head_learning_rate=1e-2, batch_size=4, device="cpu", seed=3, warmup_ratio=0.0,
     )  # fmt: skip
     student = train_student(items_with_images(red, noise), (), config)
     assert student.image_dim == 1280

@@ -46,6 +46,7 @@ __all__ = [
     "ngram_candidates",
     "score_candidates",
     "soft_align",
+    "uses_soft_alignment",
     "register_bench",
 ]
 

@@ -27,7 +27,7 @@ from typing import Any
 from core.data import Item
 from core.tags import spans_to_tags
 
-__all__ = ["load_parallel_gold", "bench_projection", "register_bench", "main"]
+__all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods", "register_bench", "main"]
 
 
 def _user_error(message: str) -> Exception:
@@ -67,49 +67,90 @@ def bench_projection(
     **options: Any,
 ) -> dict[str, Any]:
     """Align, project and score (see the module docstring); returns the JSON record."""
+    return bench_projection_methods(source, target, [method] if method else None, aligner, limit, **options)[0]
+
+
+def bench_projection_methods(
+    source: str | Path,
+    target: str | Path,
+    methods: list[str] | None = None,
+    aligner: str | None = None,
+    limit: int | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """One record per method, sharing one alignment (and one soft alignment) of the corpus.
+
+    Each record's ``seconds`` counts what that method needs: the alignment, the soft
+    alignment when the method reads one, and its own projection.
+    """
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
 
     from core.align import align_items, get_aligner
-    from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items
+    from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items, soft_align, uses_soft_alignment
 
-    method = method or DEFAULT_METHOD
+    methods = methods or [DEFAULT_METHOD]
     aligner_spec = aligner or DEFAULT_ALIGNER
-    if method not in METHODS:
-        raise _user_error(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
+    for m in methods:
+        if m not in METHODS:
+            raise _user_error(f"unknown projection method {m!r}; expected one of {', '.join(METHODS)}")
+    soft_opts = {k: options.pop(k) for k in ("encoder", "layer", "tau") if k in options}
     items, gold = load_parallel_gold(source, target, limit)
     try:
         al = get_aligner(aligner_spec)
     except ValueError as exc:
         raise _user_error(f"aligner {aligner_spec!r}: {exc}") from exc
-    # Warm up (load the encoder / train nothing yet) on one pair with an entity, untimed.
-    warm = next((it for it in items if it.source_spans), items[0] if items else None)
+    needs_soft = any(uses_soft_alignment(m, **options) for m in methods)
+
+    def soft_for(batch: list[Item]) -> list[Item]:
+        todo = [it for it in batch if it.source_spans]
+        softs = soft_align([(it.source.words, it.target.words) for it in todo], model=soft_opts.get("encoder"),  # type: ignore[union-attr]
+                           layer=int(soft_opts.get("layer", 8)), **({"tau": float(soft_opts["tau"])} if "tau" in soft_opts else {}))
+        by_id = {it.id: s for it, s in zip(todo, softs)}
+        return [it.with_(meta={**it.meta, "soft_alignment": by_id[it.id]}) if it.id in by_id else it for it in batch]
+
+    # Warm up (load the encoder, first forward pass) on one pair with an entity, untimed.
+    warm = next((it for it in items if it.source_spans), None)
     if warm is not None:
-        project_items(align_items([warm], al), method, **options)
+        warmed = align_items([warm], al)
+        if needs_soft:
+            warmed = soft_for(warmed)
+        for m in methods:
+            project_items(warmed, m, **options)
     start = time.perf_counter()
     aligned = align_items(items, al)
-    projected = project_items(aligned, method, **options)
-    seconds = time.perf_counter() - start
+    align_seconds = time.perf_counter() - start
+    soft_seconds = 0.0
+    if needs_soft:
+        start = time.perf_counter()
+        aligned = soft_for(aligned)
+        soft_seconds = time.perf_counter() - start
     gold_tags = [spans_to_tags(len(g.source), g.source_spans) for g in gold]
-    pred_tags = [spans_to_tags(len(it.target), it.target_spans) for it in projected]  # type: ignore[arg-type]
     kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
-    return {
-        "benchmark": "projection",
-        "source": str(source),
-        "target": str(target),
-        "method": method,
-        "aligner": aligner_spec,
-        "options": options,
-        "sentences": len(items),
-        "source_entities": sum(len(it.source_spans) for it in items),
-        "projected": sum(len(it.target_spans) for it in projected),
-        "unprojected": sum(len(it.meta.get("unprojected", [])) for it in projected),
-        "precision": round(float(precision_score(gold_tags, pred_tags, **kw)), 4),
-        "recall": round(float(recall_score(gold_tags, pred_tags, **kw)), 4),
-        "f1": round(float(f1_score(gold_tags, pred_tags, **kw)), 4),
-        "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
-        "seconds": round(seconds, 2),
-    }
+    records = []
+    for m in methods:
+        start = time.perf_counter()
+        projected = project_items(aligned, m, **options)
+        seconds = align_seconds + time.perf_counter() - start + (soft_seconds if uses_soft_alignment(m, **options) else 0.0)
+        pred_tags = [spans_to_tags(len(it.target), it.target_spans) for it in projected]  # type: ignore[arg-type]
+        records.append({
+            "benchmark": "projection",
+            "source": str(source),
+            "target": str(target),
+            "method": m,
+            "aligner": aligner_spec,
+            "options": {**options, **soft_opts},
+            "sentences": len(items),
+            "source_entities": sum(len(it.source_spans) for it in items),
+            "projected": sum(len(it.target_spans) for it in projected),
+            "unprojected": sum(len(it.meta.get("unprojected", [])) for it in projected),
+            "precision": round(float(precision_score(gold_tags, pred_tags, **kw)), 4),
+            "recall": round(float(recall_score(gold_tags, pred_tags, **kw)), 4),
+            "f1": round(float(f1_score(gold_tags, pred_tags, **kw)), 4),
+            "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
+            "seconds": round(seconds, 2),
+        })
+    return records
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -125,7 +166,8 @@ def _parse_option(text: str) -> tuple[str, Any]:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
     parser.add_argument("--target", required=True, help="parallel target-language CoNLL file with gold tags")
-    parser.add_argument("--method", help="projection method (default: core.projection.DEFAULT_METHOD)")
+    parser.add_argument("--method", help="projection method (default: core.projection.DEFAULT_METHOD); "
+                        "a comma-separated list prints one line per method from one shared alignment")
     parser.add_argument("--aligner", help="aligner spec (default: core.projection.DEFAULT_ALIGNER)")
     parser.add_argument("--limit", type=int, help="only the first N sentence pairs")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -135,11 +177,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     options = dict(_parse_option(o) for o in args.option)
+    methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else None
     try:
-        record = bench_projection(args.source, args.target, args.method, args.aligner, args.limit, **options)
+        records = bench_projection_methods(args.source, args.target, methods, args.aligner, args.limit, **options)
     except (ValueError, TypeError) as exc:
         raise _user_error(str(exc)) from exc
-    print(json.dumps(record, ensure_ascii=False))
+    for record in records:
+        print(json.dumps(record, ensure_ascii=False), flush=True)
     return 0
 
 

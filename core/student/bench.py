@@ -66,7 +66,7 @@ CORRECTIONS = (50, 100, 200)
 TOP_FRACTION = 0.2
 
 # Defaults chosen for a 2-core CPU (see the report in the module docstring of core.student).
-BENCH_CONFIG = TrainConfig(epochs=3, learning_rate=1e-4, batch_size=16, w_gold=1.0, w_silver=1.0, silver_threshold=0.3)
+BENCH_CONFIG = TrainConfig()  # the defaults are what the benchmark measures
 
 
 def _user_error(message: str) -> Exception:
@@ -113,34 +113,17 @@ def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
 
 
 def project_for_bench(items: Sequence[Item], progress: bool = True) -> tuple[list[Item], str]:
-    """Target spans projected from the source gold (target gold dropped); and how.
+    """Target spans projected from the source gold (target gold dropped), and how.
 
-    Uses the project's default projection (core.project) when present; until then the
-    alignment heuristic (core.projection.heuristic) over SimAlign itermax links of the
-    default encoder.
+    The project's default pipeline: ``core.align`` with ``DEFAULT_ALIGNER`` then
+    ``core.projection.project_items`` with ``DEFAULT_METHOD``.
     """
-    stripped = [it.with_(target_spans=[], meta={**it.meta, "gold": False}) for it in items]
-    try:
-        from core.project import project_items  # noqa: F401
-    except ImportError:
-        project_items = None
-    if project_items is not None:
-        from core import project as project_module
-
-        projected = project_module.project_items(stripped)
-        name = getattr(project_module, "DEFAULT_METHOD", None) or "default"
-        return [it.with_(meta={**it.meta, "gold": False}) for it in projected], f"core.project default ({name})"
-
     from core.align import align_items, get_aligner
-    from core.projection.heuristic import project_heuristic
+    from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, project_items
 
-    aligner = get_aligner("simalign:itermax", progress=progress)
-    aligned = align_items(stripped, aligner)
-    out = []
-    for it in aligned:
-        result = project_heuristic(it.source, it.source_spans, it.target, it.alignment)
-        out.append(it.with_(target_spans=result.spans, meta={**it.meta, "unprojected": len(result.unprojected)}))
-    return out, "fallback: alignment heuristic over simalign:itermax links (core.project not available)"
+    stripped = [it.with_(target_spans=[], meta={**it.meta, "gold": False}) for it in items]
+    aligned = align_items(stripped, get_aligner(DEFAULT_ALIGNER, progress=progress))
+    return project_items(aligned, DEFAULT_METHOD), f"{DEFAULT_METHOD} over {DEFAULT_ALIGNER} (project defaults)"
 
 
 # ------------------------------------------------------------------------ measures
@@ -237,7 +220,7 @@ def top_share(scores: Sequence[float], errors: Sequence[bool], fraction: float =
 
 def sentence_confidence(item: Item) -> float:
     """Projection confidence of a sentence: 0 if a source entity was lost, else its weakest span."""
-    if len(item.target_spans) < len(item.source_spans):
+    if item.meta.get("unprojected") or len(item.target_spans) < len(item.source_spans):
         return 0.0
     confidences = [s.confidence if s.confidence is not None else 1.0 for s in item.target_spans]
     return min(confidences) if confidences else 1.0

@@ -1,17 +1,22 @@
-"""The student network: any HF encoder + dropout + a linear tag head, optionally image-aware.
+"""The student network: any HF encoder + a tag head, optionally image-aware.
 
-Image fusion: an image vector (core.images) is projected to the hidden size and fed as one
-extra PREFIX token in front of the sequence; sentences without a picture get a learned
-"no image" vector in that slot. A prefix was chosen over a gate on every token because
-attention lets each word decide how much to read from the picture (a caption's "Paris"
-can look at the skyline, "the" ignores it), the text path of the pretrained encoder is
-left untouched (a gate rescales every hidden state, which hurts when the picture says
-nothing), and it costs one position. The logits of the prefix slot are dropped, so the
-outputs line up with ``input_ids`` exactly as without images.
+Two modes (TrainConfig.finetune_encoder): the encoder frozen, its last hidden layers
+feeding a BiLSTM head (default; cheap on a CPU), or the encoder fine-tuned under a linear
+head (the usual HF token classifier).
 
-A saved student is a folder: ``encoder/`` (the fine-tuned backbone and its tokenizer,
-written with HF ``save_pretrained`` so any HF tool can open it), ``head.safetensors``
-(classifier and image projection) and ``student.json`` (labels, TrainConfig, history).
+Image fusion: an image vector (core.images) is projected and fed as one extra PREFIX
+position in front of the sequence of the first trainable sequence layer (the encoder when
+it is fine-tuned, the BiLSTM when it is frozen); sentences without a picture get a learned
+"no image" vector in that slot. A prefix was chosen over a gate on every token because the
+sequence layer then decides per word how much to read from the picture (a caption's
+"Paris" can use the skyline, "the" ignores it), the text features are left untouched (a
+gate rescales every hidden state, which hurts when the picture says nothing), and it costs
+one position. The outputs of the prefix slot are dropped, so logits line up with
+``input_ids`` exactly as without images.
+
+A saved student is a folder: ``encoder/`` (the backbone and its tokenizer, written with HF
+``save_pretrained`` so any HF tool can open it), ``head.safetensors`` (head and image
+projection) and ``student.json`` (labels, TrainConfig, history).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from torch import nn
 from core.student.config import TrainConfig
 from core.student.data import IGNORE, Window
 
-__all__ = ["StudentModel", "TrainedStudent", "collate", "load_student", "resolve_device", "save_student"]
+__all__ = ["StudentModel", "TrainedStudent", "build_model", "collate", "load_student", "resolve_device", "save_student"]
 
 FORMAT_VERSION = 1
 META_FILE = "student.json"
@@ -45,24 +50,89 @@ def resolve_device(device: str) -> str:
 
 
 class StudentModel(nn.Module):
-    """Encoder + dropout + linear head over every subword; optional image prefix token."""
+    """Encoder + tag head over every subword; optional image prefix token.
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1, image_dim: int | None = None):
+    Fine-tune mode: encoder -> dropout -> linear, the image prefix enters the encoder.
+    Frozen mode: the concatenated last ``feature_layers`` hidden layers (computed without
+    gradients, cacheable) -> dropout -> linear reduction -> BiLSTM -> dropout -> linear; the
+    image prefix enters the BiLSTM, the first trainable sequence layer (the forward
+    direction starts from it, the backward one ends on it, so every word can read it).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_labels: int,
+        dropout: float = 0.1,
+        image_dim: int | None = None,
+        finetune_encoder: bool = True,
+        feature_layers: int = 4,
+        head_hidden: int = 256,
+    ):
         super().__init__()
         self.encoder = encoder
+        self.finetune_encoder = finetune_encoder
         hidden = encoder.config.hidden_size
+        n_states = getattr(encoder.config, "num_hidden_layers", feature_layers) + 1  # + the embedding output
+        self.feature_layers = min(feature_layers, n_states)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden, num_labels)
+        if finetune_encoder:
+            prefix_dim, head_out = hidden, hidden
+        else:  # the encoder is not trained (its features come without gradients)
+            self.reduce = nn.Linear(hidden * self.feature_layers, head_hidden)
+            self.lstm = nn.LSTM(head_hidden, head_hidden // 2, batch_first=True, bidirectional=True)
+            prefix_dim, head_out = head_hidden, head_hidden
+        self.classifier = nn.Linear(head_out, num_labels)
         nn.init.normal_(self.classifier.weight, std=0.02)
         nn.init.zeros_(self.classifier.bias)
         self.image_dim = image_dim
         if image_dim:
-            self.image_projection = nn.Linear(image_dim, hidden)
-            self.null_image = nn.Parameter(torch.randn(hidden) * 0.02)
+            self.image_projection = nn.Linear(image_dim, prefix_dim)
+            self.null_image = nn.Parameter(torch.randn(prefix_dim) * 0.02)
 
     @property
     def num_labels(self) -> int:
         return self.classifier.out_features
+
+    def train(self, mode: bool = True) -> "StudentModel":
+        super().train(mode)
+        if not self.finetune_encoder:
+            self.encoder.eval()  # a frozen encoder gives the same features in training and use
+        return self
+
+    def _prefix(self, batch: int, like: torch.Tensor, image_features: torch.Tensor | None, has_image: torch.Tensor | None) -> torch.Tensor:
+        prefix = self.null_image.to(like.dtype).expand(batch, -1)
+        if image_features is not None:
+            projected = self.image_projection(image_features.to(like.dtype))
+            present = has_image if has_image is not None else torch.ones(batch, dtype=torch.bool, device=like.device)
+            prefix = torch.where(present.unsqueeze(-1), projected, prefix)
+        return prefix.unsqueeze(1)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Frozen mode: concatenated last hidden layers ``[batch, len, hidden * feature_layers]``."""
+        with torch.no_grad():
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            return torch.cat(out.hidden_states[-self.feature_layers :], dim=-1)
+
+    def head(
+        self,
+        features: torch.Tensor,
+        attention_mask: torch.Tensor,
+        image_features: torch.Tensor | None = None,
+        has_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Frozen mode: logits from precomputed features."""
+        x = self.reduce(self.dropout(features.to(self.reduce.weight.dtype)))
+        lengths = attention_mask.sum(dim=1)
+        if self.image_dim:
+            x = torch.cat([self._prefix(x.shape[0], x, image_features, has_image), x], dim=1)
+            lengths = lengths + 1
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if self.image_dim:
+            out = out[:, 1:]
+        return self.classifier(self.dropout(out))
 
     def forward(
         self,
@@ -70,26 +140,39 @@ class StudentModel(nn.Module):
         attention_mask: torch.Tensor,
         image_features: torch.Tensor | None = None,
         has_image: torch.Tensor | None = None,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits ``[batch, len(input_ids), num_labels]``."""
+        """Logits ``[batch, len(input_ids), num_labels]`` (frozen mode may pass ``features``)."""
+        if not self.finetune_encoder:
+            if features is None:
+                features = self.features(input_ids, attention_mask)
+            return self.head(features, attention_mask, image_features, has_image)
         if not self.image_dim:
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             return self.classifier(self.dropout(hidden))
-        batch = input_ids.shape[0]
         embeds = self.encoder.get_input_embeddings()(input_ids)
-        prefix = self.null_image.to(embeds.dtype).expand(batch, -1)
-        if image_features is not None:
-            projected = self.image_projection(image_features.to(embeds.dtype))
-            present = has_image if has_image is not None else torch.ones(batch, dtype=torch.bool, device=embeds.device)
-            prefix = torch.where(present.unsqueeze(-1), projected, prefix)
-        embeds = torch.cat([prefix.unsqueeze(1), embeds], dim=1)
-        mask = torch.cat([attention_mask.new_ones(batch, 1), attention_mask], dim=1)
+        embeds = torch.cat([self._prefix(input_ids.shape[0], embeds, image_features, has_image), embeds], dim=1)
+        mask = torch.cat([attention_mask.new_ones(input_ids.shape[0], 1), attention_mask], dim=1)
         hidden = self.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state[:, 1:]
         return self.classifier(self.dropout(hidden))
+
+    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """What the optimizer updates: the head, plus the encoder in fine-tune mode."""
+        return [
+            (name, p)
+            for name, p in self.named_parameters()
+            if p.requires_grad and (self.finetune_encoder or not name.startswith("encoder."))
+        ]
 
     def head_state(self) -> dict[str, torch.Tensor]:
         """Everything but the encoder (which is saved with save_pretrained)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+
+def build_model(encoder: nn.Module, num_labels: int, config: TrainConfig, image_dim: int | None) -> StudentModel:
+    return StudentModel(
+        encoder, num_labels, config.dropout, image_dim, config.finetune_encoder, config.feature_layers, config.head_hidden
+    )
 
 
 @dataclass
@@ -110,8 +193,12 @@ def collate(
     device: str,
     image_vectors: dict[str, Any] | None = None,
     image_dim: int | None = None,
+    features: Sequence[torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Pad a batch of windows (right padding) into tensors on ``device``."""
+    """Pad a batch of windows (right padding) into tensors on ``device``.
+
+    ``features`` (frozen mode, one ``[len, dim]`` tensor per window) are padded alongside.
+    """
     length = max(len(w.input_ids) for w in windows)
     n = len(windows)
     input_ids = torch.full((n, length), pad_id, dtype=torch.long)
@@ -126,14 +213,19 @@ def collate(
         weights[i, :k] = w.weight
     batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "weights": weights}
     if image_dim:
-        features = torch.zeros((n, image_dim), dtype=torch.float32)
+        image_tensor = torch.zeros((n, image_dim), dtype=torch.float32)
         present = torch.zeros(n, dtype=torch.bool)
         for i, w in enumerate(windows):
             if w.image is not None and image_vectors is not None and w.image in image_vectors:
-                features[i] = torch.as_tensor(image_vectors[w.image])
+                image_tensor[i] = torch.as_tensor(image_vectors[w.image])
                 present[i] = True
-        batch["image_features"] = features
+        batch["image_features"] = image_tensor
         batch["has_image"] = present
+    if features is not None:
+        padded = torch.zeros((n, length, features[0].shape[-1]), dtype=torch.float32)
+        for i, f in enumerate(features):
+            padded[i, : f.shape[0]] = f.float()
+        batch["features"] = padded
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -186,7 +278,7 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
     config = TrainConfig.from_dict(meta["config"])
     device = resolve_device(device)
     tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR), device)
-    model = StudentModel(encoder, len(meta["labels"]), config.dropout, meta.get("image_dim"))
+    model = build_model(encoder, len(meta["labels"]), config, meta.get("image_dim"))
     missing, unexpected = model.load_state_dict(load_file(directory / HEAD_FILE), strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:

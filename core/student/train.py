@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections import OrderedDict
 import math
 import random
 import time
@@ -15,7 +16,8 @@ import torch
 from core.data import Item
 from core.student.config import TrainConfig
 from core.student.data import IGNORE, Window, build_windows, examples_from_items, label_list, side_of
-from core.student.model import StudentModel, TrainedStudent, collate, resolve_device
+from core.config import settings
+from core.student.model import StudentModel, TrainedStudent, build_model, collate, resolve_device
 
 __all__ = ["TrainingCancelled", "train_student"]
 
@@ -35,23 +37,56 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _batches(windows: Sequence[Window], batch_size: int, rng: random.Random) -> list[list[Window]]:
-    """Shuffled batches of similar length: pools of 50 batches are sorted by length, so
-    padding (wasted CPU) stays small while the order still changes every epoch."""
-    order = list(range(len(windows)))
+def _batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches (window indices) of similar length: pools of 50 batches are sorted by
+    length, so padding (wasted CPU) stays small while the order still changes every epoch."""
+    order = list(range(n))
     rng.shuffle(order)
     pool = batch_size * 50
     batches = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: len(windows[i].input_ids))
-        batches.extend([windows[i] for i in chunk[j : j + batch_size]] for j in range(0, len(chunk), batch_size))
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
 
 
 def _trainable_state(model: StudentModel) -> dict[str, torch.Tensor]:
-    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    names = {n for n, _ in model.trainable_parameters()}
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names or not k.startswith("encoder.")}
+
+
+# Frozen-mode features of recent windows, shared by the trainings of one process (a benchmark
+# trains several students on the same sentences with different labels). Float16 on the CPU.
+_FEATURE_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+FEATURE_CACHE_WINDOWS = 3000
+
+
+def window_features(model: StudentModel, windows: Sequence[Window], key: tuple, pad_id: int, device: str, batch_size: int = 32) -> list[torch.Tensor]:
+    """Frozen encoder features ``[len(input_ids), dim]`` of every window (cached per process)."""
+    out: list[torch.Tensor | None] = [None] * len(windows)
+    todo = []
+    for i, w in enumerate(windows):
+        cached = _FEATURE_CACHE.get((key, w.input_ids))
+        if cached is not None:
+            _FEATURE_CACHE.move_to_end((key, w.input_ids))
+            out[i] = cached
+        else:
+            todo.append(i)
+    todo.sort(key=lambda i: len(windows[i].input_ids))
+    from tqdm import tqdm
+
+    for start in tqdm(range(0, len(todo), batch_size), desc="encoder features", unit="batch", leave=False, disable=not todo):
+        chunk = todo[start : start + batch_size]
+        batch = collate([windows[i] for i in chunk], pad_id, device)
+        feats = model.features(batch["input_ids"], batch["attention_mask"]).to("cpu", torch.float16)
+        for row, i in enumerate(chunk):
+            f = feats[row, : len(windows[i].input_ids)].clone()
+            out[i] = f
+            _FEATURE_CACHE[(key, windows[i].input_ids)] = f
+    while len(_FEATURE_CACHE) > FEATURE_CACHE_WINDOWS:
+        _FEATURE_CACHE.popitem(last=False)
+    return out  # type: ignore[return-value]
 
 
 def train_student(
@@ -88,8 +123,12 @@ def train_student(
     label_ids = {t: i for i, t in enumerate(labels)}
 
     tokenizer, base_encoder = load_encoder(config.encoder, device)
-    encoder = copy.deepcopy(base_encoder)  # the loader caches its instance: never train that one
-    encoder.train()
+    if config.finetune_encoder:
+        encoder = copy.deepcopy(base_encoder)  # the loader caches its instance: never train that one
+        encoder.requires_grad_(True)
+        encoder.train()
+    else:
+        encoder = base_encoder  # frozen: shared read-only with the loader's cache
 
     image_dim = None
     vectors = None
@@ -114,17 +153,23 @@ def train_student(
     if not windows:
         raise ValueError("every training word is masked (silver below the threshold); nothing to learn")
 
-    model = StudentModel(encoder, len(labels), config.dropout, image_dim).to(device)
-    if config.freeze_embeddings:
+    model = build_model(encoder, len(labels), config, image_dim).to(device)
+    if config.finetune_encoder and config.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     model.train()
+    features = None
+    feature_seconds = 0.0
+    if not config.finetune_encoder:
+        started = time.perf_counter()
+        key = (str(config.encoder or settings().encoder), config.feature_layers, device)
+        features = window_features(model, windows, key, tokenizer.pad_token_id or 0, device)
+        feature_seconds = time.perf_counter() - started
 
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            is_head = not name.startswith("encoder.")
-            no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
-            groups.setdefault((is_head, no_decay), []).append(param)
+    for name, param in model.trainable_parameters():
+        is_head = not name.startswith("encoder.")
+        no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        groups.setdefault((is_head, no_decay), []).append(param)
     optimizer = torch.optim.AdamW(
         [
             {
@@ -164,11 +209,17 @@ def train_student(
             started = time.perf_counter()
             model.train()
             epoch_loss, epoch_batches = 0.0, 0
-            for batch_windows in _batches(windows, config.batch_size, rng):
+            for batch_index in _batches(len(windows), [len(w.input_ids) for w in windows], config.batch_size, rng):
                 if cancel_cb is not None and cancel_cb():
                     raise TrainingCancelled(f"training cancelled at step {step} of {total_steps}")
-                batch = collate(batch_windows, pad_id, device, vectors, image_dim)
-                logits = model(batch["input_ids"], batch["attention_mask"], batch.get("image_features"), batch.get("has_image"))
+                batch = collate(
+                    [windows[i] for i in batch_index], pad_id, device, vectors, image_dim,
+                    [features[i] for i in batch_index] if features is not None else None,
+                )  # fmt: skip
+                logits = model(
+                    batch["input_ids"], batch["attention_mask"], batch.get("image_features"), batch.get("has_image"),
+                    batch.get("features"),
+                )  # fmt: skip
                 token_loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1))
                 labelled = (batch["labels"].reshape(-1) != IGNORE).float()
                 loss = (token_loss * batch["weights"].reshape(-1) * labelled).sum() / labelled.sum().clamp(min=1.0)
@@ -187,6 +238,8 @@ def train_student(
                     progress_cb(step, total_steps, value)
             seconds = time.perf_counter() - started
             record = {"epoch": epoch, "loss": epoch_loss / max(1, epoch_batches), "seconds": round(seconds, 2)}
+            if epoch == 1 and features is not None:
+                record["feature_seconds"] = round(feature_seconds, 2)  # the frozen encoder's one pass
             if dev_items:
                 predicted = predict(student, dev_sentences, dev_images)
                 record["dev_f1"] = span_scores(dev_sentences, dev_gold, predicted)["f1"]

@@ -1,5 +1,6 @@
-"""Refresh the README screenshot: seed the demo into a throw-away database, run the app,
-open Review on a demo item with a picture and save the page as a PNG.
+"""Refresh the README screenshot: seed the demo into a throw-away database, project its
+spans with the default pipeline (a minute or two on a CPU), run the app, open Review on a
+demo item with a picture and save the page as a PNG.
 
     .venv/bin/python tests/browser/screenshot.py            # writes docs/review.png
     .venv/bin/python tests/browser/screenshot.py --out x.png --item d29 --project "Demo (en→de)"
@@ -21,14 +22,18 @@ from appserver import CHROMIUM, REPO_ROOT, app_env, chromium_page, running_app, 
 sys.path.insert(0, str(REPO_ROOT))
 
 
-def seed(data_dir: Path, project_name: str, external_id: str) -> tuple[int, int]:
-    """Seed the demo with the app's environment; return (project id, item id)."""
+def seed(data_dir: Path, project_name: str, external_id: str, projection: bool = True) -> tuple[int, int]:
+    """Seed the demo with the app's environment and project the shown project's spans with
+    the default pipeline; return (project id, item id)."""
     os.environ.update({k: v for k, v in app_env(data_dir).items() if k.startswith("LABELBRIDGE_")})
-    from core.demo import seed_demo
+    from core.demo import DEMO_PROJECTS, project_demo, seed_demo
     from db import queries
     from db.engine import session_scope
 
-    seed_demo()
+    seed_demo(projection="none")
+    if projection:
+        for line in project_demo(projects=[d for d in DEMO_PROJECTS if d.name == project_name]):
+            print(line)
     with session_scope() as s:
         project = queries.get_project(s, project_name)
         rows = queries.list_items(s, project.id, search=external_id, limit=100).rows
@@ -45,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--item", default="d01", help="external id of the demo item to show")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1100)
+    parser.add_argument("--no-projection", action="store_true", help="skip the projection pipeline (faster)")
     args = parser.parse_args(argv)
     if not CHROMIUM.is_file():
         print(f"error: {CHROMIUM} not found (apt-get install -y chromium)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="labelbridge-screenshot-") as tmp:
         data_dir = Path(tmp) / "data"
-        project_id, item_id = seed(data_dir, args.project, args.item)
+        project_id, item_id = seed(data_dir, args.project, args.item, projection=not args.no_projection)
         with running_app(data_dir) as url, chromium_page(args.width, args.height) as page:
             page.goto(f"{url}/review?project={project_id}&item={item_id}")
             wait_for_app(page)

