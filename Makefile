@@ -61,3 +61,7 @@ test: setup test-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Refresh the README picture (docs/review.png) from the running app in headless Chromium.
+screenshot: setup test-deps
+	$(PY) tests/browser/screenshot.py

@@ -8,12 +8,13 @@ the only markup is ours.
 from __future__ import annotations
 
 import html
+import re
 import zlib
 from typing import Iterable, Sequence
 
 from core.data import Sentence, Span
 
-__all__ = ["label_colours", "spans_html", "legend_html"]
+__all__ = ["label_colours", "spans_html", "legend_html", "escape_markdown"]
 
 # Fixed colours for the CoNLL labels (light enough for black text), then a palette for others.
 _KNOWN = {"PER": "#ffd8a8", "ORG": "#a5d8ff", "LOC": "#b2f2bb", "MISC": "#eebefa"}
@@ -64,3 +65,11 @@ def legend_html(colours: dict[str, str]) -> str:
         for label, c in colours.items()
     )
     return f"<div>{chips}</div>"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown literally inside Markdown (data such as entity text or item ids)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

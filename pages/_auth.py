@@ -177,3 +177,16 @@ def require_role(role: str, url: str | None = None) -> CurrentUser:
         st.error(f"This page needs the {role} role; you are logged in as {user.name} ({user.role}).")
         st.stop()
     return user
+
+
+def project_or_info(user: CurrentUser) -> int | None:
+    """The project chosen in the sidebar, or None after saying how to get one (only an
+    admin can open the Projects page, so others are not linked there)."""
+    project_id = st.session_state.get("project_id")
+    if project_id is None:
+        if user.can("admin"):
+            st.info("No project selected. Create or pick one on the Projects page.")
+            st.page_link("pages/projects.py", label="Go to Projects", icon=":material/folder:")
+        else:
+            st.info("No project yet: an administrator creates projects and imports items.")
+    return project_id

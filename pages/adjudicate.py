@@ -22,8 +22,8 @@ from core.workbench import editor_data
 from db import queries
 from db import review as rv
 from db.engine import session_scope
-from pages._auth import require_role
-from pages._common import ensure_navigation, selected_project_id
+from pages._auth import project_or_info, require_role
+from pages._common import ensure_navigation
 from pages.components.span_editor import pending_event, span_editor
 
 URL = settings().db_url
@@ -126,7 +126,7 @@ def _on_event() -> None:
 def main() -> None:
     st.title("Adjudicate")
     user = require_role("reviewer", URL)
-    project_id = selected_project_id()
+    project_id = project_or_info(user)
     if project_id is None:
         return
     show_done = st.toggle("Include items already adjudicated", key="adj_show_done")

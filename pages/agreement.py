@@ -11,8 +11,8 @@ from core.config import settings
 from db import queries
 from db import review as rv
 from db.engine import session_scope
-from pages._auth import require_role
-from pages._common import ensure_navigation, selected_project_id
+from pages._auth import project_or_info, require_role
+from pages._common import ensure_navigation
 
 URL = settings().db_url
 
@@ -23,8 +23,8 @@ def _open_in_adjudication(item_id: int) -> None:
 
 def main() -> None:
     st.title("Agreement")
-    require_role("reviewer", URL)
-    project_id = selected_project_id()
+    user = require_role("reviewer", URL)
+    project_id = project_or_info(user)
     if project_id is None:
         return
     with session_scope(URL) as s:

@@ -9,7 +9,7 @@ import streamlit as st
 from core.config import settings
 from core.data import Span, SpanError, check_spans, make_span
 from core.demo import reference_target_spans
-from core.highlight import label_colours, legend_html, spans_html
+from core.highlight import escape_markdown, label_colours, legend_html, spans_html
 from db import queries
 from db.engine import session_scope
 from pages._common import ensure_navigation, selected_project_id
@@ -153,7 +153,10 @@ def navigation(record: queries.ItemRecord, total: int) -> None:
         "Item #", min_value=1, max_value=max(total, 1), key="item_index", on_change=jump, args=(pid,),
         label_visibility="collapsed",
     )
-    cols[4].markdown(f"Item **{pos + 1}** of **{total}** · id `{record.external_id}` · status **{record.status}** · version {record.version}")
+    cols[4].markdown(
+        f"Item **{pos + 1}** of **{total}** · id {escape_markdown(record.external_id)} · status **{record.status}**"
+        f" · version {record.version}"
+    )
 
 
 def editor(record: queries.ItemRecord, labels: list[str], colours: dict[str, str]) -> None:
@@ -168,7 +171,11 @@ def editor(record: queries.ItemRecord, labels: list[str], colours: dict[str, str
         st.caption("No spans: saving records that this translation has no entities.")
     for i, span in enumerate(spans):
         c1, c2 = st.columns([6, 1])
-        c1.markdown(f"`{span.label}` {span.text(target)} · tokens {span.start}–{span.end - 1} · _{span.source}_")
+        confidence = f" · confidence {span.confidence:.2f}" if span.confidence is not None else ""
+        c1.markdown(
+            f"**{escape_markdown(span.label)}** {escape_markdown(span.text(target))} · tokens {span.start}–{span.end - 1}"
+            f" · _{escape_markdown(span.source)}_{confidence}"
+        )
         c2.button("Remove", key=f"remove:{record.id}:{i}", on_click=remove_span, args=(record, i))
     c1, c2, c3 = st.columns([4, 1.5, 1])
     c1.multiselect(

@@ -82,6 +82,24 @@ def simalign_links(model: str, layer: int, pairs, token_type: str = "bpe") -> li
 OURS_TO_SIMALIGN = {"argmax": "inter", "itermax": "itermax", "match": "mwmf"}
 
 
+def test_matrix_methods_equal_simalign_static_methods():
+    import numpy as np
+    from simalign import SentenceAligner
+
+    from core.align.embedding import apply_distortion, argmax_inter, iter_max, max_weight_match
+
+    rng = np.random.default_rng(0)
+    for m, n in [(1, 4), (2, 2), (3, 7), (9, 5), (12, 12)]:
+        sim = rng.random((m, n)).astype(np.float32)
+        sim[0, :] = sim[0, 0]  # a tie: argmax takes the first, as numpy does in SimAlign
+        fwd, rev = SentenceAligner.get_alignment_matrix(sim)
+        assert np.array_equal(argmax_inter(sim)[2], fwd * rev)
+        assert np.array_equal(iter_max(sim), SentenceAligner.iter_max(sim))
+        assert np.allclose(apply_distortion(sim, 0.5), SentenceAligner.apply_distortion(sim, 0.5))
+        untied = rng.random((m, n))
+        assert np.array_equal(max_weight_match(untied), SentenceAligner.get_max_weight_match(untied))
+
+
 @pytest.mark.parametrize("layer,batch_size", [(3, 3), (4, 64), (0, 5)])
 def test_batched_equals_simalign(tiny_model, layer, batch_size):
     # ragged batches (3 sentences per forward over 40 sentences), one big padded batch,

@@ -14,7 +14,7 @@ from core.data import Item, Sentence, make_span
 from core.demo import DEMO_DIR, DEMO_PROJECTS, load_demo_items, reference_target_spans, seed_demo
 from core.demo.images import DEMO_IMAGES, render_demo_images
 from core.formats import FormatError
-from core.highlight import label_colours, legend_html, spans_html
+from core.highlight import escape_markdown, label_colours, legend_html, spans_html
 from core.transfer import ArchiveError, drop_translations, export_download, match_images, read_upload, unpack_images
 
 # --------------------------------------------------------------------------- demo data
@@ -140,6 +140,11 @@ def test_label_colours_are_stable_and_legend_escapes() -> None:
     with pytest.raises(ValueError):
         s = Sentence.from_words(["a", "b", "c"])
         spans_html(s, [make_span(s, 0, 2, "A"), make_span(s, 1, 3, "B")])
+
+
+def test_escape_markdown_keeps_data_literal() -> None:
+    assert escape_markdown("**Bold** [x](y) :red[z] a_b") == r"\*\*Bold\*\* \[x\]\(y\) \:red\[z\] a\_b"
+    assert escape_markdown("Plain words") == "Plain words"
 
 
 # --------------------------------------------------------------------------- transfer

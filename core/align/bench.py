@@ -24,7 +24,7 @@ from typing import Any
 from core.align.base import link_set
 from core.align.embedding import METHODS, SimAlignAligner
 
-__all__ = ["read_conll_words", "bench_align_speed", "register_bench", "main"]
+__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "register_bench", "main"]
 
 _SIMALIGN_LETTER = {"inter": "a", "itermax": "i", "mwmf": "m", "fwd": "f", "rev": "r"}
 
@@ -36,41 +36,14 @@ def _user_error(message: str) -> Exception:
 
 
 def read_conll_words(path: str | Path) -> list[list[str]]:
-    """Sentences of a CoNLL file as word lists (first column; blank lines separate)."""
-    path = Path(path)
+    """Sentences of a CoNLL file as word lists, read with the project's reader (core.formats)."""
+    from core.formats import read
+
     try:
-        from core.formats import read as read_format  # the project's reader, when there
-    except ImportError:
-        read_format = None
-    if read_format is not None:
-        try:
-            items = read_format(path, "conll")
-        except ValueError as exc:  # FormatError names the file and line
-            raise _user_error(str(exc)) from exc
-        return [list(it.source.words) for it in items]
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise _user_error(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise _user_error(f"{path}: not UTF-8 ({exc})") from exc
-    sentences: list[list[str]] = []
-    words: list[str] = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            if words:
-                sentences.append(words)
-                words = []
-            continue
-        if line.startswith("-DOCSTART-"):
-            continue
-        word = line.split("\t")[0] if "\t" in line else line.split()[0]
-        if not word.strip():
-            raise _user_error(f"{path}:{lineno}: empty token")
-        words.append(word.strip())
-    if words:
-        sentences.append(words)
-    return sentences
+        items = read(Path(path), "conll")
+    except ValueError as exc:  # FormatError names the file and line
+        raise _user_error(str(exc)) from exc
+    return [list(it.source.words) for it in items]
 
 
 def _agreement(ours: list[set], theirs: list[set]) -> dict[str, float]:
@@ -109,14 +82,7 @@ def bench_align_speed(
     warmup: int = 4,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Time ours against simalign on the first ``limit`` sentence pairs; return the figures."""
-    import torch
-
-    from core.config import settings
-
-    if threads:
-        torch.set_num_threads(threads)  # both aligners run in this process, so both get it
-
+    """Time ours against simalign on the first ``limit`` sentence pairs of two CoNLL files."""
     if method not in METHODS:
         raise _user_error(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     src = read_conll_words(source)
@@ -126,6 +92,27 @@ def bench_align_speed(
     pairs = list(zip(src, tgt))[: limit if limit else None]
     if not pairs:
         raise _user_error(f"{source}: no sentences")
+    return compare_with_simalign(pairs, method, layer, model, batch_size, device, block, warmup, threads)
+
+
+def compare_with_simalign(
+    pairs: list[tuple[list[str], list[str]]],
+    method: str = "itermax",
+    layer: int = 8,
+    model: str | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    block: int = 50,
+    warmup: int = 4,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The timing and agreement figures for some sentence pairs (see the module docstring)."""
+    import torch
+
+    from core.config import settings
+
+    if threads:
+        torch.set_num_threads(threads)  # both aligners run in this process, so both get it
     model = model or settings().encoder
 
     ours = SimAlignAligner(method=method, model=model, layer=layer, batch_size=batch_size, device=device)

@@ -20,8 +20,10 @@ It reproduces ``simalign.SentenceAligner(model, token_type="bpe", layer=L)`` ste
 What is different is only how it is computed: all source and target sentences of a batch
 go through the encoder together, sorted by length to cut padding, with attention masks,
 under ``torch.inference_mode``; the forward pass stops after block ``L`` (checked once
-against ``output_hidden_states``); one forward serves every matching method. Padding can
-change float results in the last bits, so a link can differ where two similarities tie.
+against ``output_hidden_states``); each word is tokenized once per call; similarities are
+torch matrix products (numpy's BLAS would start its own threads beside torch's); one
+forward serves every matching method. Padding can change float results in the last bits,
+so a link can differ where two similarities tie.
 
 Link score: the similarity ``(cosine + 1) / 2`` of the word pair, in [0, 1] (for
 ``pooling="bpe"`` the highest among the aligned subword pairs of the two words).
@@ -188,8 +190,10 @@ class SimAlignAligner:
         max_count: int = 2,
         alpha: float = 0.9,
         chunk_pairs: int = 1024,
-        progress: bool = False,
+        progress: bool | None = None,
     ) -> None:
+        """``batch_size``: sentences per forward pass; ``chunk_pairs``: pairs encoded at once
+        (bounds memory); ``progress``: a tqdm bar (None: only for more than 500 pairs)."""
         if method not in METHODS:
             raise ValueError(f"simalign: unknown method {method!r}; choose one of {sorted(METHODS)}")
         if pooling not in POOLINGS:
@@ -235,16 +239,20 @@ class SimAlignAligner:
 
     def similarities(self, pairs: list) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per pair: the similarity matrix and the word index of each of its rows / columns."""
+        from tqdm.auto import tqdm
+
         self._ensure_model()
-        for start in range(0, len(pairs), self.chunk_pairs):
-            chunk = pairs[start : start + self.chunk_pairs]
-            sentences = [list(p[0]) for p in chunk] + [list(p[1]) for p in chunk]
-            encoded = self._encode(sentences)
-            n = len(chunk)
-            for k in range(n):
-                src, tgt = encoded[k], encoded[n + k]
-                sim = self._similarity(src.vectors, tgt.vectors)
-                yield sim, src.word_of, tgt.word_of
+        show = self.progress if self.progress is not None else len(pairs) > 500
+        with tqdm(total=2 * len(pairs), desc=self.name, unit="sent", disable=not show, leave=False) as bar:
+            for start in range(0, len(pairs), self.chunk_pairs):
+                chunk = pairs[start : start + self.chunk_pairs]
+                sentences = [list(p[0]) for p in chunk] + [list(p[1]) for p in chunk]
+                encoded = self._encode(sentences, bar)
+                n = len(chunk)
+                for k in range(n):
+                    src, tgt = encoded[k], encoded[n + k]
+                    sim = self._similarity(src.vectors, tgt.vectors)
+                    yield sim, src.word_of, tgt.word_of
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -306,9 +314,8 @@ class SimAlignAligner:
             return {w: len(i) for w, i in zip(words, ids)}
         return {w: len(tok.tokenize(w)) for w in words}
 
-    def _encode(self, sentences: list[list[str]]) -> list[_Encoded]:
+    def _encode(self, sentences: list[list[str]], bar: Any) -> list[_Encoded]:
         import torch
-        from tqdm.auto import tqdm
 
         counts = self._subword_counts(sentences)
         per_word = [[counts[w] for w in s] for s in sentences]
@@ -316,7 +323,7 @@ class SimAlignAligner:
         result: list[_Encoded | None] = [None] * len(sentences)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         with torch.inference_mode():
-            for batch in tqdm(batches, desc=self.name, unit="batch", disable=not self.progress, leave=False):
+            for batch in batches:
                 inputs = self._tokenizer(
                     [sentences[i] for i in batch],
                     is_split_into_words=True,
@@ -331,6 +338,7 @@ class SimAlignAligner:
                     word_of = np.repeat(np.arange(len(per_word[i])), per_word[i])[:n_sub]
                     vecs = hidden[row, 1 : 1 + n_sub]
                     result[i] = self._pool(vecs, word_of, len(per_word[i]))
+                bar.update(len(batch))
         return result  # type: ignore[return-value]
 
     def _pool(self, vecs: np.ndarray, word_of: np.ndarray, n_words: int) -> _Encoded:

@@ -26,7 +26,7 @@ from typing import Any
 from core.pipeline.run import run_pipeline
 from core.pipeline.stages import PipelineConfig
 
-__all__ = ["bench_pipeline", "main"]
+__all__ = ["bench_pipeline", "main", "register_bench"]
 
 
 def _machine() -> dict[str, Any]:
@@ -122,10 +122,9 @@ def bench_pipeline(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     from core.teacher import DEFAULT_TEACHER
 
-    p = argparse.ArgumentParser(prog="bench/pipeline.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, help="input file (any core.formats format)")
     p.add_argument("--limit", type=int, help="only the first N sentences")
     p.add_argument("--src", required=True)
@@ -139,10 +138,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ray-actors", type=int)
     p.add_argument("--keep-labels", action="store_true", help="keep the input's labels (the teacher skips labelled sentences)")
     p.add_argument("--keep", help="folder to keep the databases and exports in")
-    args = p.parse_args(argv)
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
     config = PipelineConfig(args.src, args.tgt, args.teacher, args.translator, None, args.aligner, args.method, args.batch_size)
     result = bench_pipeline(args.input, config, engine=args.engine, limit=args.limit, keep_labels=args.keep_labels,
                             keep=args.keep, ray_actors=args.ray_actors)
-    result["command"] = "python bench/pipeline.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    result["command"] = "python bench/pipeline.py " + " ".join(argv)
     print(json.dumps(result, ensure_ascii=False))
     return 0 if all(r["complete"] for r in result["runs"]) else 1
+
+
+def register_bench(bench_subparsers: Any) -> None:
+    """Add ``pipeline`` to core.cli's ``bench`` command group."""
+    p = bench_subparsers.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run")
+    _add_arguments(p)
+    p.set_defaults(func=lambda args: _run(args, sys.argv[3:]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/pipeline.py", description=__doc__.split("\n\n")[0])
+    _add_arguments(p)
+    argv = sys.argv[1:] if argv is None else argv
+    return _run(p.parse_args(argv), argv)

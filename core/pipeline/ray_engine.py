@@ -107,10 +107,9 @@ def run_stage_ray(
         fn_constructor_kwargs={"url": url, "project_id": project_id, "spec": spec.to_json()},
         batch_size=1,
         batch_format="numpy",
-        concurrency=n_actors,
+        compute=ray.data.ActorPoolStrategy(size=n_actors),
         num_cpus=1,
         num_gpus=1 if gpu else 0,
-        max_restarts=0,
     )
     k = 0
     try:

@@ -1,0 +1,227 @@
+"""The review workbench pages driven headless with AppTest: the Review page's queue
+(order, filters, jump, progress), the Agreement and Adjudicate pages, and the login with
+roles (LABELBRIDGE_AUTH=on)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import REPO_ROOT
+from core.data import Item, Link, Sentence, make_span
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+APP = str(REPO_ROOT / "app.py")
+TIMEOUT = 60
+LABELS = ["PER", "ORG", "LOC", "MISC"]
+
+
+def _items() -> list[Item]:
+    out = []
+    for i, (name, place, conf) in enumerate([("Anna", "Berlin", 0.9), ("Berta", "Paris", 0.2), ("Carla", "Rome", 0.6), ("Dora", "Berlin", 0.4)]):
+        src = Sentence.from_words([name, "lives", "in", place, "."], "en")
+        tgt = Sentence.from_words([name, "vive", "en", place, "."], "es")
+        out.append(
+            Item(f"s{i}", src, [make_span(src, 0, 1, "PER"), make_span(src, 3, 4, "LOC")], tgt,
+                 [make_span(tgt, 0, 1, "PER", "projection:heuristic", conf)], alignment=[Link(k, k) for k in range(5)])
+        )  # fmt: skip
+    return out
+
+
+@pytest.fixture()
+def project(lb_env):
+    from db import queries
+    from db.engine import init_db, session_scope
+
+    init_db()
+    with session_scope() as s:
+        pid = queries.create_project(s, "Queue", "en", "es", LABELS).id
+        queries.import_items(s, pid, _items(), target_span_source=None)
+        ids = queries.item_ids(s, pid)
+    return pid, ids
+
+
+def start(page: str | None = None, project: int | None = None, item: int | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if project is not None:
+        at.query_params["project"] = str(project)
+    if item is not None:
+        at.query_params["item"] = str(item)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    if page:
+        at.switch_page(page).run()
+        assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def shown(at: AppTest) -> int:
+    return at.session_state["item_id"]
+
+
+def frame(at: AppTest, *columns: str):
+    """The first dataframe shown with these columns."""
+    for d in at.dataframe:
+        if set(columns) <= set(d.value.columns):
+            return d.value
+    raise AssertionError(f"no dataframe with columns {columns}: {[list(d.value.columns) for d in at.dataframe]}")
+
+
+def progress_text(at: AppTest) -> str:
+    return "\n".join(p.proto.text for p in at.get("progress"))
+
+
+def accept(item_id: int, user: str, spans=None) -> None:
+    from db import review as rv
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        v = rv.load_view(s, item_id, user)
+        rv.accept_item(s, item_id, user, v.head, spans)
+
+
+def test_review_queue_order_filters_jump_and_progress(project) -> None:
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    at = start("pages/review.py", project=pid)
+    assert shown(at) == ids[1]  # lowest confidence first (0.2)
+    assert "Your progress: 0 / 4 reviewed" in progress_text(at)
+
+    at.sidebar.selectbox(key="q_order").set_value("original").run()
+    assert shown(at) == ids[0]
+    at.sidebar.text_input(key="q_text").input("Rome").run()
+    assert shown(at) == ids[2]
+    at.sidebar.text_input(key="q_text").input("").run()
+
+    accept(ids[0], "reviewer")
+    with session_scope() as s:
+        rv.set_review_status(s, ids[3], "reviewer", "flagged", "check the name")
+    at.sidebar.multiselect(key="q_status").set_value(["flagged"]).run()
+    assert shown(at) == ids[3]
+    assert any("You flagged this item: check the name" in w.value for w in at.warning)
+    at.sidebar.multiselect(key="q_status").set_value(["new"]).run()
+    assert shown(at) in (ids[1], ids[2])
+    at.sidebar.slider(key="q_conf").set_value((0.5, 1.0)).run()
+    assert shown(at) == ids[2]  # the only new item with confidence in [0.5, 1]
+
+    at.sidebar.text_input(key="q_jump").input("s3").run()
+    assert shown(at) == ids[3]
+    at.sidebar.text_input(key="q_jump").input("#1").run()
+    assert shown(at) == ids[0]
+    at.sidebar.text_input(key="q_jump").input("nope").run()
+    assert shown(at) == ids[0]
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.query_params["item"] == str(ids[0])
+    assert "Your progress: 1 / 4 reviewed" in progress_text(at)
+    assert frame(at, "Who", "What")["Action"].tolist() == ["accept"]
+
+
+def test_review_label_filter_and_annotator_filter(project) -> None:
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    with session_scope() as s:
+        v = rv.load_view(s, ids[2], "bob")
+        rv.save_review_edit(s, ids[2], "target", [*v.spans["target"], make_span(v.item.target, 1, 2, "MISC", "human:bob")], "bob", v.head)
+    at = start("pages/review.py", project=pid)
+    at.sidebar.multiselect(key="q_labels").set_value(["MISC"]).run()
+    assert shown(at) == ids[2]
+    at.sidebar.multiselect(key="q_labels").set_value([]).run()
+    at.sidebar.selectbox(key="q_annot").set_value("bob").run()
+    assert shown(at) == ids[2]
+    assert any("bob (new)" in c.value for c in at.caption)
+    at.sidebar.slider(key="q_dis").set_value(0.3).run()
+    assert shown(at) == ids[2]  # bob's version disagrees with the projection
+    assert not at.exception
+
+
+def test_agreement_page_shows_exact_and_partial_f1(project) -> None:
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    with session_scope() as s:
+        tgt = rv.load_view(s, ids[0], "ann").item.target
+    accept(ids[0], "ann", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
+    accept(ids[0], "bob", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 2, 4, "LOC")]})
+    at = start("pages/agreement.py", project=pid)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Exact F1 (mean over pairs)"] == "0.500"
+    assert metrics["Partial F1 (mean over pairs)"] == "1.000"
+    assert metrics["Items compared"] == "1"
+    pairs = frame(at, "A", "B", "Items")
+    assert pairs.iloc[0].to_dict() == {"A": "ann", "B": "bob", "Items": 1, "Exact F1": 0.5, "Partial F1": 1.0}
+    labels = frame(at, "Label", "Spans A").set_index("Label")
+    assert labels.loc["LOC", "Exact F1"] == 0.0 and labels.loc["LOC", "Partial F1"] == 1.0 and labels.loc["PER", "Exact F1"] == 1.0
+    per_item = frame(at, "Item", "Annotators")
+    assert per_item.iloc[0]["Item"] == "s0"
+
+
+def test_adjudicate_page_starts_from_the_majority(project) -> None:
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    with session_scope() as s:
+        tgt = rv.load_view(s, ids[0], "ann").item.target
+    accept(ids[0], "ann", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
+    accept(ids[0], "bob", {"target": [make_span(tgt, 0, 1, "PER")]})
+    accept(ids[0], "cy", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
+    at = start("pages/adjudicate.py", project=pid)
+    assert not at.exception, [e.message for e in at.exception]
+    draft = at.session_state["adj_draft"]
+    assert draft["item"] == ids[0] and draft["from"]["target"] == ["ann", "bob", "cy"]
+    assert [(d["start"], d["end"], d["label"]) for d in draft["spans"]["target"]] == [(0, 1, "PER"), (3, 4, "LOC")]
+    table = frame(at, "Annotator", "Exact F1 vs draft").set_index("Annotator")
+    assert table.loc["bob", "Exact F1 vs draft"] == pytest.approx(2 / 3, abs=1e-3)
+
+
+def test_login_roles_and_pages(project, monkeypatch) -> None:
+    from core.auth import hash_password
+    from db import queries
+    from db.engine import session_scope
+
+    pid, ids = project
+    monkeypatch.setenv("LABELBRIDGE_AUTH", "on")
+    with session_scope() as s:
+        queries.create_user(s, "ann", "annotator", hash_password("ann-password"))
+        queries.create_user(s, "root", "admin", hash_password("root-password"))
+    at = start(project=pid)
+    assert [t.value for t in at.title] == ["Log in to LabelBridge"]
+    at.text_input(key="login_name").input("ann")
+    at.text_input(key="login_password").input("wrong")
+    at.button[0].click().run()
+    assert any("wrong password" in e.value for e in at.error)
+    at.text_input(key="login_name").input("ann")
+    at.text_input(key="login_password").input("ann-password")
+    at.button[0].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert [t.value for t in at.title] == ["Review"]
+    assert any("Logged in as **ann** (annotator)" in m.value for m in at.sidebar.markdown)
+    assert "q_annot" not in at.session_state  # annotators see only their own work
+    for page in ("pages/users.py", "pages/projects.py", "pages/agreement.py", "pages/adjudicate.py"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):  # not in an annotator's navigation
+            at.switch_page(page)
+
+    admin = start(project=pid)
+    admin.text_input(key="login_name").input("root")
+    admin.text_input(key="login_password").input("root-password")
+    admin.button[0].click().run()
+    admin.switch_page("pages/users.py").run()
+    assert not admin.exception, [e.message for e in admin.exception]
+    assert set(admin.dataframe[0].value["User"]) == {"ann", "root"}
+    admin.text_input(key="new_user_name").input("rita")
+    admin.text_input(key="new_user_password").input("rita-password")
+    admin.selectbox(key="new_user_role").set_value("reviewer")
+    admin.button(key="FormSubmitter:add_user-Add user").click().run()
+    assert any("Added rita (reviewer)" in s_.value for s_ in admin.success)
+
+
+def test_single_user_mode_needs_no_login(project, monkeypatch) -> None:
+    monkeypatch.delenv("LABELBRIDGE_AUTH", raising=False)
+    pid, ids = project
+    at = start("pages/users.py", project=pid)
+    assert any("Single-user mode" in i.value for i in at.info)
