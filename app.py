@@ -4,6 +4,10 @@ This file is the shell only: page set-up, the database (created or upgraded once
 process), the navigation and the sidebar project selector. The selected project and item
 live in ``st.session_state`` and in the URL (``?project=ID&item=ID``), so a link or a
 reload opens the same place. Pages call core/ and db/ functions only.
+
+Who may open which page comes from pages/_auth.py: with ``LABELBRIDGE_AUTH=on`` people log
+in (roles annotator, reviewer, admin); otherwise the app runs in single-user mode with
+every page and the name typed in the sidebar.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlalchemy import Engine
 from core.config import settings
 from db import queries
 from db.engine import get_engine, init_db, session_scope
+from pages._auth import CurrentUser, cookie_writer, current_user, login_screen, sidebar_user
 
 st.set_page_config(layout="wide", page_title="LabelBridge", page_icon=":material/translate:")
 
@@ -58,18 +63,47 @@ def project_selector(url: str) -> None:
     st.query_params["project"] = str(st.session_state.project_id)
 
 
+def navigation(user: CurrentUser) -> dict[str, list]:
+    """The pages this person may open (a page left out cannot be opened by its URL either).
+
+    annotator: Review · reviewer: + Agreement, Adjudicate, Export · admin: + Projects, Users.
+    Single-user mode (no login) is admin.
+    """
+    review = st.Page("pages/review.py", title="Review", icon=":material/edit_note:", url_path="review")
+    pages: dict[str, list] = {}
+    if user.can("admin"):
+        pages["Data"] = [st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True)]
+    pages["Annotate"] = [review]
+    if not user.can("admin"):  # "/" opens Review, which keeps its /review address
+        pages["Annotate"].insert(
+            0, st.Page(lambda: st.switch_page(review), title="Start", url_path="start", default=True, visibility="hidden")
+        )
+    if user.can("reviewer"):
+        pages["Annotate"] += [
+            st.Page("pages/agreement.py", title="Agreement", icon=":material/join_inner:"),
+            st.Page("pages/adjudicate.py", title="Adjudicate", icon=":material/gavel:"),
+        ]
+        pages["Results"] = [st.Page("pages/export.py", title="Export", icon=":material/download:")]
+    if user.can("admin"):
+        pages["Admin"] = [st.Page("pages/users.py", title="Users", icon=":material/group:")]
+    return pages
+
+
 def main() -> None:
     url = settings().db_url
     database(url)
     st.session_state.setdefault("user_name", "reviewer")
-    pages = {
-        "Data": [st.Page("pages/projects.py", title="Projects", icon=":material/folder:", default=True)],
-        "Annotate": [st.Page("pages/review.py", title="Review", icon=":material/edit_note:")],
-        "Results": [st.Page("pages/export.py", title="Export", icon=":material/download:")],
-    }
-    page = st.navigation(pages)
+    user = current_user(url)
+    if user is None:  # LABELBRIDGE_AUTH is on and nobody is logged in
+        login_screen(url)
+        cookie_writer()
+        return
+    page = st.navigation(navigation(user))
     project_selector(url)
-    st.sidebar.text_input("Your name", key="user_name", help="Recorded with every edit you save.")
+    if not user.logged_in:
+        st.sidebar.text_input("Your name", key="user_name", help="Recorded with every edit you save.")
+    sidebar_user(url, user)
+    cookie_writer()
     page.run()
 
 

@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "core.bench",
     "core.pipeline.cli",
     "core.users_cli",
+    "core.training_cli",
 ]
 
 

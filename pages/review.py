@@ -1,242 +1,341 @@
-"""Review: one item at a time; the source and its spans, the image, the translation with
-its spans, and an editor for the translation's spans (saved with the item's version, so a
-concurrent change is shown instead of overwritten)."""
+"""Review: the workbench people spend their day in.
+
+One item at a time in the span editor (pages/components/span_editor): the source with its
+entities, the translation with the projected spans (confidence and provenance), the lines
+between them, the image; keyboard editing on both sides. Every action is stored at once
+as the person's own version (db.review) and the editor shows a "saved" mark; undo/redo
+work after reloads; a change made meanwhile in another tab is shown as a conflict for the
+person to decide. The sidebar holds the queue: progress, filters, order, jump to an item.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from core.agreement import f1, matches
 from core.config import settings
-from core.data import Span, SpanError, check_spans, make_span
-from core.demo import reference_target_spans
-from core.highlight import escape_markdown, label_colours, legend_html, spans_html
+from core.highlight import label_colours, spans_html
+from core.review import ORDERINGS, STATUSES, QueueFilter, thumbnail_data_uri
+from core.workbench import apply_correction, editor_data, find_correction_items, handle_event, resolve_conflict
 from db import queries
+from db import review as rv
 from db.engine import session_scope
-from pages._common import ensure_navigation, selected_project_id
+from pages._auth import project_or_info, require_role
+from pages._common import ensure_navigation
+from pages.components.span_editor import pending_event, span_editor
 
 URL = settings().db_url
+EDITOR = "span_editor"
+ANYONE = "(anyone)"
 
 
-def go_to(item_id: int | None) -> None:
-    if item_id is not None:
-        st.session_state.item_id = item_id
+# --------------------------------------------------------------------------- queue settings
 
 
-def step(project_id: int, position: int, direction: str, status: str | None = None) -> None:
-    """Button callback: move to the previous/next item (of a status)."""
+def _queue_changed() -> None:
+    st.session_state.rv_queue_changed = True
+
+
+def current_filter() -> QueueFilter:
+    """The queue settings from the sidebar widgets (also read inside callbacks)."""
+    ss = st.session_state
+    low, high = ss.get("q_conf", (0.0, 1.0))
+    annotator = ss.get("q_annot")
+    return QueueFilter(
+        statuses=tuple(ss.get("q_status") or STATUSES),
+        labels=tuple(ss.get("q_labels") or ()),
+        min_confidence=low if low > 0.0 else None,
+        max_confidence=high if high < 1.0 else None,
+        min_disagreement=ss.get("q_dis") or None,
+        annotator=annotator if annotator and annotator != ANYONE else None,
+        text=(ss.get("q_text") or "").strip() or None,
+        order=ss.get("q_order") or "confidence",
+        seed=int(ss.get("q_seed") or 0),
+    )
+
+
+def queue_sidebar(project: queries.ProjectInfo, user_name: str, can_see_others: bool) -> tuple[QueueFilter, int]:
+    """Progress, queue settings and "jump to item" in the sidebar; returns the queue
+    settings and the number of items in the project."""
+    ss = st.session_state
+    ss.setdefault("q_status", ["new"])
+    ss.setdefault("q_order", "confidence")
     with session_scope(URL) as s:
-        if direction == "next":
-            target = queries.next_item_id(s, project_id, position, status)
-        else:
-            target = queries.prev_item_id(s, project_id, position, status)
-    if target is None:
-        st.session_state.flash_info = "No more items in that direction."
-    go_to(target)
-
-
-def jump(project_id: int) -> None:
-    """Number-input callback: open the item at that 1-based index."""
-    with session_scope(URL) as s:
-        page = queries.list_items(s, project_id, limit=1, offset=st.session_state.item_index - 1)
-    if page.rows:
-        go_to(page.rows[0].id)
-
-
-def current_record(project_id: int) -> queries.ItemRecord | None:
-    """The item to show: session state, else ``?item=``, else the project's first item."""
-    wanted = st.session_state.get("item_id")
-    if wanted is None:
-        try:
-            wanted = int(st.query_params.get("item", ""))
-        except ValueError:
-            wanted = None
-    with session_scope(URL) as s:
-        if wanted is not None:
-            try:
-                record = queries.load_item(s, wanted)
-                if record.project_id == project_id:
-                    return record
-            except queries.NotFoundError:
-                pass
-        first = queries.next_item_id(s, project_id)
-        return queries.load_item(s, first) if first is not None else None
-
-
-def draft_key(record: queries.ItemRecord) -> str:
-    return f"draft:{record.id}:{record.version}"
-
-
-def draft_spans(record: queries.ItemRecord) -> list[Span]:
-    """The translation spans being edited (starts as the item's current target spans)."""
-    key = draft_key(record)
-    if key not in st.session_state:
-        st.session_state[key] = list(record.item.target_spans)
-    return st.session_state[key]
-
-
-def add_span(record: queries.ItemRecord) -> None:
-    tokens = sorted(st.session_state.get(f"add_tokens:{record.id}") or [])
-    label = st.session_state.get(f"add_label:{record.id}")
-    if not tokens or not label:
-        st.session_state.editor_error = "Pick one or more tokens and a label first."
-        return
-    user = st.session_state.get("user_name") or "reviewer"
-    new = make_span(record.item.target, tokens[0], tokens[-1] + 1, label, f"human:{user}")
-    try:
-        st.session_state[draft_key(record)] = check_spans(record.item.target, [*draft_spans(record), new], "translation")
-    except SpanError as exc:
-        st.session_state.editor_error = f"Not added: {exc}"
-        return
-    st.session_state[f"add_tokens:{record.id}"] = []
-
-
-def remove_span(record: queries.ItemRecord, index: int) -> None:
-    spans = list(draft_spans(record))
-    del spans[index]
-    st.session_state[draft_key(record)] = spans
-
-
-def save(record: queries.ItemRecord, then_next: bool) -> None:
-    spans = draft_spans(record)
-    unchanged = [s.key() for s in spans] == [s.key() for s in record.item.target_spans]
-    user = st.session_state.get("user_name") or "reviewer"
-    try:
-        with session_scope(URL) as s:
-            version = queries.save_edit(
-                s, record.id, "target", spans, user, record.version, action="accept" if unchanged else "edit"
+        people = rv.annotators(s, project.id) if can_see_others else [user_name]
+        progress = rv.progress(s, project.id, sorted({*people, user_name}) if can_see_others else [user_name])
+    mine = progress.get(user_name) or rv.Progress(0, {})
+    sb = st.sidebar
+    done = mine.done
+    sb.progress(done / mine.total if mine.total else 0.0, text=f"Your progress: {done} / {mine.total} reviewed")
+    sb.caption(" · ".join(f"{st_}: {mine.counts.get(st_, 0)}" for st_ in ("skipped", "flagged")))
+    if can_see_others and len(progress) > 1:
+        with sb.expander("Progress per annotator"):
+            st.dataframe(
+                [{"Annotator": n, "Done": p.done, "Skipped": p.counts.get("skipped", 0), "Flagged": p.counts.get("flagged", 0), "Total": p.total} for n, p in progress.items()],
+                hide_index=True,
             )
-            following = queries.next_item_id(s, record.project_id, record.position) if then_next else None
-    except queries.ConflictError as exc:
-        st.session_state.conflict = {
-            "item": record.id,
-            "message": str(exc),
-            "mine": spans,
-            "theirs": exc.current_spans,
-            "version": exc.current_version,
-        }
+    with sb.expander("Queue", expanded=True):
+        st.multiselect("Status", STATUSES, key="q_status", on_change=_queue_changed, help="Your own status of each item.")
+        st.selectbox("Order", list(ORDERINGS), format_func=ORDERINGS.__getitem__, key="q_order", on_change=_queue_changed)
+        if ss.q_order == "random":
+            st.number_input("Seed", min_value=0, step=1, key="q_seed", on_change=_queue_changed)
+        st.multiselect("Label", list(project.labels), key="q_labels", on_change=_queue_changed)
+        st.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, key="q_conf", on_change=_queue_changed, help="Lowest span confidence of the item.")
+        st.slider("Disagreement at least", 0.0, 1.0, 0.0, step=0.05, key="q_dis", on_change=_queue_changed, help="Between the item's span sets (methods, student, annotators).")
+        if can_see_others:
+            st.selectbox("Annotator", [ANYONE, *people], key="q_annot", on_change=_queue_changed, help="Items this person worked on.")
+        st.text_input("Text search", key="q_text", on_change=_queue_changed, placeholder="id or words")
+    sb.text_input("Jump to item", key="q_jump", on_change=_jump, args=(project.id,), placeholder="item id or #number")
+    return current_filter(), mine.total
+
+
+def _jump(project_id: int) -> None:
+    ref = (st.session_state.get("q_jump") or "").strip()
+    if not ref:
         return
-    except (queries.QueryError, SpanError) as exc:
-        st.session_state.editor_error = f"Not saved: {exc}"
+    with session_scope(URL) as s:
+        found = rv.find_item(s, project_id, ref)
+    if found is None:
+        st.session_state.rv_message = ("warning", f"No item {ref!r} in this project.")
+    else:
+        st.session_state.item_id = found
+        _clear_item_state()
+    st.session_state.q_jump = ""
+
+
+def _clear_item_state() -> None:
+    for key in ("review_conflict", "rv_occurrences"):
+        st.session_state.pop(key, None)
+
+
+# --------------------------------------------------------------------------- editor events
+
+
+def _on_editor_event() -> None:
+    """Runs before the script: store the event at once, then show the next item."""
+    event = pending_event(EDITOR)
+    ctx = st.session_state.get("rv_ctx")
+    if not event or not ctx:
         return
-    st.session_state.pop(draft_key(record), None)
-    st.session_state.flash = f"Saved item {record.external_id} (version {version}, status reviewed)."
-    if following is not None:
-        go_to(following)
+    outcome = handle_event(URL, ctx["user"], ctx["project_id"], event, current_filter(), ctx["labels"])
+    st.session_state.rv_ack = {"client": event.get("client"), "seq": event.get("seq")}
+    st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
+    st.session_state.rv_message = outcome.message
+    if outcome.conflict is not None:
+        st.session_state.review_conflict = outcome.conflict
+    if outcome.correction is not None:
+        st.session_state.review_correction = outcome.correction
+        st.session_state.pop("rv_occurrences", None)
+    if outcome.item_id is not None and outcome.item_id != st.session_state.get("item_id"):
+        st.session_state.item_id = outcome.item_id
+        _clear_item_state()
 
 
-def show_conflict(record: queries.ItemRecord, colours: dict[str, str]) -> None:
-    conflict = st.session_state.get("conflict")
-    if not conflict or conflict["item"] != record.id:
+def _resolve(keep_mine: bool) -> None:
+    conflict = st.session_state.pop("review_conflict", None)
+    ctx = st.session_state.get("rv_ctx")
+    if conflict is None or ctx is None:
         return
-    st.error(f"Not saved: {conflict['message']}")
-    c1, c2 = st.columns(2)
-    with c1:
-        st.caption("Your spans (not saved)")
-        st.html(spans_html(record.item.target, conflict["mine"], colours))
-    with c2:
-        st.caption(f"Spans now stored (version {conflict['version']})")
-        if conflict["theirs"] is not None:
-            st.html(spans_html(record.item.target, conflict["theirs"], colours))
-    if st.button("Load the current version", key="reload_after_conflict"):
-        st.session_state.pop("conflict", None)
-        st.rerun()
+    if keep_mine:
+        outcome = resolve_conflict(URL, ctx["user"], conflict)
+        st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
+        st.session_state.rv_message = outcome.message
+    else:
+        st.session_state.rv_message = ("info", "Kept the stored version; your change was dropped.")
 
 
-def navigation(record: queries.ItemRecord, total: int) -> None:
-    cols = st.columns([1, 1, 1.4, 1.4, 3])
-    pid, pos = record.project_id, record.position
-    cols[0].button("← Prev", on_click=step, args=(pid, pos, "prev"), width="stretch")
-    cols[1].button("Next →", on_click=step, args=(pid, pos, "next"), width="stretch")
-    cols[2].button("Next unreviewed", on_click=step, args=(pid, pos, "next", "new"), width="stretch")
-    st.session_state.item_index = min(pos + 1, total)
-    cols[3].number_input(
-        "Item #", min_value=1, max_value=max(total, 1), key="item_index", on_change=jump, args=(pid,),
-        label_visibility="collapsed",
-    )
-    cols[4].markdown(
-        f"Item **{pos + 1}** of **{total}** · id {escape_markdown(record.external_id)} · status **{record.status}**"
-        f" · version {record.version}"
-    )
+def show_conflict(view: rv.ReviewView, colours: dict[str, str]) -> None:
+    conflict = st.session_state.get("review_conflict")
+    if conflict is None or conflict.item_id != view.id:
+        return
+    with st.container(border=True):
+        st.error("Your last change was not saved: this item changed since you opened it.")
+        for when, who, what in conflict.changes:
+            st.markdown(f"- {when:%H:%M:%S} **{who}**: {what}")
+        if conflict.side is not None and conflict.theirs is not None:
+            sentence = view.sentence(conflict.side)
+            c1, c2 = st.columns(2)
+            c1.caption("Your change (not saved)")
+            c1.html(spans_html(sentence, conflict.mine, colours))
+            c2.caption("Stored now")
+            c2.html(spans_html(sentence, conflict.theirs, colours))
+            b1, b2 = st.columns(2)
+            b1.button("Apply my change on top of it", type="primary", on_click=_resolve, args=(True,), key="conflict_mine")
+            b2.button("Keep the stored version", on_click=_resolve, args=(False,), key="conflict_theirs")
+        else:
+            st.button("Show the stored version", on_click=_resolve, args=(False,), key="conflict_theirs")
 
 
-def editor(record: queries.ItemRecord, labels: list[str], colours: dict[str, str]) -> None:
-    target = record.item.target
-    spans = draft_spans(record)
-    st.markdown("**Edit the translation's spans**")
-    if error := st.session_state.pop("editor_error", None):
-        st.warning(error)
-    st.caption("Draft: what Save stores")
-    st.html(spans_html(target, spans, colours))
-    if not spans:
-        st.caption("No spans: saving records that this translation has no entities.")
-    for i, span in enumerate(spans):
-        c1, c2 = st.columns([6, 1])
-        confidence = f" · confidence {span.confidence:.2f}" if span.confidence is not None else ""
-        c1.markdown(
-            f"**{escape_markdown(span.label)}** {escape_markdown(span.text(target))} · tokens {span.start}–{span.end - 1}"
-            f" · _{escape_markdown(span.source)}_{confidence}"
+# --------------------------------------------------------------------------- apply to all occurrences
+
+
+def _find_occurrences(project_id: int) -> None:
+    correction = st.session_state.get("review_correction")
+    if correction is not None:
+        st.session_state.rv_occurrences = find_correction_items(URL, project_id, correction)
+
+
+def _apply_occurrences(project_id: int) -> None:
+    correction = st.session_state.pop("review_correction", None)
+    ids = st.session_state.pop("rv_occurrences", None) or []
+    ctx = st.session_state.get("rv_ctx")
+    if correction is None or ctx is None:
+        return
+    report = apply_correction(URL, ctx["user"], project_id, correction, ids)
+    what = f"labelled {correction.label}" if correction.label else "unlabelled"
+    text = f"'{correction.text}' {what} in {report.items_changed} more item(s) ({report.occurrences_changed} occurrence(s))."
+    if report.refused:
+        text += f" {report.refused} occurrence(s) left alone: another span overlaps them partly."
+    st.session_state.rv_message = ("info", text)
+
+
+def _dismiss_correction() -> None:
+    st.session_state.pop("review_correction", None)
+    st.session_state.pop("rv_occurrences", None)
+
+
+def show_correction(project_id: int) -> None:
+    correction = st.session_state.get("review_correction")
+    if correction is None:
+        return
+    what = f"as **{correction.label}**" if correction.label else "as **no entity**"
+    with st.container(border=True):
+        found = st.session_state.get("rv_occurrences")
+        if found is None:
+            c1, c2, c3 = st.columns([5, 2, 1])
+            c1.markdown(f"You marked ‘{correction.text}’ {what} ({'translation' if correction.side == 'target' else 'source'}). The same string may occur in other items.")
+            c2.button("Find other occurrences", on_click=_find_occurrences, args=(project_id,), key="occ_find")
+            c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
+        elif not found:
+            c1, c3 = st.columns([7, 1])
+            c1.markdown(f"No other item contains ‘{correction.text}’.")
+            c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
+        else:
+            c1, c2, c3 = st.columns([5, 2, 1])
+            c1.markdown(f"‘{correction.text}’ occurs in **{len(found)}** other item(s){' (first 500)' if len(found) >= 500 else ''}.")
+            c2.button(f"Apply to all {len(found)}", type="primary", on_click=_apply_occurrences, args=(project_id,), key="occ_apply")
+            c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
+
+
+# --------------------------------------------------------------------------- item
+
+
+def _ensure_stats(project_id: int) -> None:
+    """Queue numbers for new or re-run items, checked once per session and project."""
+    checked = st.session_state.setdefault("rv_stats_checked", set())
+    if project_id in checked:
+        return
+    with session_scope(URL) as s:
+        with st.spinner("Updating the queue…"):
+            rv.ensure_stats(s, project_id)
+    checked.add(project_id)
+
+
+def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
+    """Session state, else ``?item=``, else the first item of the queue (after a queue
+    change: the first item of the new queue)."""
+    ss = st.session_state
+    with session_scope(URL) as s:
+        if ss.pop("rv_queue_changed", False):
+            first = rv.queue_next(s, project_id, user, filt)
+            if first is None:
+                ss.rv_message = ("info", "No item matches these queue settings.")
+            else:
+                ss.item_id = first
+                _clear_item_state()
+        wanted = ss.get("item_id")
+        if wanted is None:
+            try:
+                wanted = int(st.query_params.get("item", ""))
+            except ValueError:
+                wanted = None
+        if wanted is not None and rv.item_project(s, wanted) == project_id:
+            return wanted
+        return rv.queue_next(s, project_id, user, filt) or rv.queue_next(s, project_id, user, QueueFilter(statuses=STATUSES, order="original"))
+
+
+def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
+    """Several span sets of one side side by side: methods, student, other annotators."""
+    with st.expander("Compare span sets"):
+        sides = [s for s in ("target", "source") if s in view.spans]
+        side = st.radio("Side", sides, format_func={"target": "Translation", "source": "Source"}.__getitem__, horizontal=True, key="cmp_side")
+        sentence = view.sentence(side)
+        options: dict[str, list] = {"you": view.spans[side]}
+        for (set_side, source), spans in sorted(view.record.span_sets.items()):
+            if set_side == side:
+                options[source] = spans
+        for name, sides_ in sorted(view.others.items()):
+            if side in sides_:
+                options[f"annotator {name}"] = sides_[side]
+        if side in view.adjudicated:
+            options["adjudicated gold"] = view.adjudicated[side].spans
+        chosen = st.multiselect("Span sets", list(options), default=list(options)[:3], key="cmp_sets")
+        mine = view.spans[side]
+        for name in chosen:
+            spans = options[name]
+            score = f1(matches(spans, mine), len(spans), len(mine))
+            st.caption(f"{name} · {len(spans)} span(s) · exact F1 vs yours {score:.2f}")
+            st.html(spans_html(sentence, spans, colours))
+
+
+def show_history(view: rv.ReviewView) -> None:
+    with st.expander("History of this item"):
+        with session_scope(URL) as s:
+            entries = rv.item_history(s, view.id)
+        if not entries:
+            st.caption("Nobody changed this item yet.")
+            return
+        st.dataframe(
+            [{"When": h.when.strftime("%Y-%m-%d %H:%M:%S"), "Who": h.user, "Action": h.action, "Side": h.side or "", "What": h.what} for h in reversed(entries)],
+            hide_index=True,
+            width="stretch",
         )
-        c2.button("Remove", key=f"remove:{record.id}:{i}", on_click=remove_span, args=(record, i))
-    c1, c2, c3 = st.columns([4, 1.5, 1])
-    c1.multiselect(
-        "Tokens", list(range(len(target))), format_func=lambda i: f"{i} · {target.tokens[i].text}",
-        key=f"add_tokens:{record.id}", help="The span covers the first to the last token picked.",
-    )
-    c2.selectbox("Label", labels, key=f"add_label:{record.id}")
-    c3.markdown("<div style='height:1.75rem'></div>", unsafe_allow_html=True)
-    c3.button("Add span", on_click=add_span, args=(record,), width="stretch")
-    b1, b2, b3 = st.columns([1, 1, 4])
-    b1.button("Save", type="primary", on_click=save, args=(record, False), width="stretch")
-    b2.button("Save & next", on_click=save, args=(record, True), width="stretch")
 
 
 def main() -> None:
     st.title("Review")
-    project_id = selected_project_id()
+    user = require_role("annotator", URL)
+    project_id = project_or_info(user)
     if project_id is None:
         return
     with session_scope(URL) as s:
         project = queries.get_project(s, project_id)
-        total = queries.project_counts(s, project_id)["total"]
-    record = current_record(project_id)
-    if record is None:
+    _ensure_stats(project_id)
+    filt, total = queue_sidebar(project, user.name, user.can("reviewer"))
+    item_id = current_item(project_id, user.name, filt)
+    if item_id is None:
         st.info(f"Project {project.name} has no items yet: import a file on the Projects page.")
         return
-    st.session_state.item_id = record.id
-    st.query_params["item"] = str(record.id)
+    with session_scope(URL) as s:
+        view = rv.load_view(s, item_id, user.name)
+    st.session_state.item_id = view.id
+    st.query_params["item"] = str(view.id)
+    labels = list(project.labels)
+    st.session_state.rv_ctx = {"user": user.name, "project_id": project_id, "labels": labels}
 
-    if flash := st.session_state.pop("flash", None):
-        st.success(flash)
-    if info := st.session_state.pop("flash_info", None):
-        st.info(info)
-    navigation(record, total)
+    data = editor_data(
+        view,
+        labels,
+        ack=st.session_state.get("rv_ack"),
+        saved=st.session_state.get("rv_saved"),
+        message=st.session_state.get("rv_message"),
+        image_uri=thumbnail_data_uri(view.record.image_path),
+        position=f"#{view.record.position + 1} of {total}",
+    )
+    span_editor(data, key=EDITOR, on_event=_on_editor_event)
+    if view.record.image_path is not None and data["image"] is None:
+        st.warning(f"The image of this item cannot be read: {view.record.image_path}")
 
-    item = record.item
-    labels = list(project.labels) or sorted({s.label for s in item.source_spans})
-    colours = label_colours([*labels, *(s.label for s in item.source_spans), *(s.label for s in item.target_spans)])
-    st.html(legend_html(colours))
-
-    text_col, image_col = st.columns([3, 1]) if record.image_path else (st.container(), None)
-    with text_col:
-        st.caption(f"Source ({item.source.lang or project.src_lang}) · spans: {record.current_source.get('source') or 'none'}")
-        st.html(spans_html(item.source, item.source_spans, colours))
-        if item.target is None:
-            st.info("This item has no translation yet.")
-        else:
-            st.caption(f"Translation ({item.target.lang or project.tgt_lang}) · spans: {record.current_source.get('target') or 'none yet'}")
-            st.html(spans_html(item.target, item.target_spans, colours))
-            reference = reference_target_spans(item)
-            if reference is not None:
-                st.caption("Reference spans (hand-made gold, for comparison)")
-                st.html(spans_html(item.target, reference, colours))
-    if image_col is not None:
-        with image_col:
-            st.image(str(record.image_path), width="stretch")
-
-    if item.target is not None:
-        st.divider()
-        show_conflict(record, colours)
-        editor(record, labels, colours)
+    colours = label_colours([*labels, *(s.label for spans in view.spans.values() for s in spans)])
+    show_conflict(view, colours)
+    show_correction(project_id)
+    if view.status == "flagged" and view.flag_comment:
+        st.warning(f"You flagged this item: {view.flag_comment}")
+    others = {n: st_ for n, st_ in view.other_status.items()}
+    if others and user.can("reviewer"):
+        st.caption("Other annotators: " + ", ".join(f"{n} ({s})" for n, s in sorted(others.items())))
+    compare_sets(view, colours)
+    show_history(view)
 
 
 ensure_navigation()

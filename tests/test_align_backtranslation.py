@@ -8,6 +8,7 @@ from core.align import (
     BackTranslationAligner,
     StringMatchAligner,
     align_items,
+    back_translator,
     compose_links,
     get_aligner,
     make_back_translator,
@@ -119,3 +120,18 @@ def test_registry_builds_back_translation_with_same_language_aligner():
     al = get_aligner("bt(eflomal,exact)", translator_fn=lambda targets: targets, add_policy="none")
     assert isinstance(al, BackTranslationAligner) and al.add_policy == "none"
     assert al.translator_fn is not None and al.same_lang.name == "exact"
+
+
+def test_back_translator_uses_core_translate_and_source_tokenizer(monkeypatch):
+    import core.translate
+
+    class FakeTranslator:
+        name = "fake"
+
+        def translate(self, texts, src, tgt):
+            assert (src, tgt) == ("de", "en")  # target language back into the source language
+            return ["the house, green." for _ in texts]
+
+    monkeypatch.setattr(core.translate, "load_translator", lambda spec: FakeTranslator())
+    fn = back_translator("fake", src="en", tgt="de")
+    assert fn([T]) == [["the", "house", ",", "green", "."]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from core.pipeline.stages import MAX_STAGE_KEY, StageBatch, StageOutput, decode_
 from db import models as orm
 from db import queries
 from db.engine import dispose_engine, init_db, session_scope
+from tests.test_db import db_url, pg_server  # noqa: F401  (fixtures: SQLite and PostgreSQL databases)
 
 WORDS = [
     (["Anna", "Weber", "lives", "in", "Berlin", "."], [(0, 2, "PER"), (4, 5, "LOC")], "Anna Weber vive en Berlin ."),
@@ -137,7 +139,8 @@ def test_teacher_set_name_matches_the_teacher() -> None:
 # --------------------------------------------------------------------------- runs
 
 
-def test_gold_provided_run_projects_and_reports_status(url: str, tmp_path: Path) -> None:
+def test_gold_provided_run_projects_and_reports_status(db_url: str, tmp_path: Path) -> None:
+    url = db_url  # SQLite and PostgreSQL
     pid = new_project(url)
     tsv = write_translations(tmp_path / "es.tsv")
     report = run_pipeline(url, pid, config(tsv), progress=False)
@@ -164,7 +167,8 @@ def test_gold_provided_run_projects_and_reports_status(url: str, tmp_path: Path)
     assert table_counts(url) == before
 
 
-def test_resume_after_a_crash_gives_the_uninterrupted_result(url: str, tmp_path: Path, monkeypatch) -> None:
+def test_resume_after_a_crash_gives_the_uninterrupted_result(db_url: str, tmp_path: Path, monkeypatch) -> None:
+    url = db_url  # SQLite and PostgreSQL
     tsv = write_translations(tmp_path / "es.tsv")
     reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
     init_db(reference_url)
@@ -264,7 +268,8 @@ def test_another_aligner_adds_a_span_set_beside_the_old_one(url: str, tmp_path: 
     assert second == f"projection:{other.resolved().method}+intersection(exact,exact)"
 
 
-def test_a_new_translation_reruns_the_stages_after_it(url: str, tmp_path: Path) -> None:
+def test_a_new_translation_reruns_the_stages_after_it(db_url: str, tmp_path: Path) -> None:
+    url = db_url  # SQLite and PostgreSQL
     pid = new_project(url, tiny_items(2))
     run_pipeline(url, pid, config(write_translations(tmp_path / "a.tsv", 2)), progress=False)
     key_a = translate_key(tmp_path / "a.tsv")
@@ -410,5 +415,64 @@ def test_cli_run_status_and_export(tmp_path: Path, capsys) -> None:
         assert cli_main(["pipeline", "run", *args, "--teacher", "nope:x", "--no-progress"]) == 2
         assert "unknown teacher" in capsys.readouterr().err
         assert cli_main(["status", "--db", db_url, "--project", "missing"]) == 2
+    finally:
+        dispose_engine(db_url)
+
+
+def test_back_translation_stage_feeds_a_back_translation_aligner(url: str, tmp_path: Path) -> None:
+    pid = new_project(url, tiny_items(2))
+    back = tmp_path / "back.tsv"
+    back.write_text("s0\tAnna Weber lives in Berlin .\ns1\tIt rained in Paris .\n", encoding="utf-8")
+    cfg = config(write_translations(tmp_path / "es.tsv", 2), back_translator=f"provided:{back}", aligner="bt(exact)")
+    report = run_pipeline(url, pid, cfg, progress=False)
+    assert [st.kind for st in report.stages] == ["teacher", "translate", "back-translate", "align", "project"]
+    assert report.failed == 0 and report.status["complete"]
+    with session_scope(url) as s:
+        recs = queries.load_items(s, queries.item_ids(s, pid))
+    assert recs[0].item.meta["back_translation"] == "Anna Weber lives in Berlin ."
+    assert recs[0].item.meta["back_translator"] == f"provided:{back}"
+    assert set(recs[0].alignments) == {"bt(exact)"}
+    assert exported(url, pid)[0][2] == [(0, 2, "PER"), (4, 5, "LOC")]
+
+
+def test_heartbeat_sees_a_cancelled_job(url: str) -> None:
+    from core.pipeline.jobs import _Heartbeat
+
+    pid = new_project(url, tiny_items(1))
+    with session_scope(url) as s:
+        job = queries.create_job(s, "pipeline", pid)
+    cancel = threading.Event()
+    beat = _Heartbeat(url, job.id, cancel, interval=0.05)
+    beat.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with session_scope(url) as s:
+                if queries.get_job(s, job.id).heartbeat_at is not None:
+                    break
+        with session_scope(url) as s:
+            assert queries.get_job(s, job.id).status == "running"
+            queries.cancel_job(s, job.id)
+        assert cancel.wait(10), "the heartbeat thread sets the cancel flag"
+    finally:
+        beat.stopped.set()
+        beat.join(5)
+
+
+def test_a_job_cancelled_before_its_worker_starts_does_nothing(tmp_path: Path, capsys) -> None:
+    db_url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    init_db(db_url)
+    try:
+        pid = new_project(db_url, tiny_items(1))
+        with session_scope(db_url) as s:
+            job = queries.create_job(s, "pipeline", pid)
+            queries.cancel_job(s, job.id)
+        tsv = write_translations(tmp_path / "es.tsv", 1)
+        rc = cli_main(["pipeline", "run", "--db", db_url, "--project", "tiny", "--teacher", "gold", "--translator",
+                       f"provided:{tsv}", "--aligner", "exact", "--method", "ilp", "--job-id", str(job.id), "--no-progress"])
+        assert rc == 0 and "cancelled before it started" in capsys.readouterr().err
+        with session_scope(db_url) as s:
+            assert queries.stage_counts(s, pid) == {}
+            assert queries.get_job(s, job.id).status == "cancelled"
     finally:
         dispose_engine(db_url)

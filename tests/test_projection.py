@@ -299,3 +299,12 @@ def test_project_items_errors_name_the_item():
     bad = Item("y", src, [make_span(src, 0, 1, "LOC")], tgt, alignment=links((0, 5)))
     with pytest.raises(ValueError, match="item y"):
         project_items([bad], "heuristic")
+
+
+def test_fused_method_without_an_encoder_says_what_to_do(tmp_path):
+    src, tgt = sent("Texas"), sent("Tejas")
+    item = Item("t", src, [make_span(src, 0, 1, "LOC")], tgt, alignment=links((0, 0)))
+    with pytest.raises(RuntimeError, match="needs the encoder"):
+        project_items([item], "ilp-fused", encoder=str(tmp_path / "no-such-encoder"))
+    # the same item projects with the hard links alone
+    assert keys(project_items([item], "ilp")[0].target_spans) == [(0, 1, "LOC")]

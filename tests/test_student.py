@@ -72,7 +72,7 @@ def toy_items() -> list[Item]:
 
 def fast_config(encoder: str, **changes) -> TrainConfig:
     base = dict(
-        encoder=encoder, epochs=8, learning_rate=3e-3, head_learning_rate=1e-2, batch_size=4, device="cpu", seed=1,
+        encoder=encoder, epochs=8, learning_rate=3e-3, head_learning_rate=3e-3, batch_size=4, device="cpu", seed=1,
         warmup_ratio=0.0, dropout=0.0,
     )  # fmt: skip
     base.update(changes)
@@ -143,7 +143,7 @@ def test_config_rejects_bad_values():
 def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
     items = toy_items()
     steps = []
-    config = fast_config(tiny_encoder, finetune_encoder=finetune)
+    config = fast_config(tiny_encoder, finetune_encoder=finetune, head_learning_rate=1e-2 if finetune else 3e-3)
     student = train_student(items, items[:4], config, progress_cb=lambda s, t, loss: steps.append((s, t, loss)))
     assert steps and steps[0][1] == 8 * 4 and all(0 < s <= t for s, t, _ in steps)
     losses = [h["loss"] for h in student.history]

@@ -12,6 +12,7 @@ Build any of them with ``get_aligner(spec, **options)`` (registry.py); heavy lib
 from core.align.backtranslation import (
     BackTranslationAligner,
     StringMatchAligner,
+    back_translator,
     compose_links,
     make_back_translator,
     refine_links,
@@ -49,6 +50,7 @@ __all__ = [
     "compose_links",
     "refine_links",
     "make_back_translator",
+    "back_translator",
     "read_parallel_text",
     "register_bench",
 ]

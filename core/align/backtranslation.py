@@ -35,6 +35,7 @@ __all__ = [
     "refine_links",
     "BackTranslationAligner",
     "make_back_translator",
+    "back_translator",
     "ADD_POLICIES",
 ]
 
@@ -155,6 +156,23 @@ def make_back_translator(
         if len(texts) != len(targets):
             raise ValueError(f"the translator returned {len(texts)} texts for {len(targets)} sentences")
         return [split(t) for t in texts]
+
+    return back_translate
+
+
+def back_translator(spec: str, src: str, tgt: str) -> BackTranslator:
+    """A translator_fn from core.translate (``"apertium"``, ``"hf:ID"``): target words ->
+    back-translation words, tokenized with the source language's tokenizer (core.tokenize)."""
+    from core.tokenize import tokenize_batch
+    from core.translate import load_translator
+
+    translator = load_translator(spec)
+
+    def back_translate(targets: list[list[str]]) -> list[list[str]]:
+        texts = translator.translate([" ".join(words) for words in targets], tgt, src)
+        if len(texts) != len(targets):
+            raise ValueError(f"translator {spec!r} returned {len(texts)} texts for {len(targets)} sentences")
+        return [sentence.words for sentence in tokenize_batch(texts, src)]
 
     return back_translate
 

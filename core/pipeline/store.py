@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from sqlalchemy.orm import Session
 
 from core.data import Item
-from core.pipeline.stages import StageBatch, StageOutput, StageSpec, teacher_set_name
+from core.pipeline.stages import StageBatch, StageOutput, StageSpec, alignment_name, teacher_set_name
 from db import queries
 
 __all__ = [
@@ -119,7 +119,8 @@ def load_stage_batch(s: Session, project_id: int, spec: StageSpec, index: int, i
             else:
                 spans, origin = chosen
                 ctx["source_spans"] = origin
-                it = it.with_(source_spans=list(spans), target_spans=[], alignment=rec.alignments.get(spec.options["aligner"], []))
+                links = rec.alignments.get(alignment_name(spec.options["aligner"]), [])
+                it = it.with_(source_spans=list(spans), target_spans=[], alignment=links)
         if spec.kind in ("align",):
             it = it.with_(alignment=[], target_spans=[])
         items.append(it)
@@ -179,7 +180,7 @@ def save_stage_output(s: Session, project_id: int, spec: StageSpec, batch: Stage
         return
 
     if spec.kind == "align":
-        queries.save_stage_results(s, project_id, key, ok, aligner=spec.name, errors=errors)
+        queries.save_stage_results(s, project_id, key, ok, aligner=alignment_name(spec.name), errors=errors)
         return
 
     if spec.kind == "project":

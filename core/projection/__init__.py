@@ -23,7 +23,10 @@ and, for items, listed in ``item.meta["unprojected"]`` as span dicts with a ``re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from core.config import settings
 
 from core.data import Item, Link, Sentence, Span
 from core.projection.common import ProjectionResult, Unprojected, span_dict
@@ -130,14 +133,28 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
             elif it.source_spans:  # only sentences with something to project need the encoder
                 todo.append(k)
         if todo:
-            computed = soft_align(
-                [(items[k].source.words, items[k].target.words) for k in todo],  # type: ignore[union-attr]
-                model=soft_opts.get("encoder"),
-                layer=int(soft_opts.get("layer", 8)),
-                tau=float(soft_opts.get("tau", DEFAULT_TAU)),
-                device=str(soft_opts.get("device", "cpu")),
-                batch_size=int(soft_opts.get("batch_size", 32)),
-            )
+            encoder = soft_opts.get("encoder") or settings().encoder
+            if (encoder.startswith((".", "/", "~"))) and not Path(encoder).expanduser().exists():
+                raise RuntimeError(
+                    f"projection method {method!r} needs the encoder for its soft alignment, and {encoder} does not "
+                    "exist; prepare it (python -m core.cli models prepare), pass encoder=..., or use a method "
+                    "without soft alignment (e.g. 'ilp')"
+                )
+            try:
+                computed = soft_align(
+                    [(items[k].source.words, items[k].target.words) for k in todo],  # type: ignore[union-attr]
+                    model=encoder,
+                    layer=int(soft_opts.get("layer", 8)),
+                    tau=float(soft_opts.get("tau", DEFAULT_TAU)),
+                    device=str(soft_opts.get("device", "cpu")),
+                    batch_size=int(soft_opts.get("batch_size", 32)),
+                )
+            except (OSError, ImportError) as exc:
+                raise RuntimeError(
+                    f"projection method {method!r} needs the encoder for its soft alignment and could not load it "
+                    f"({exc}); prepare it (python -m core.cli models prepare), pass encoder=..., or use a method "
+                    "without soft alignment (e.g. 'ilp')"
+                ) from exc
             for k, soft in zip(todo, computed):
                 softs[k] = soft
     out: list[Item] = []

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.data import Item
+from core.data import Item, Sentence
 from core.tags import spans_to_tags
 
 __all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods", "register_bench", "main"]
@@ -36,7 +36,13 @@ def _user_error(message: str) -> Exception:
     return CliError(message)
 
 
-def load_parallel_gold(source: str | Path, target: str | Path, limit: int | None = None) -> tuple[list[Item], list[Item]]:
+def load_parallel_gold(
+    source: str | Path,
+    target: str | Path,
+    limit: int | None = None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
+) -> tuple[list[Item], list[Item]]:
     """Items for projection (source gold spans, target sentence) and the target gold items."""
     from core.formats import read
 
@@ -52,7 +58,12 @@ def load_parallel_gold(source: str | Path, target: str | Path, limit: int | None
             raise _user_error(f"--limit must be >= 1, got {limit}")
         src_items, tgt_items = src_items[:limit], tgt_items[:limit]
     pairs = [
-        Item(id=str(k), source=s.source, source_spans=list(s.source_spans), target=t.source)
+        Item(
+            id=str(k),
+            source=Sentence(s.source.text, s.source.tokens, src_lang or s.source.lang),
+            source_spans=list(s.source_spans),
+            target=Sentence(t.source.text, t.source.tokens, tgt_lang or t.source.lang),
+        )
         for k, (s, t) in enumerate(zip(src_items, tgt_items))
     ]
     return pairs, tgt_items
@@ -64,10 +75,14 @@ def bench_projection(
     method: str | None = None,
     aligner: str | None = None,
     limit: int | None = None,
+    back_translator: str | None = None,
+    langs: tuple[str, str] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Align, project and score (see the module docstring); returns the JSON record."""
-    return bench_projection_methods(source, target, [method] if method else None, aligner, limit, **options)[0]
+    return bench_projection_methods(
+        source, target, [method] if method else None, aligner, limit, back_translator, langs, **options
+    )[0]
 
 
 def bench_projection_methods(
@@ -76,12 +91,16 @@ def bench_projection_methods(
     methods: list[str] | None = None,
     aligner: str | None = None,
     limit: int | None = None,
+    back_translator: str | None = None,
+    langs: tuple[str, str] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """One record per method, sharing one alignment (and one soft alignment) of the corpus.
 
-    Each record's ``seconds`` counts what that method needs: the alignment, the soft
-    alignment when the method reads one, and its own projection.
+    Each record's ``seconds`` counts what that method needs: the back-translation (for
+    ``bt(...)`` aligners, made with ``back_translator`` between ``langs`` = (source, target)
+    language codes), the alignment, the soft alignment when the method reads one, and its
+    own projection.
     """
     from seqeval.metrics import f1_score, precision_score, recall_score
     from seqeval.scheme import IOB2
@@ -95,11 +114,21 @@ def bench_projection_methods(
         if m not in METHODS:
             raise _user_error(f"unknown projection method {m!r}; expected one of {', '.join(METHODS)}")
     soft_opts = {k: options.pop(k) for k in ("encoder", "layer", "tau") if k in options}
-    items, gold = load_parallel_gold(source, target, limit)
+    if back_translator and not langs:
+        raise _user_error("--back-translator needs --langs SRC,TGT (e.g. en,es)")
+    items, gold = load_parallel_gold(source, target, limit, *(langs or (None, None)))
     try:
         al = get_aligner(aligner_spec)
     except ValueError as exc:
         raise _user_error(f"aligner {aligner_spec!r}: {exc}") from exc
+    back_seconds = 0.0
+    if back_translator:
+        from core.translate import back_translate, load_translator
+
+        translator = load_translator(back_translator)
+        start = time.perf_counter()
+        items = back_translate(items, translator, langs[0], langs[1])  # type: ignore[index]
+        back_seconds = time.perf_counter() - start
     needs_soft = any(uses_soft_alignment(m, **options) for m in methods)
 
     def soft_for(batch: list[Item]) -> list[Item]:
@@ -119,7 +148,7 @@ def bench_projection_methods(
             project_items(warmed, m, **options)
     start = time.perf_counter()
     aligned = align_items(items, al)
-    align_seconds = time.perf_counter() - start
+    align_seconds = time.perf_counter() - start + back_seconds
     soft_seconds = 0.0
     if needs_soft:
         start = time.perf_counter()
@@ -139,6 +168,7 @@ def bench_projection_methods(
             "target": str(target),
             "method": m,
             "aligner": aligner_spec,
+            "back_translator": back_translator,
             "options": {**options, **soft_opts},
             "sentences": len(items),
             "source_entities": sum(len(it.source_spans) for it in items),
@@ -170,6 +200,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         "a comma-separated list prints one line per method from one shared alignment")
     parser.add_argument("--aligner", help="aligner spec (default: core.projection.DEFAULT_ALIGNER)")
     parser.add_argument("--limit", type=int, help="only the first N sentence pairs")
+    parser.add_argument("--back-translator", help="translator spec (e.g. apertium) that back-translates the targets "
+                        "for bt(...) aligners")
+    parser.add_argument("--langs", help="SRC,TGT language codes, needed with --back-translator (e.g. en,es)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="projection option, value as JSON (e.g. threshold=0.2); repeatable")
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
@@ -178,8 +211,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     options = dict(_parse_option(o) for o in args.option)
     methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else None
+    langs = tuple(x.strip() for x in args.langs.split(",")) if args.langs else None
+    if langs is not None and len(langs) != 2:
+        raise _user_error(f"--langs must be SRC,TGT, got {args.langs!r}")
     try:
-        records = bench_projection_methods(args.source, args.target, methods, args.aligner, args.limit, **options)
+        records = bench_projection_methods(
+            args.source, args.target, methods, args.aligner, args.limit, args.back_translator, langs, **options
+        )
     except (ValueError, TypeError) as exc:
         raise _user_error(str(exc)) from exc
     for record in records:

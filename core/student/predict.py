@@ -78,16 +78,28 @@ def _word_probs(student: TrainedStudent, word_lists: list[list[str]], images: Se
     pad_id = student.tokenizer.pad_token_id if student.tokenizer.pad_token_id is not None else 0
     was_training = model.training
     model.eval()
+    features = None
+    if not model.finetune_encoder:  # the frozen encoder's features are shared with training (cache)
+        from core.config import settings
+        from core.student.train import window_features
+
+        key = (str(config.encoder or settings().encoder), config.feature_layers, student.device)
+        features = window_features(model, windows, key, pad_id, student.device, batch_size)
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                chunk = [windows[i] for i in order[start : start + batch_size]]
-                batch = collate(chunk, pad_id, student.device, vectors, student.image_dim)
+                indices = order[start : start + batch_size]
+                chunk = [windows[i] for i in indices]
+                batch = collate(
+                    chunk, pad_id, student.device, vectors, student.image_dim,
+                    [features[i] for i in indices] if features is not None else None,
+                )  # fmt: skip
                 logits = model(
                     batch["input_ids"],
                     batch["attention_mask"],
                     batch.get("image_features"),
                     batch.get("has_image"),
+                    batch.get("features"),
                 )
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 for row, w in enumerate(chunk):

@@ -108,8 +108,12 @@ def test_annotator_labels_accepts_reloads_undoes_and_flags(browser, tmp_path, mo
             page.locator(EDITOR).wait_for()
             assert page.locator('[data-testid="stMain"] h1').first.inner_text() == "Review"
             assert page.get_by_text("Import items").count() == 0 and page.get_by_text("Add a user").count() == 0
+            assert "not found" in page.locator('[data-testid="stDialog"]').inner_text().lower()
+        page.goto(f"{url}/review")
+        wait_for_app(page)
 
         editor = page.locator(EDITOR)
+        editor.wait_for()
         first = editor_state(page, "item")
         assert "Anna" in target_text(page)  # lowest confidence first
         head = editor_state(page, "head")
