@@ -66,7 +66,7 @@ def project_selector(url: str) -> None:
 def navigation(user: CurrentUser) -> dict[str, list]:
     """The pages this person may open (a page left out cannot be opened by its URL either).
 
-    annotator: Review · reviewer: + Agreement, Adjudicate, Export · admin: + Projects, Users.
+    annotator: Review · reviewer: + Agreement, Adjudicate, Train, Export · admin: + Projects, Users.
     Single-user mode (no login) is admin.
     """
     review = st.Page("pages/review.py", title="Review", icon=":material/edit_note:", url_path="review")
@@ -83,6 +83,7 @@ def navigation(user: CurrentUser) -> dict[str, list]:
             st.Page("pages/agreement.py", title="Agreement", icon=":material/join_inner:"),
             st.Page("pages/adjudicate.py", title="Adjudicate", icon=":material/gavel:"),
         ]
+        pages["Model"] = [st.Page("pages/train.py", title="Train", icon=":material/model_training:")]
         pages["Results"] = [st.Page("pages/export.py", title="Export", icon=":material/download:")]
     if user.can("admin"):
         pages["Admin"] = [st.Page("pages/users.py", title="Users", icon=":material/group:")]

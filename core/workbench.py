@@ -255,7 +255,7 @@ def handle_event(
                     else view.spans[str(side)]
                 )
                 try:
-                    result = rv.save_review_edit(
+                    rv.save_review_edit(
                         s, item_id, str(side), spans, user, head, pending=_pending(payload), action=EDIT_OPS[op], comment=op
                     )
                 except rv.ReviewConflictError as exc:
@@ -274,14 +274,14 @@ def handle_event(
             if action in ("accept_all", "skip", "flag"):
                 try:
                     if action == "accept_all":
-                        result = rv.accept_item(s, item_id, user, head)
+                        rv.accept_item(s, item_id, user, head)
                         saved = f"Saved {_now_text()} · item accepted"
                     elif action == "skip":
-                        result = rv.set_review_status(s, item_id, user, "skipped", base_head=head)
+                        rv.set_review_status(s, item_id, user, "skipped", base_head=head)
                         saved = f"Saved {_now_text()} · item skipped"
                     else:
                         comment = str(event.get("comment") or "").strip()
-                        result = rv.set_review_status(s, item_id, user, "flagged", comment, base_head=head)
+                        rv.set_review_status(s, item_id, user, "flagged", comment, base_head=head)
                         saved = f"Saved {_now_text()} · item flagged: {comment}"
                 except rv.ReviewConflictError as exc:
                     return EventOutcome(item_id, message=("error", str(exc)), conflict=_conflict_info(exc, None, [], [], frozenset(), action))

@@ -37,8 +37,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
-from core.config import settings as app_settings
-from core.data import Item, Sentence, Span, SpanError, check_spans
+from core.data import Item, Sentence, Span, check_spans
 from core.review import (
     STATUSES,
     ItemStatsValues,
@@ -46,7 +45,6 @@ from core.review import (
     apply_to_occurrence,
     compute_item_stats,
     describe_change,
-    find_occurrences,
     shuffle_key,
     student_uncertainty,
 )

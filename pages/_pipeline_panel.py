@@ -85,7 +85,11 @@ def start_form(project: queries.ProjectSummary | queries.ProjectInfo, url: str) 
     except ValueError as exc:
         st.error(str(exc))
         return
-    job = start_pipeline_job(url, project.id, config)
+    try:
+        job = start_pipeline_job(url, project.id, config)
+    except queries.QueryError as exc:
+        st.error(str(exc))
+        return
     st.session_state.flash = f"Pipeline job {job.id} started."
     st.rerun()
 

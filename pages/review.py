@@ -78,7 +78,7 @@ def queue_sidebar(project: queries.ProjectInfo, user_name: str, can_see_others: 
         st.multiselect("Status", STATUSES, key="q_status", on_change=_queue_changed, help="Your own status of each item.")
         st.selectbox("Order", list(ORDERINGS), format_func=ORDERINGS.__getitem__, key="q_order", on_change=_queue_changed)
         if ss.q_order == "random":
-            st.number_input("Seed", min_value=0, step=1, key="q_seed", on_change=_queue_changed)
+            st.number_input("Seed", min_value=0, step=1, key="q_seed", on_change=_queue_changed, help="The same seed gives the same order (for everyone in this project).")
         st.multiselect("Label", list(project.labels), key="q_labels", on_change=_queue_changed)
         st.slider("Confidence", 0.0, 1.0, (0.0, 1.0), step=0.05, key="q_conf", on_change=_queue_changed, help="Lowest span confidence of the item.")
         st.slider("Disagreement at least", 0.0, 1.0, 0.0, step=0.05, key="q_dis", on_change=_queue_changed, help="Between the item's span sets (methods, student, annotators).")
@@ -237,6 +237,8 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
     ss = st.session_state
     with session_scope(URL) as s:
         if ss.pop("rv_queue_changed", False):
+            if filt.order == "random":
+                rv.reshuffle(s, project_id, filt.seed)  # the seed is kept with the project
             first = rv.queue_next(s, project_id, user, filt)
             if first is None:
                 ss.rv_message = ("info", "No item matches these queue settings.")
@@ -255,8 +257,11 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
 
 
 def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
-    """Several span sets of one side side by side: methods, student, other annotators."""
-    with st.expander("Compare span sets"):
+    """Several span sets of one side side by side: methods, student, other annotators
+    (built only when asked for: nothing extra to compute on every keystroke)."""
+    if not st.toggle("Compare span sets", key="cmp_on"):
+        return
+    with st.container(border=True):
         sides = [s for s in ("target", "source") if s in view.spans]
         side = st.radio("Side", sides, format_func={"target": "Translation", "source": "Source"}.__getitem__, horizontal=True, key="cmp_side")
         sentence = view.sentence(side)
@@ -279,7 +284,9 @@ def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
 
 
 def show_history(view: rv.ReviewView) -> None:
-    with st.expander("History of this item"):
+    if not st.toggle("History of this item", key="history_on"):
+        return
+    with st.container(border=True):
         with session_scope(URL) as s:
             entries = rv.item_history(s, view.id)
         if not entries:
@@ -320,7 +327,7 @@ def main() -> None:
         saved=st.session_state.get("rv_saved"),
         message=st.session_state.get("rv_message"),
         image_uri=thumbnail_data_uri(view.record.image_path),
-        position=f"#{view.record.position + 1} of {total}",
+        position=f"{view.record.position + 1} of {total}",
     )
     span_editor(data, key=EDITOR, on_event=_on_editor_event)
     if view.record.image_path is not None and data["image"] is None:

@@ -115,7 +115,10 @@ def test_review_queue_order_filters_jump_and_progress(project) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert at.query_params["item"] == str(ids[0])
     assert "Your progress: 1 / 4 reviewed" in progress_text(at)
+    at.toggle(key="history_on").set_value(True).run()
     assert frame(at, "Who", "What")["Action"].tolist() == ["accept"]
+    at.toggle(key="cmp_on").set_value(True).run()
+    assert any("projection:heuristic · 1 span(s) · exact F1 vs yours 1.00" in c.value for c in at.caption)
 
 
 def test_review_label_filter_and_annotator_filter(project) -> None:

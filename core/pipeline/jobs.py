@@ -98,9 +98,17 @@ def start_pipeline_job(
     engine: str = "local",
     limit: int | None = None,
 ) -> queries.JobInfo:
-    """Create a job row and start its worker process; returns at once with the job."""
+    """Create a job row and start its worker process; returns at once with the job.
+
+    Raises QueryError when a pipeline job of the project is still queued or running (two
+    writers on the same items would race).
+    """
+    refresh_jobs(url, None)
     with session_scope(url) as s:
         info = queries.get_project(s, project)
+        busy = [j for j in queries.list_jobs(s, info.id, status=("queued", "running")) if j.kind == JOB_KIND]
+        if busy:
+            raise queries.QueryError(f"pipeline job {busy[0].id} of project {info.name!r} is still {busy[0].status}; wait for it or cancel it")
     params = {"config": config.to_json(), "engine": engine, "limit": limit}
     args = ["pipeline", "run", "--db", url, "--project", info.name, *config_args(config), "--engine", engine, "--no-progress"]
     if limit is not None:

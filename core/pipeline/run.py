@@ -152,13 +152,14 @@ def write_batch(url: str, project_id: int, spec: StageSpec, batch: StageBatch, o
 
 
 def _check_provided_lines(config: PipelineConfig, n_items: int) -> None:
-    """A line-matched translation file must have one line per item of the project."""
+    """A line-matched translation file needs a line for every item of the project (line k is
+    the translation of the k-th item; more lines are allowed, e.g. for a run with a limit)."""
     from core.translate import ProvidedTranslator
 
     for spec in (config.translator, config.back_translator):
         if spec and spec.startswith("provided:"):
             translator = ProvidedTranslator(spec.partition(":")[2])
-            if translator.lines is not None and len(translator.lines) != n_items:
+            if translator.lines is not None and len(translator.lines) < n_items:
                 raise ValueError(
                     f"{translator.path} has {len(translator.lines)} lines but the project has {n_items} items "
                     "(a plain-text translation file needs one line per item, in order; use TSV or JSONL with ids otherwise)"

@@ -149,7 +149,16 @@ def _train(items: Sequence[Item], config: TrainConfig, label: str, log: list) ->
     student = train_student(items, (), config)
     seconds = time.perf_counter() - started
     per_epoch = [h["seconds"] for h in student.history]
-    log.append({"run": label, "sentences": len(items), "seconds": round(seconds, 1), "epoch_seconds": per_epoch})
+    feature_seconds = student.history[0].get("feature_seconds") if student.history else None
+    log.append(
+        {
+            "run": label,
+            "sentences": len(items),
+            "seconds": round(seconds, 1),
+            "epoch_seconds": per_epoch,
+            "feature_seconds": feature_seconds,  # frozen encoder pass (0 when cached by an earlier run)
+        }
+    )
     print(f"[bench] {label}: trained on {len(items)} sentences in {seconds:.0f} s", file=sys.stderr, flush=True)
     return student
 

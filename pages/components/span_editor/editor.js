@@ -648,7 +648,7 @@ function sideHtml(inst, side) {
     if (begin) {
       open = begin;
       const s = begin.s;
-      html += `<span class="ent${s.pending ? " pending" : ""}" data-side="${side}" data-span="${begin.idx}" style="--c:${labelColour(inst, s.label)}" title="${esc(spanTitle(s))}">`;
+      html += `<mark class="ent${s.pending ? " pending" : ""}" data-side="${side}" data-span="${begin.idx}" style="--c:${labelColour(inst, s.label)}" title="${esc(spanTitle(s))}">`;
       html += `<span class="handle start" data-side="${side}" data-span="${begin.idx}" data-edge="start"></span>`;
     }
     html += `<span class="tok" data-side="${side}" data-i="${i}">${esc(d.tokens[i])}</span>`;
@@ -656,7 +656,7 @@ function sideHtml(inst, side) {
       const s = open.s;
       const conf = s.confidence !== null && s.confidence !== undefined ? `<span class="conf">${Number(s.confidence).toFixed(2)}</span>` : "";
       html += `<sup class="lab">${esc(s.label)}${conf}<span class="prov">${esc(provenance(s.source))}</span></sup>`;
-      html += `<span class="handle end" data-side="${side}" data-span="${open.idx}" data-edge="end"></span></span>`;
+      html += `<span class="handle end" data-side="${side}" data-span="${open.idx}" data-edge="end"></span></mark>`;
       open = null;
     }
     if (d.spaces[i]) html += " ";
@@ -716,7 +716,7 @@ function render(inst) {
   const overlay = d.image && inst.enlarged ? `<div class="overlay" title="click to close"><img src="${d.image}" alt="item image, enlarged"></div>` : "";
   root.innerHTML = `
     <div class="bar">
-      <span class="item">Item <b>${esc(d.item.external_id)}</b>${d.item.position ? ` \u00b7 ${esc(d.item.position)}` : ""}</span>
+      <span class="item">${d.item.position ? `Item ${esc(d.item.position)} \u00b7 id <b>${esc(d.item.external_id)}</b>` : `Item <b>${esc(d.item.external_id)}</b>`}</span>
       <span class="status st-${esc(status)}">${esc(status)}</span>
       ${mark}
       <span class="spacer"></span>

@@ -1,0 +1,406 @@
+"""Student training and prediction jobs over a project's database (tiny random BERT made in the test)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.data import Item, Sentence, make_span
+from tests.test_student import make_tiny_encoder
+
+PEOPLE = ["anna", "bob", "carla", "dieter", "eva", "fritz"]
+PLACES = ["paris", "berlin", "rome", "madrid", "oslo"]
+N_GOLD, N_SILVER, N_PLAIN = 14, 10, 2  # gold target sets, projections, translation without labels
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def _item(k: int, target_source: str | None, confidence: float | None = None) -> Item:
+    who, where = PEOPLE[k % len(PEOPLE)], PLACES[k % len(PLACES)]
+    source = Sentence.from_words([who, "met", "us", "in", where, "."], "en")
+    target = Sentence.from_words([who, "traf", "uns", "in", where, "."], "de")
+    spans = [(0, 1, "PER"), (4, 5, "LOC")]
+    if target_source is not None and target_source.startswith("projection") and k % 3 == 0:
+        spans = [(0, 1, "PER")]  # a projection that missed the place
+    return Item(
+        id=f"s{k:02d}",
+        source=source,
+        source_spans=[make_span(source, a, b, lab) for a, b, lab in [(0, 1, "PER"), (4, 5, "LOC")]],
+        target=target,
+        target_spans=[make_span(target, a, b, lab, target_source, confidence) for a, b, lab in spans] if target_source else [],
+    )
+
+
+def project_items() -> list[Item]:
+    items = [_item(k, "gold") for k in range(N_GOLD)]
+    items += [_item(k, "projection:exact", 0.9) for k in range(N_GOLD, N_GOLD + N_SILVER)]
+    items += [_item(k, None) for k in range(N_GOLD + N_SILVER, N_GOLD + N_SILVER + N_PLAIN)]
+    items.append(Item(id="no-target", source=Sentence.from_words(["anna", "."], "en")))
+    return items
+
+
+@pytest.fixture()
+def project(lb_env: Path):
+    """A project with gold, projected, unlabelled items and one without a translation."""
+    from db import queries
+    from db.engine import dispose_engine, init_db, session_scope
+
+    init_db()
+    with session_scope() as s:
+        info = queries.create_project(s, "Tiny de", "en", "de", ["PER", "LOC"])
+        queries.import_items(s, info.id, project_items())
+    yield info
+    dispose_engine()
+
+
+def fast_options(encoder: str, **changes):
+    from core.student import TrainConfig
+    from core.training import TrainingOptions
+
+    base = dict(encoder=encoder, epochs=1, batch_size=4, head_hidden=16, head_learning_rate=1e-2, device="cpu", seed=1, warmup_ratio=0.0)
+    activate = changes.pop("activate", "auto")
+    new_split = changes.pop("new_test_split", False)
+    base.update(changes)
+    return TrainingOptions(TrainConfig(**base), activate, new_split)
+
+
+def run_job(project, options, kind: str = "train", **kwargs):
+    """Run a training (or prediction) job in this process, exactly as the worker does."""
+    from core.config import settings
+    from core.pipeline.jobs import run_as_job
+    from core.training import run_prediction, run_training
+    from db import queries
+    from db.engine import session_scope
+
+    url = settings().db_url
+    with session_scope() as s:
+        job = queries.create_job(s, kind, project.id)
+    if kind == "train":
+        work = lambda cancel: run_training(url, project.id, options, job_id=job.id, cancel=cancel)  # noqa: E731
+    else:
+        work = lambda cancel: run_prediction(url, project.id, job_id=job.id, cancel=cancel, **kwargs)  # noqa: E731
+    try:
+        report = run_as_job(url, job.id, work)
+    except Exception as exc:  # noqa: BLE001 - the caller checks the job row
+        report = exc
+    with session_scope() as s:
+        return queries.get_job(s, job.id), report
+
+
+def project_state(project) -> str:
+    """Everything a training run must not change: items, their spans and span sets."""
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        records = queries.load_items(s, queries.item_ids(s, project.id))
+    return json.dumps(
+        [[r.external_id, r.status, r.version, sorted((k, [sp.key() for sp in v]) for k, v in r.span_sets.items())] for r in records]
+    )
+
+
+def student_folders(project) -> list[Path]:
+    from core.config import settings
+
+    root = settings().models_dir / "students"
+    return sorted(p for p in root.rglob("*") if p.is_dir() and p.parent.parent == root) if root.exists() else []
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_test_split_is_seeded_and_needs_enough_gold():
+    from core.training import MIN_GOLD_FOR_TEST, draw_test_split
+
+    assert draw_test_split(range(MIN_GOLD_FOR_TEST - 1), seed=1) == []
+    split = draw_test_split(range(50), seed=7)
+    assert len(split) == 10 and split == draw_test_split(list(reversed(range(50))), seed=7)
+    assert split != draw_test_split(range(50), seed=8)
+
+
+def test_split_pool_keeps_every_test_item_out_of_training():
+    from core.training import split_pool
+    from db.student_queries import PoolItem
+
+    pool = [PoolItem(i, _item(i, "gold"), i < 30, "gold" if i < 30 else "projection:x") for i in range(40)]
+    test_ids = [0, 1, 2, 3, 35]  # 35: in the stored split but silver now (e.g. an undone review)
+    splits = split_pool(pool, test_ids, seed=3)
+    ids = splits.item_ids()
+    assert ids["test"] == [0, 1, 2, 3]
+    used = set(ids["train_gold"]) | set(ids["train_silver"]) | set(ids["dev"])
+    assert not used & set(test_ids)
+    assert len(ids["dev"]) == 3 and set(ids["dev"]) <= set(range(4, 30))  # 10% of 26 gold, from gold only
+    assert not set(ids["dev"]) & set(ids["train_gold"])
+    assert len(used) == 40 - len(test_ids)
+
+
+def test_training_args_round_trip_through_the_command_line(tiny_encoder):
+    from core.cli import build_parser
+    from core.training import training_args
+    from core.training_cli import _options
+
+    options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
+                           freeze_embeddings=False, image_encoder="efficientnet-lite0")  # fmt: skip
+    args = build_parser().parse_args(["train", "--project", "p", *training_args(options)])
+    parsed = _options(args)
+    expected = options.config.to_dict() | {"head_hidden": parsed.config.head_hidden, "device": parsed.config.device,
+                                            "warmup_ratio": parsed.config.warmup_ratio}  # not command-line options
+    assert parsed.config.to_dict() == expected
+    assert (parsed.activate, parsed.new_test_split) == ("no", True)
+
+
+# --------------------------------------------------------------------------- training jobs
+
+
+def test_training_job_records_a_version_with_metrics_and_item_ids(project, tiny_encoder):
+    from core.student import load_student
+    from core.training import model_dir
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    job, report = run_job(project, fast_options(tiny_encoder, epochs=2))
+    assert job.status == "done", (job.error, job.message)
+    assert job.message.startswith("version 1:") and job.progress == 1.0 and job.done == job.total > 0
+    assert job.result["version"] == 1 and job.result["metrics"]["loss_curve"]
+
+    with session_scope() as s:
+        (version,) = sq.list_model_versions(s, project.id)
+        ids = sq.model_version_item_ids(s, project.id, 1)
+        stored_test = sq.test_split_ids(s, project.id)
+    assert version.active and version.job_id == job.id
+    # 14 gold: 3 held out for testing (20%), too few for a dev split; the 10 projections are silver.
+    assert len(ids["test"]) == 3 and ids["test"] == stored_test and ids["dev"] == []
+    assert len(ids["train_gold"]) == N_GOLD - 3 and len(ids["train_silver"]) == N_SILVER
+    assert not set(ids["test"]) & (set(ids["train_gold"]) | set(ids["train_silver"]))
+    assert (version.n_gold, version.n_silver, version.n_test) == (N_GOLD - 3, N_SILVER, 3)
+    test = version.metrics["test"]
+    assert 0.0 <= test["f1"] <= 1.0 and version.test_f1 == test["f1"] and set(test["per_label"]) <= {"PER", "LOC"}
+    assert test["support"] == 6  # 3 test sentences x 2 entities
+    assert len(version.metrics["history"]) == 2 and version.metrics["loss_curve"][0][0] == 1
+    assert version.settings["config"]["encoder"] == tiny_encoder and version.test_split == sq.test_split_digest(stored_test)
+    folder = model_dir(version)
+    assert folder.name == "1" and folder.parent.parent.name == "students"
+    assert load_student(folder, device="cpu").labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert [p.name for p in folder.parent.iterdir()] == ["1"]  # no temporary folder left
+
+
+def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_encoder):
+    from db import queries
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    run_job(project, fast_options(tiny_encoder))
+    with session_scope() as s:
+        first = sq.model_version_item_ids(s, project.id, 1)
+        silver_id = first["train_silver"][0]
+        record = queries.load_item(s, silver_id)
+        queries.save_edit(s, silver_id, "target", record.item.target_spans, "ann", record.version)  # reviewed: now gold
+    job, _ = run_job(project, fast_options(tiny_encoder, activate="no"))
+    assert job.status == "done", job.error
+    with session_scope() as s:
+        second = sq.model_version_item_ids(s, project.id, 2)
+        versions = sq.list_model_versions(s, project.id)
+    assert second["test"] == first["test"]
+    assert silver_id in second["train_gold"] and silver_id not in second["train_silver"]
+    assert [v.active for v in versions] == [True, False]  # --activate no
+    assert versions[0].test_split == versions[1].test_split
+
+
+def test_reviewed_spans_are_taught_as_gold_even_when_they_came_from_the_projection(project):
+    from db import queries
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        pool = {p.item.id: p for p in sq.training_pool(s, project.id)}
+        assert "no-target" not in pool and f"s{N_GOLD + N_SILVER:02d}" not in pool  # nothing to learn there
+        projected = pool[f"s{N_GOLD:02d}"]
+        assert not projected.gold and projected.source == "projection:exact"
+        assert all(sp.confidence == 0.9 for sp in projected.item.target_spans)
+        record = queries.load_item(s, projected.item_id)
+        queries.save_edit(s, record.id, "target", record.item.target_spans, "ann", record.version)  # accepted as is
+        reviewed = next(p for p in sq.training_pool(s, project.id) if p.item_id == projected.item_id)
+    assert reviewed.gold and reviewed.source == "human:ann" and reviewed.item.meta["gold"] is True
+    assert all(sp.confidence is None and sp.source == "human:ann" for sp in reviewed.item.target_spans)
+
+
+def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_encoder, monkeypatch):
+    import core.student
+    import core.training
+    from db import queries
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    monkeypatch.setattr(core.training, "PROGRESS_INTERVAL_S", 0.0)  # every step writes and sees the cancel
+    real_train = core.student.train_student
+    steps: list[int] = []
+
+    def train_and_cancel(train, dev, config, progress_cb, cancel_cb):
+        def progress(step, total, loss):
+            steps.append(step)
+            if step == 2:  # the person clicks Cancel on the page
+                with session_scope() as s:
+                    (job,) = queries.list_jobs(s, project.id, status="running")
+                    queries.cancel_job(s, job.id)
+            progress_cb(step, total, loss)
+
+        return real_train(train, dev, config, progress, cancel_cb)
+
+    monkeypatch.setattr(core.student, "train_student", train_and_cancel)
+    before = project_state(project)
+    job, report = run_job(project, fast_options(tiny_encoder, epochs=30))
+    assert job.status == "cancelled" and report.cancelled
+    assert steps == [1, 2]  # the write after step 2 saw the cancel; step 3 never ran
+    with session_scope() as s:
+        assert sq.list_model_versions(s, project.id) == []
+    assert student_folders(project) == [] or all(not list(p.iterdir()) for p in student_folders(project))
+    assert project_state(project) == before
+
+
+def test_a_crash_inside_training_leaves_a_failed_job_and_the_project_intact(project, tiny_encoder, monkeypatch):
+    import core.student
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(core.student, "train_student", crash)
+    before = project_state(project)
+    job, error = run_job(project, fast_options(tiny_encoder))
+    assert isinstance(error, RuntimeError)
+    assert job.status == "failed" and "RuntimeError: CUDA out of memory (simulated)" in job.error
+    with session_scope() as s:
+        assert sq.list_model_versions(s, project.id) == []
+    assert project_state(project) == before
+
+
+def test_a_crash_while_recording_the_version_removes_the_saved_model(project, tiny_encoder, monkeypatch):
+    import db.student_queries as sq
+    from db.engine import session_scope
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sq, "add_model_version", broken)
+        job, error = run_job(project, fast_options(tiny_encoder, epochs=1))
+    assert job.status == "failed" and "disk full" in job.error
+    with session_scope() as s:
+        assert sq.list_model_versions(s, project.id) == []
+    assert all(not list(p.iterdir()) for p in student_folders(project))  # neither the version nor the temporary folder
+
+
+def test_training_without_any_labelled_item_fails_with_a_clear_error(lb_env, tiny_encoder):
+    from core.cli import main
+    from db import queries
+    from db.engine import dispose_engine, init_db, session_scope
+
+    init_db()
+    with session_scope() as s:
+        info = queries.create_project(s, "Empty", "en", "de", ["PER"])
+        queries.import_items(s, info.id, [_item(k, None) for k in range(3)], span_source=None)
+    rc = main(["train", "--project", "Empty", "--encoder", tiny_encoder, "--epochs", "1"])
+    with session_scope() as s:
+        (job,) = queries.list_jobs(s, info.id)
+    dispose_engine()
+    assert rc == 2
+    assert job.kind == "train" and job.status == "failed" and "nothing to train on" in job.error
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def test_predict_stores_a_student_span_set_with_uncertainty_and_disagreement(project, tiny_encoder):
+    from db import queries
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    run_job(project, fast_options(tiny_encoder))
+    job, report = run_job(project, None, kind="predict")
+    assert job.status == "done", job.error
+    n_targets = N_GOLD + N_SILVER + N_PLAIN
+    assert (report.items, report.skipped) == (n_targets, 1) and job.message == f"version 1 predicted {n_targets} item(s), 1 without a translation"
+    with session_scope() as s:
+        scores = sq.student_scores(s, project.id)
+        records = {r.external_id: r for r in queries.load_items(s, queries.item_ids(s, project.id))}
+        assert sq.student_prediction_counts(s, project.id) == {"student:1": n_targets}
+    assert len(scores) == n_targets and "no-target" not in {records[k].external_id for k in records if records[k].id in scores}
+    for ext_id, record in records.items():
+        if record.item.target is None:
+            continue
+        spans = record.span_sets[("target", "student:1")]
+        assert all(sp.source == "student:1" and 0.0 <= sp.confidence <= 1.0 for sp in spans)
+        uncertainty, disagreement = scores[record.id]
+        assert 0.0 <= uncertainty <= 1.0
+        has_projection = ("target", "projection:exact") in record.span_sets
+        assert (disagreement is not None) == has_projection
+        if has_projection:
+            projected = {sp.key() for sp in record.span_sets[("target", "projection:exact")]}
+            predicted = {sp.key() for sp in spans}
+            expected = 0.0 if not projected and not predicted else 1 - 2 * len(projected & predicted) / (len(projected) + len(predicted))
+            assert disagreement == pytest.approx(expected)
+
+
+def test_a_new_version_replaces_the_earlier_predictions(project, tiny_encoder):
+    from core.cli import main
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    run_job(project, fast_options(tiny_encoder))
+    run_job(project, None, kind="predict")
+    run_job(project, fast_options(tiny_encoder, activate="no", seed=2))
+    assert main(["students", "--project", project.name, "--activate", "2"]) == 0
+    assert main(["predict", "--project", project.name]) == 0  # the active version, as a job of its own
+    with session_scope() as s:
+        assert sq.student_prediction_counts(s, project.id) == {"student:2": N_GOLD + N_SILVER + N_PLAIN}
+        assert sq.active_model_version(s, project.id).version == 2
+
+
+def test_predict_without_a_version_says_so(project):
+    from core.cli import main
+
+    assert main(["predict", "--project", project.name]) == 2
+
+
+def test_cli_train_runs_as_a_job_and_prints_the_version(project, tiny_encoder, capsys):
+    from core.cli import main
+    from db import queries
+    from db.engine import session_scope
+
+    rc = main(["train", "--project", project.name, "--encoder", tiny_encoder, "--epochs", "1", "--batch-size", "4", "--head-lr", "0.01"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["version"] == 1 and out["active"] and out["item_counts"]["test"] == 3 and Path(out["path"]).is_dir()
+    with session_scope() as s:
+        (job,) = queries.list_jobs(s, project.id)
+    assert (job.id, job.kind, job.status) == (out["job"], "train", "done")
+
+
+def test_one_active_version_per_project(project, tiny_encoder):
+    from db import queries
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        for v in (1, 2):
+            sq.add_model_version(s, project.id, version=v, path=f"students/x/{v}", settings={}, item_ids={}, metrics={}, activate=True)
+        assert [v.active for v in sq.list_model_versions(s, project.id)] == [False, True]
+        sq.activate_model_version(s, project.id, 1)
+        assert [v.active for v in sq.list_model_versions(s, project.id)] == [True, False]
+        with pytest.raises(queries.DuplicateError):
+            sq.add_model_version(s, project.id, version=1, path="students/x/1b", settings={}, item_ids={}, metrics={})
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    from db import student_models as sm
+
+    with pytest.raises(IntegrityError):  # the database itself refuses a second active version
+        with session_scope() as s:
+            s.execute(update(sm.ModelVersion).where(sm.ModelVersion.project_id == project.id).values(active=True))
