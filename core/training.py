@@ -569,18 +569,31 @@ def run_prediction(
 # --------------------------------------------------------------------------- starting jobs (the page)
 
 
+def _check_idle(url: str, info: queries.ProjectInfo, kind: str) -> None:
+    """One job of a kind per project at a time (a dead worker's job does not count)."""
+    from core.pipeline.jobs import refresh_jobs
+
+    busy = [j for j in refresh_jobs(url, info.id, kind=kind) if j.status in ("queued", "running")]
+    if busy:
+        what = "training" if kind == JOB_KIND_TRAIN else "prediction"
+        raise queries.QueryError(f"{what} job {busy[0].id} of project {info.name!r} is still {busy[0].status}; wait for it or cancel it")
+
+
 def start_training_job(url: str, project: int | str, options: TrainingOptions) -> queries.JobInfo:
-    """Create a training job and start its worker process; returns at once with the job."""
+    """Create a training job and start its worker process; returns at once with the job.
+    Raises QueryError while another training job of the project runs."""
     from core.pipeline.jobs import start_job_process
 
     with session_scope(url) as s:
         info = queries.get_project(s, project)
+    _check_idle(url, info, JOB_KIND_TRAIN)
     args = ["train", "--db", url, "--project", info.name, *training_args(options)]
     return start_job_process(url, JOB_KIND_TRAIN, info.id, {"options": options.to_json()}, args)
 
 
 def start_predict_job(url: str, project: int | str, version: int | None = None) -> queries.JobInfo:
-    """Create a prediction job (default: the active version) and start its worker process."""
+    """Create a prediction job (default: the active version) and start its worker process.
+    Raises QueryError while another prediction job of the project runs."""
     from core.pipeline.jobs import start_job_process
 
     with session_scope(url) as s:
@@ -588,5 +601,6 @@ def start_predict_job(url: str, project: int | str, version: int | None = None) 
         chosen = sq.get_model_version(s, info.id, version) if version is not None else sq.active_model_version(s, info.id)
     if chosen is None:
         raise TrainingError(f"project {info.name!r} has no active student version: train one first")
+    _check_idle(url, info, JOB_KIND_PREDICT)
     args = ["predict", "--db", url, "--project", info.name, "--version", str(chosen.version)]
     return start_job_process(url, JOB_KIND_PREDICT, info.id, {"version": chosen.version}, args)

@@ -238,7 +238,8 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
     with session_scope(URL) as s:
         if ss.pop("rv_queue_changed", False):
             if filt.order == "random":
-                rv.reshuffle(s, project_id, filt.seed)  # the seed is kept with the project
+                with st.spinner("Shuffling the queue with the new seed…"):
+                    rv.reshuffle(s, project_id, filt.seed)  # the seed is kept with the project
             first = rv.queue_next(s, project_id, user, filt)
             if first is None:
                 ss.rv_message = ("info", "No item matches these queue settings.")

@@ -476,3 +476,16 @@ def test_a_job_cancelled_before_its_worker_starts_does_nothing(tmp_path: Path, c
             assert queries.get_job(s, job.id).status == "cancelled"
     finally:
         dispose_engine(db_url)
+
+
+def test_one_pipeline_job_per_project_at_a_time(url: str) -> None:
+    import os
+
+    from core.pipeline import start_pipeline_job
+
+    pid = new_project(url, tiny_items(1))
+    with session_scope(url) as s:
+        job = queries.create_job(s, "pipeline", pid)
+        queries.update_job(s, job.id, pid=os.getpid())  # a live worker
+    with pytest.raises(queries.QueryError, match=f"pipeline job {job.id} of project 'tiny' is still running"):
+        start_pipeline_job(url, pid, PipelineConfig("en", "es", teacher="gold"))

@@ -228,3 +228,48 @@ def test_single_user_mode_needs_no_login(project, monkeypatch) -> None:
     pid, ids = project
     at = start("pages/users.py", project=pid)
     assert any("Single-user mode" in i.value for i in at.info)
+
+
+def test_review_offers_a_correction_for_the_other_occurrences(project) -> None:
+    from core.workbench import Correction
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    at = start("pages/review.py", project=pid, item=ids[0])
+    at.session_state["review_correction"] = Correction("target", ("Berlin",), "LOC", ids[0])
+    at.run()
+    assert any("You marked ‘Berlin’ as **LOC**" in m.value for m in at.markdown)
+    at.button(key="occ_find").click().run()
+    assert any("occurs in **1** other item(s)" in m.value for m in at.markdown)
+    at.button(key="occ_apply").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    with session_scope() as s:
+        spans = rv.load_view(s, ids[3], "reviewer").spans["target"]
+    assert (3, 4, "LOC") in {x.key() for x in spans}  # "Dora vive en Berlin": the other Berlin
+    assert "review_correction" not in at.session_state
+
+
+def test_review_conflict_panel_applies_my_change_on_top(project) -> None:
+    from core.workbench import ConflictInfo
+    from db import review as rv
+    from db.engine import session_scope
+
+    pid, ids = project
+    with session_scope() as s:
+        v = rv.load_view(s, ids[0], "reviewer")
+        tgt = v.item.target
+        stored = rv.save_review_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 3, 4, "LOC", "human:reviewer")], "reviewer", v.head)
+    base = list(v.spans["target"])
+    mine = [*base, make_span(tgt, 1, 2, "MISC", "human:reviewer")]
+    at = start("pages/review.py", project=pid, item=ids[0])
+    with session_scope() as s:
+        theirs = rv.load_view(s, ids[0], "reviewer").spans["target"]
+    at.session_state["review_conflict"] = ConflictInfo(ids[0], "target", base, mine, frozenset(), theirs, stored.head, [], "edit")
+    at.run()
+    assert any("not saved" in e.value for e in at.error)
+    at.button(key="conflict_mine").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    with session_scope() as s:
+        now = rv.load_view(s, ids[0], "reviewer").spans["target"]
+    assert {x.key() for x in now} == {(0, 1, "PER"), (1, 2, "MISC"), (3, 4, "LOC")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -404,3 +403,36 @@ def test_one_active_version_per_project(project, tiny_encoder):
     with pytest.raises(IntegrityError):  # the database itself refuses a second active version
         with session_scope() as s:
             s.execute(update(sm.ModelVersion).where(sm.ModelVersion.project_id == project.id).values(active=True))
+
+
+def test_one_training_job_per_project_at_a_time(project, tiny_encoder):
+    import os
+
+    from core.config import settings
+    from core.training import start_training_job
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope() as s:
+        job = queries.create_job(s, "train", project.id)
+        queries.update_job(s, job.id, pid=os.getpid())  # a live worker
+    with pytest.raises(queries.QueryError, match=f"training job {job.id} of project 'Tiny de' is still running"):
+        start_training_job(settings().db_url, project.id, fast_options(tiny_encoder))
+
+
+def test_the_review_queue_orders_by_the_stored_student_uncertainty(project, tiny_encoder):
+    from core.review import QueueFilter
+    from db import review
+    from db import student_queries as sq
+    from db.engine import session_scope
+
+    run_job(project, fast_options(tiny_encoder))
+    run_job(project, None, kind="predict")
+    with session_scope() as s:
+        review.ensure_stats(s, project.id)
+        scores = sq.student_scores(s, project.id)
+        rows = review.queue_rows(s, project.id, "ann", QueueFilter(order="uncertainty"), limit=100)
+    predicted = [r for r in rows if r.id in scores]
+    assert len(predicted) == len(scores)
+    assert [r.uncertainty for r in predicted] == pytest.approx([scores[r.id][0] for r in predicted])
+    assert [r.uncertainty for r in predicted] == sorted((r.uncertainty for r in predicted), reverse=True)

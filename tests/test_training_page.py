@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -124,7 +123,7 @@ def test_activating_an_older_version(project):  # noqa: F811
                                  metrics={"test": test}, test_f1=f1, test_split="abc", activate=True)  # fmt: skip
     at = open_train_page(project.id)
     assert list(at.dataframe[0].value["Active"]) == ["", "✓"]
-    by_label(at.selectbox, "Version").set_value(1)
+    by_label(at.selectbox, "Version").set_value(1).run()
     by_label(at.button, "Activate").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Version 1 is now active" in s.value for s in at.success)

@@ -103,9 +103,10 @@ def start_pipeline_job(
     Raises QueryError when a pipeline job of the project is still queued or running (two
     writers on the same items would race).
     """
-    refresh_jobs(url, None)
     with session_scope(url) as s:
         info = queries.get_project(s, project)
+    refresh_jobs(url, info.id)  # a dead worker's job must not block a new one
+    with session_scope(url) as s:
         busy = [j for j in queries.list_jobs(s, info.id, status=("queued", "running")) if j.kind == JOB_KIND]
         if busy:
             raise queries.QueryError(f"pipeline job {busy[0].id} of project {info.name!r} is still {busy[0].status}; wait for it or cancel it")

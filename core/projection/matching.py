@@ -12,6 +12,10 @@ candidate words). It equals 1 exactly when both sides explain each other complet
 * ``align`` (hard links): a word is covered when it has a link across (its best link score
   with ``link_scores``). With one-to-one links this is the classic 2 * links / (len_s +
   len_t); counting covered words instead of links keeps one-to-many links inside [0, 1].
+  With ``gap_credit`` a word strictly inside the candidate, in a gap of at most ``max_gap``
+  words between two words linked to the entity (none of them linked to anything outside
+  it), counts ``gap_credit`` instead of 0: translations add function words inside names
+  ("EU Member States" -> "Estados Miembros de la UE") that aligners leave unlinked.
 * ``soft`` (alignment probabilities, :mod:`core.projection.soft`): an entity word is covered
   by the probability mass of its translation that falls inside the candidate, a candidate
   word by the mass of its source that falls inside the entity. It sees the second half of
@@ -23,6 +27,8 @@ candidate words). It equals 1 exactly when both sides explain each other complet
 
 The pair score is the weighted mean of the evidences present; it is the confidence of the
 projected span. Weights of absent evidence (no soft alignment, no model probability) drop out.
+Only pairs scoring above ``threshold`` are eligible, and the assignment maximises their
+margins over it (core.projection.assign).
 """
 
 from __future__ import annotations

@@ -80,11 +80,9 @@ def _word_probs(student: TrainedStudent, word_lists: list[list[str]], images: Se
     model.eval()
     features = None
     if not model.finetune_encoder:  # the frozen encoder's features are shared with training (cache)
-        from core.config import settings
         from core.student.train import window_features
 
-        key = (str(config.encoder or settings().encoder), config.feature_layers, student.device)
-        features = window_features(model, windows, key, pad_id, student.device, batch_size)
+        features = window_features(model, windows, pad_id, student.device, batch_size)
     try:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):

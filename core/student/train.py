@@ -16,7 +16,6 @@ import torch
 from core.data import Item
 from core.student.config import TrainConfig
 from core.student.data import IGNORE, Window, build_windows, examples_from_items, label_list, side_of
-from core.config import settings
 from core.student.model import StudentModel, TrainedStudent, build_model, collate, resolve_device
 
 __all__ = ["TrainingCancelled", "train_student"]
@@ -62,8 +61,10 @@ _FEATURE_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
 FEATURE_CACHE_WINDOWS = 3000
 
 
-def window_features(model: StudentModel, windows: Sequence[Window], key: tuple, pad_id: int, device: str, batch_size: int = 32) -> list[torch.Tensor]:
-    """Frozen encoder features ``[len(input_ids), dim]`` of every window (cached per process)."""
+def window_features(model: StudentModel, windows: Sequence[Window], pad_id: int, device: str, batch_size: int = 32) -> list[torch.Tensor]:
+    """Frozen encoder features ``[len(input_ids), dim]`` of every window (cached per process,
+    keyed by the folder/id the encoder was loaded from, the layers used and the device)."""
+    key = (str(getattr(model.encoder.config, "name_or_path", "") or id(model.encoder)), model.feature_layers, device)
     out: list[torch.Tensor | None] = [None] * len(windows)
     todo = []
     for i, w in enumerate(windows):
@@ -161,8 +162,7 @@ def train_student(
     feature_seconds = 0.0
     if not config.finetune_encoder:
         started = time.perf_counter()
-        key = (str(config.encoder or settings().encoder), config.feature_layers, device)
-        features = window_features(model, windows, key, tokenizer.pad_token_id or 0, device)
+        features = window_features(model, windows, tokenizer.pad_token_id or 0, device)
         feature_seconds = time.perf_counter() - started
 
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}

@@ -334,6 +334,7 @@ function handleKey(inst, e) {
     return render(inst);
   }
   if (k === "Escape") {
+    if (!(inst.sel || inst.showHelp || inst.flagOpen || inst.enlarged || inst.note)) return; // leave Esc to the page
     handled();
     inst.sel = null;
     inst.showHelp = false;
@@ -394,6 +395,7 @@ function handleKey(inst, e) {
       return render(inst);
     }
     case "Tab": {
+      if (active !== host) return; // Tab moves between spans only inside the editor; elsewhere it moves focus
       handled();
       const side = inst.sel ? inst.sel.side : inst.cursorSide;
       const spans = sorted(inst.local[side]);
