@@ -1228,6 +1228,22 @@ def export_adjudicated(s: Session, project_id: int, media_dir: Path | None = Non
     return out
 
 
+EXPORT_SELECTIONS = {
+    "all": "every item, current spans",
+    "reviewed": "reviewed items only",
+    "adjudicated": "adjudicated gold only",
+}
+
+
+def export_selection(s: Session, project_id: int, selection: str = "all", media_dir: Path | None = None) -> list[Item]:
+    """The one entry point for exports: all items, reviewed only, or adjudicated gold only."""
+    if selection == "adjudicated":
+        return export_adjudicated(s, project_id, media_dir)
+    if selection not in EXPORT_SELECTIONS:
+        raise ValueError(f"unknown export selection {selection!r}; expected one of {', '.join(EXPORT_SELECTIONS)}")
+    return q.export_items(s, project_id, reviewed_only=selection == "reviewed", media_dir=media_dir)
+
+
 # --------------------------------------------------------------------------- login sessions
 
 

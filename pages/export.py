@@ -10,7 +10,7 @@ import streamlit as st
 from core.config import settings
 from core.formats import FormatError, get_format
 from core.transfer import export_download, format_names
-from db import queries
+from db import queries, review
 from db.engine import session_scope
 from pages._common import ensure_navigation, selected_project_id
 
@@ -18,13 +18,13 @@ URL = settings().db_url
 SIDES = {"target": "Translation (target language)", "source": "Source sentences"}
 
 
-def build(project: queries.ProjectInfo, fmt: str, reviewed_only: bool, options: dict) -> None:
+def build(project: queries.ProjectInfo, fmt: str, selection: str, options: dict) -> None:
     """Button callback: write the file and keep it for the download button."""
     st.session_state.pop("export", None)
     with session_scope(URL) as s:
-        items = queries.export_items(s, project.id, reviewed_only=reviewed_only)
+        items = review.export_selection(s, project.id, selection)
     if not items:
-        st.session_state.export_error = "No items to export" + (" (none is reviewed yet)." if reviewed_only else ".")
+        st.session_state.export_error = "No items to export" + (f" ({review.EXPORT_SELECTIONS[selection]}: none yet)." if selection != "all" else ".")
         return
     stem = f"{project.name}-{options.get('side', 'items')}" if "side" in options else project.name
     try:
@@ -48,14 +48,14 @@ def main() -> None:
 
     c1, c2 = st.columns(2)
     fmt = c1.selectbox("Format", format_names(), index=format_names().index("jsonl") if "jsonl" in format_names() else 0)
-    reviewed_only = c2.checkbox("Reviewed items only", value=False)
+    selection = c2.radio("Items", list(review.EXPORT_SELECTIONS), format_func=review.EXPORT_SELECTIONS.__getitem__, horizontal=True)
     writer_options = get_format(fmt).write_options
     options: dict = {}
     if "side" in writer_options:
         options["side"] = st.radio("Sentences", list(SIDES), format_func=SIDES.__getitem__, horizontal=True)
     if "labels" in writer_options and project.labels:
         options["labels"] = list(project.labels)
-    st.button("Build file", type="primary", on_click=build, args=(project, fmt, reviewed_only, options))
+    st.button("Build file", type="primary", on_click=build, args=(project, fmt, selection, options))
 
     if error := st.session_state.pop("export_error", None):
         st.warning(error)

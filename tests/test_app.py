@@ -116,64 +116,7 @@ def test_projects_page_refuses_a_bad_file_and_stores_nothing(project_id) -> None
         assert queries.project_counts(s, project_id)["total"] == 2
 
 
-def test_review_shows_the_item_and_saves_an_edit(project_id) -> None:
-    from db import queries
-    from db.engine import session_scope
-
-    at = start("pages/review.py", project=project_id)
-    shown = html_text(at)
-    assert "Anna Weber" in shown and "vive en" in shown and ">PER<" in shown
-
-    shown_id = at.session_state["item_id"]
-    at.multiselect(key=f"add_tokens:{shown_id}").set_value([0, 1])
-    at.selectbox(key=f"add_label:{shown_id}").set_value("PER")
-    by_label(at.button, "Add span").click().run()
-    at.multiselect(key=f"add_tokens:{shown_id}").set_value([4])
-    at.selectbox(key=f"add_label:{shown_id}").set_value("LOC")
-    by_label(at.button, "Add span").click().run()
-    assert not at.exception
-    by_label(at.button, "Save").click().run()
-    assert not at.exception, [e.message for e in at.exception]
-    assert any("Saved item s1" in s.value for s in at.success)
-
-    with session_scope() as s:
-        item_id = queries.item_ids(s, project_id)[0]
-        rec = queries.load_item(s, item_id)
-    assert [(sp.start, sp.end, sp.label) for sp in rec.item.target_spans] == [(0, 2, "PER"), (4, 5, "LOC")]
-    assert rec.status == "reviewed" and rec.current_source["target"].startswith("human:")
-    assert {sp.source for sp in rec.item.target_spans} == {"human:reviewer"}
-
-
-def test_review_shows_a_conflict_instead_of_overwriting(project_id) -> None:
-    from db import queries
-    from db.engine import session_scope
-
-    at = start("pages/review.py", project=project_id)
-    with session_scope() as s:
-        item_id = queries.item_ids(s, project_id)[0]
-        rec = queries.load_item(s, item_id)
-        tgt = rec.item.target
-        queries.save_edit(s, item_id, "target", [make_span(tgt, 4, 5, "LOC", "human:other")], "other", rec.version)
-    by_label(at.button, "Save").click().run()
-    assert not at.exception
-    assert any("changed by someone else" in e.value for e in at.error)
-    with session_scope() as s:
-        now = queries.load_item(s, item_id)
-    assert [(sp.start, sp.end, sp.label) for sp in now.item.target_spans] == [(4, 5, "LOC")]
-    by_label(at.button, "Load the current version").click().run()
-    assert not at.exception
-    assert "Berlín" in html_text(at) and ">LOC<" in html_text(at)
-
-
-def test_review_navigates_with_next_and_the_url(project_id) -> None:
-    at = start("pages/review.py", project=project_id)
-    by_label(at.button, "Next →").click().run()
-    assert "Llovió" in html_text(at)
-    assert "Item **2** of **2**" in "\n".join(m.value for m in at.markdown)
-    # every run goes through the shell: the sidebar project selector is there
-    assert by_label(at.sidebar.selectbox, "Project").value == project_id
-    by_label(at.button, "← Prev").click().run()
-    assert "Anna Weber" in html_text(at) and "Llovió" not in html_text(at)
+# The Review page's own tests (editor, conflicts, queue, URL) are in test_review_app.py.
 
 
 def test_export_builds_a_jsonl_file(project_id) -> None:
@@ -189,11 +132,12 @@ def test_export_builds_a_jsonl_file(project_id) -> None:
     assert len(at.get("download_button")) == 1
 
 
-def test_export_reviewed_only_with_nothing_reviewed_warns(project_id) -> None:
+@pytest.mark.parametrize("selection, shown", [("reviewed", "reviewed items only"), ("adjudicated", "adjudicated gold only")])
+def test_export_of_reviewed_or_adjudicated_items_with_none_yet_warns(project_id, selection, shown) -> None:
     at = start("pages/export.py", project=project_id)
-    by_label(at.checkbox, "Reviewed items only").check().run()
+    by_label(at.radio, "Items").set_value(selection).run()
     by_label(at.button, "Build file").click().run()
-    assert any("none is reviewed yet" in w.value for w in at.warning)
+    assert any(f"{shown}: none yet" in w.value for w in at.warning), [w.value for w in at.warning]
     assert "export" not in at.session_state
 
 

@@ -63,6 +63,7 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="out_format", required=True, choices=sorted(FORMATS), help="output format")
     p.add_argument("--out", required=True, help="output file or folder (written atomically)")
     p.add_argument("--reviewed-only", action="store_true", help="only items marked reviewed")
+    p.add_argument("--adjudicated-only", action="store_true", help="only adjudicated gold (items a reviewer adjudicated)")
     p.add_argument("--side", choices=["target", "source"], default="target",
                    help="side written by one-sided formats (conll, spacy); the others carry both (default target)")
     p.set_defaults(func=cmd_export)
@@ -255,15 +256,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from core.cli import CliError
     from core.formats import FormatError, get_format, write
-    from db import queries
+    from db import queries, review
     from db.engine import init_db, session_scope
 
+    if args.reviewed_only and args.adjudicated_only:
+        raise CliError("choose one of --reviewed-only and --adjudicated-only")
     url = _url(args)
     init_db(url)
     try:
         with session_scope(url) as s:
             info = queries.get_project(s, args.project)
-            items = queries.export_items(s, info.id, reviewed_only=args.reviewed_only)
+            selection = "adjudicated" if args.adjudicated_only else "reviewed" if args.reviewed_only else "all"
+            items = review.export_selection(s, info.id, selection)
     except queries.NotFoundError as exc:
         raise CliError(str(exc)) from None
     options = {"side": args.side} if "side" in get_format(args.out_format).write_options else {}

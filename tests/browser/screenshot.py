@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         with running_app(data_dir) as url, chromium_page(args.width, args.height) as page:
             page.goto(f"{url}/review?project={project_id}&item={item_id}")
             wait_for_app(page)
-            page.locator('[data-testid="stImage"] img').first.wait_for()
-            page.get_by_role("button", name="Save", exact=True).wait_for()
+            page.locator('[data-testid="span-editor"] .thumb').first.wait_for()
+            page.get_by_role("button", name="Accept & next").wait_for()
             out = Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)
