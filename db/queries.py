@@ -11,8 +11,10 @@ Current spans of one side of an item (what the review page shows and export writ
    been undone back to "no human edit" (undo/redo are replayed from the append-only log);
 2. else the ``gold`` span set of that side;
 3. else the newest imported ``human:<user>`` span set;
-4. else the newest other span set (projection:*, student:*, teacher, ...), newest by
-   creation time (a re-run of a stage replaces its set and makes it the newest).
+4. else the newest ``projection:*`` set, else the newest other machine set (teacher, ...),
+   else the newest ``student:*`` set, newest by creation time (a re-run of a stage
+   replaces its set and makes it the newest). Student predictions are a second opinion
+   shown beside the projection (queue order, disagreement), not the default suggestion.
 
 An empty list is a real answer ("no entities"); only the absence of any set falls through.
 """
@@ -663,10 +665,16 @@ def _machine_choice(sets: Sequence[Any]) -> Any:
         if s_.source == "gold":
             return s_
     key = lambda r: (_utc(r.created_at), r.id)  # noqa: E731
-    humans = [r for r in sets if r.source.startswith("human:")]
-    if humans:
-        return max(humans, key=key)
-    return max(sets, key=key) if sets else None
+    for prefix_rank in (
+        lambda src: src.startswith("human:"),
+        lambda src: src.startswith("projection:"),
+        lambda src: not src.startswith("student:"),
+        lambda src: True,
+    ):
+        ranked = [r for r in sets if prefix_rank(r.source)]
+        if ranked:
+            return max(ranked, key=key)
+    return None
 
 
 def _current(

@@ -340,6 +340,21 @@ def test_empty_gold_set_is_not_overridden_by_machine_spans(db_url: str, media_di
     assert [sp.key() for sp in rec.span_sets[("source", "teacher")]] == [(3, 4, "LOC")]
 
 
+def test_projection_stays_the_suggestion_after_a_newer_student_prediction(db_url: str, media_dir: Path) -> None:
+    pid = new_project(db_url)
+    with session_scope(db_url) as s:
+        q.import_items(s, pid, [make_item(0, spans=False, target=True)], media_dir, target_span_source=None)
+        (item_id,) = q.item_ids(s, pid)
+        tgt = q.load_item(s, item_id, media_dir).item.target
+        q.save_span_set(s, item_id, "target", "student:1", [make_span(tgt, 0, 1, "PER", "student:1", 0.4)])
+        assert q.load_item(s, item_id, media_dir).current_source["target"] == "student:1"  # nothing else yet
+        q.save_span_set(s, item_id, "target", "projection:ilp", [make_span(tgt, 0, 2, "PER", "projection:ilp", 0.9)])
+        q.save_span_set(s, item_id, "target", "student:2", [make_span(tgt, 3, 4, "LOC", "student:2", 0.5)])
+        rec = q.load_item(s, item_id, media_dir)
+    assert rec.current_source["target"] == "projection:ilp"
+    assert [sp.key() for sp in rec.item.target_spans] == [(0, 2, "PER")]
+
+
 def test_new_labels_are_added_to_the_project(db_url: str, media_dir: Path) -> None:
     pid = new_project(db_url, labels=("PER",))
     with session_scope(db_url) as s:

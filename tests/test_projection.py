@@ -310,3 +310,15 @@ def test_fused_method_without_an_encoder_says_what_to_do(tmp_path):
         project_items([item], "ilp-fused", encoder=str(tmp_path / "no-such-encoder"))
     # the same item projects with the hard links alone
     assert keys(project_items([item], "ilp")[0].target_spans) == [(0, 1, "LOC")]
+
+
+def test_project_items_reads_external_candidates_from_meta():
+    src, tgt = sent("Prodi spoke"), sent("el presidente Prodi habló")
+    lk = links((0, 1), (0, 2), (1, 3))
+    cands = [{"start": 1, "end": 2, "probability": 0.1}, {"start": 2, "end": 3, "probability": 0.9}]
+    item = Item("c", src, [make_span(src, 0, 1, "PER")], tgt, alignment=lk, meta={"candidates": cands})
+    (out,) = project_items([item], "ilp", model_weight=1.0)
+    assert keys(out.target_spans) == [(2, 3, "PER")]
+    bad = Item("d", src, [make_span(src, 0, 1, "PER")], tgt, alignment=lk, meta={"candidates": [{"start": 1}]})
+    with pytest.raises(ValueError, match="item d: candidate 0"):
+        project_items([bad], "ilp")

@@ -72,7 +72,7 @@ def toy_items() -> list[Item]:
 
 def fast_config(encoder: str, **changes) -> TrainConfig:
     base = dict(
-        encoder=encoder, epochs=8, learning_rate=3e-3, head_learning_rate=3e-3, batch_size=4, device="cpu", seed=1,
+        encoder=encoder, epochs=8, learning_rate=3e-3, head_learning_rate=3e-3, batch_size=4, device="cpu", seed=1, threads=1,
         warmup_ratio=0.0, dropout=0.0,
     )  # fmt: skip
     base.update(changes)

@@ -32,8 +32,8 @@ def items_with_images(red: str, noise: str) -> list[Item]:
 def test_fused_student_trains_and_reads_the_image(lb_env, tmp_path, tiny_encoder, finetune):
     red, noise = draw_images(tmp_path / "pics")
     config = TrainConfig(
-        encoder=tiny_encoder, image_encoder="efficientnet-lite0", finetune_encoder=finetune, epochs=10,
-        learning_rate=3e-3, head_learning_rate=1e-2 if finetune else 3e-3, batch_size=4, device="cpu", seed=3, warmup_ratio=0.0,
+        encoder=tiny_encoder, image_encoder="efficientnet-lite0", finetune_encoder=finetune, epochs=8,
+        learning_rate=3e-3, head_learning_rate=1e-2 if finetune else 3e-3, batch_size=4, device="cpu", seed=3, warmup_ratio=0.0, threads=1,
     )  # fmt: skip
     student = train_student(items_with_images(red, noise), (), config)
     assert student.image_dim == 1280

@@ -71,6 +71,13 @@ METHODS: dict[str, tuple[Callable[..., ProjectionResult], dict[str, Any]]] = {
 _SOFT_OPTIONS = ("encoder", "layer", "tau", "device", "batch_size")
 
 
+def _default_device() -> str:
+    """The GPU when there is one (as the pipeline runs SimAlign), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _method(method: str) -> tuple[Callable[..., ProjectionResult], dict[str, Any]]:
     if method not in METHODS:
         raise ValueError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
@@ -115,8 +122,10 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
     Items without a target sentence raise ValueError (naming the item). For the fused
     methods, a soft alignment is read from ``item.meta["soft_alignment"]`` (a SoftAlignment
     or its ``to_dict()``); items without one get it computed here, in one batch, with the
-    default encoder (options ``encoder``, ``layer`` (8), ``tau``, ``device``,
-    ``batch_size``). Unprojected source spans go to ``item.meta["unprojected"]``.
+    default encoder (options ``encoder``, ``layer`` (8), ``tau``, ``device`` (the GPU when
+    there is one), ``batch_size``). For the matching methods, ``item.meta["candidates"]``
+    (dicts with ``start``, ``end``, ``probability``: spans from a target-language NER model)
+    replaces the n-gram candidates. Unprojected source spans go to ``item.meta["unprojected"]``.
     """
     soft_opts = {k: options.pop(k) for k in _SOFT_OPTIONS if k in options}
     _method(method)
@@ -136,7 +145,7 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
                 todo.append(k)
         if todo:
             encoder = soft_opts.get("encoder") or settings().encoder
-            if (encoder.startswith((".", "/", "~"))) and not Path(encoder).expanduser().exists():
+            if encoder.startswith((".", "/", "~")) and not Path(encoder).expanduser().exists():
                 raise RuntimeError(
                     f"projection method {method!r} needs the encoder for its soft alignment, and {encoder} does not "
                     "exist; prepare it (python -m core.cli models prepare), pass encoder=..., or use a method "
@@ -148,7 +157,7 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
                     model=encoder,
                     layer=int(soft_opts.get("layer", 8)),
                     tau=float(soft_opts.get("tau", DEFAULT_TAU)),
-                    device=str(soft_opts.get("device", "cpu")),
+                    device=str(soft_opts.get("device") or _default_device()),
                     batch_size=int(soft_opts.get("batch_size", 32)),
                 )
             except (OSError, ImportError) as exc:
@@ -159,10 +168,13 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
                 ) from exc
             for k, soft in zip(todo, computed):
                 softs[k] = soft
+    matching = _method(method)[0] is project_candidates
     out: list[Item] = []
     for it, soft in zip(items, softs):
         assert it.target is not None
-        extra = {"soft": soft} if soft is not None else {}
+        extra: dict[str, Any] = {"soft": soft} if soft is not None else {}
+        if matching and it.meta.get("candidates") is not None and "candidates" not in options:
+            extra["candidates"] = _candidates_from_meta(it)
         try:
             result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
         except ValueError as exc:
@@ -170,6 +182,20 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
         meta = dict(it.meta)
         meta["unprojected"] = [span_dict(u.span, it.source, u.reason) for u in result.unprojected]
         out.append(it.with_(target_spans=result.spans, meta=meta))
+    return out
+
+
+def _candidates_from_meta(item: Item) -> list[Candidate]:
+    """``item.meta["candidates"]``: target spans proposed by a target-language NER model."""
+    out = []
+    for k, d in enumerate(item.meta["candidates"]):
+        try:
+            prob = d.get("probability")
+            out.append(Candidate(int(d["start"]), int(d["end"]), None if prob is None else float(prob)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(
+                f"item {item.id}: candidate {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
+            ) from exc
     return out
 
 
