@@ -104,7 +104,7 @@ def test_demo_seed_command(lb_env, capsys) -> None:
 
 @pytest.mark.integration
 def test_demo_projection_uses_the_real_engine_and_matches_the_reference(lb_env) -> None:
-    """The default pipeline (SimAlign on the offline encoder + ilp-fused) on the en→es demo."""
+    """The default pipeline (default aligner and method) on the en→es demo."""
     from core.demo import project_demo
     from core.metrics import span_scores
     from db import queries

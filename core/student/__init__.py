@@ -9,11 +9,35 @@ Public API::
     from core.student import predict, predict_details, disagreement
 """
 
-from core.student.config import TrainConfig
-from core.student.data import item_is_gold, is_silver_source
-from core.student.model import StudentModel, TrainedStudent, load_student, save_student
-from core.student.predict import StudentPrediction, decode_iob2, disagreement, predict, predict_details, span_f1
-from core.student.train import TrainingCancelled, train_student
+import importlib
+from typing import Any
+
+# Names resolve lazily (PEP 562) so that importing the config or the benchmark's argument
+# parser does not import torch: `python -m core.cli --help` stays fast.
+_EXPORTS = {
+    "TrainConfig": "core.student.config",
+    "item_is_gold": "core.student.data",
+    "is_silver_source": "core.student.data",
+    "StudentModel": "core.student.model",
+    "TrainedStudent": "core.student.model",
+    "load_student": "core.student.model",
+    "save_student": "core.student.model",
+    "StudentPrediction": "core.student.inference",
+    "decode_iob2": "core.student.inference",
+    "disagreement": "core.student.inference",
+    "predict": "core.student.inference",
+    "predict_details": "core.student.inference",
+    "span_f1": "core.student.inference",
+    "TrainingCancelled": "core.student.train",
+    "train_student": "core.student.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'core.student' has no attribute {name!r}")
+
 
 __all__ = [
     "StudentModel",

@@ -10,9 +10,10 @@ seqeval) on the target test sentences:
 (a) model transfer: trained on the English gold only, applied to the target language;
 (b) data transfer: trained on the target projection of the English gold (silver);
 (c) (b) with N training sentences corrected: their projected labels are replaced by the
-    target gold (weighted as gold). The corrected sentences are the first N of one
-    seeded shuffle (or, with ``--corrections-order confidence``, of the review queue:
-    lowest projection confidence first), so the 50 are inside the 100, inside the 200.
+    target gold (weighted as gold). The corrected sentences are the first N of the review
+    queue (lowest projection confidence first, ties in one seeded shuffle; or, with
+    ``--corrections-order random``, of the shuffle alone), so the 50 are inside the 100,
+    which are inside the 200.
 
 No setting sees a test sentence while training; no setting but (c) sees target gold.
 
@@ -136,7 +137,7 @@ def _peak_memory_mb() -> float:
 
 def _score(student: Any, test: Sequence[Item]) -> dict:
     from core.metrics import span_scores
-    from core.student.predict import predict
+    from core.student.inference import predict
 
     sentences = [it.target for it in test]
     predicted = predict(student, sentences)
@@ -171,12 +172,12 @@ def bench_student(
     config: TrainConfig = BENCH_CONFIG,
     corrections: Sequence[int] = CORRECTIONS,
     seed: int = 13,
-    corrections_order: str = "random",
+    corrections_order: str = "confidence",
 ) -> dict[str, Any]:
     """Model transfer vs data transfer vs data transfer + N corrections (module docstring).
 
-    ``corrections_order``: which training sentences are corrected first: ``random`` (one
-    seeded shuffle) or ``confidence`` (the review queue: lowest projection confidence first).
+    ``corrections_order``: which training sentences are corrected first: ``confidence`` (the
+    review queue, lowest projection confidence first: what reviewers do) or ``random``.
     """
     if corrections_order not in ("random", "confidence"):
         raise _user_error(f"corrections order must be random or confidence, not {corrections_order!r}")
@@ -254,7 +255,7 @@ def bench_queue(
     seed: int = 13,
 ) -> dict[str, Any]:
     """How many projection errors the first 20 % of each queue order holds (module docstring)."""
-    from core.student.predict import disagreement, predict_details
+    from core.student.inference import disagreement, predict_details
 
     items = load_europarl(data_dir, source, target)
     started = time.perf_counter()
@@ -364,8 +365,8 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     p = bench_subparsers.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
     _add_arguments(p)
     p.add_argument(
-        "--corrections-order", choices=["random", "confidence"], default="random",
-        help="which training sentences get corrected first (default random; confidence = review-queue order)",
+        "--corrections-order", choices=["confidence", "random"], default="confidence",
+        help="which training sentences get corrected first (default: the review queue, lowest confidence first)",
     )  # fmt: skip
     p.set_defaults(func=_run_student)
     q = bench_subparsers.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")

@@ -107,7 +107,7 @@ def train_student(
     """
     from core.encoder import load_encoder
     from core.metrics import span_scores
-    from core.student.predict import predict
+    from core.student.inference import predict
 
     if config.threads:
         torch.set_num_threads(config.threads)

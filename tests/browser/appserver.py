@@ -42,6 +42,9 @@ def app_env(data_dir: Path) -> dict[str, str]:
     env["LABELBRIDGE_DATA"] = str(data_dir)
     env["LABELBRIDGE_DB"] = f"sqlite:///{data_dir / 'labelbridge.db'}"
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    prepared = REPO_ROOT / "data" / "models" / "multilingual-e5-small"
+    if (prepared / "config.json").is_file():  # reuse the encoder `make setup` converted
+        env.setdefault("LABELBRIDGE_ENCODER", str(prepared))
     return env
 
 
