@@ -28,3 +28,16 @@ def register(subparsers) -> None:
                 raise
             continue
         module.register_bench(bench_sub)
+
+
+def run_script(name: str | None, argv: list[str] | None = None) -> int:
+    """Entry point of the thin scripts in bench/: ``bench/X.py ARGS`` = ``core.cli bench X ARGS``.
+
+    ``name`` None passes the arguments through (scripts that offer several benchmarks).
+    """
+    import sys
+
+    from core.cli import main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return main(["bench", *([name] if name else []), *args])

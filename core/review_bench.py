@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["generate_project", "bench_review", "register_bench", "main"]
+__all__ = ["generate_project", "bench_review", "register_bench"]
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 _WORDS = (
@@ -208,16 +208,3 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser = bench_subparsers.add_parser("review", help='server-side time of "accept and next" on a generated project')
     _add_arguments(parser)
     parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from core.cli import CliError
-
-    parser = argparse.ArgumentParser(prog="bench/review.py", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.align import SimAlignAligner, align_items, get_aligner
-from core.align.bench import bench_align_speed, main as bench_main, read_conll_words
+from core.align.bench import bench_align_speed, read_conll_words
+from core.bench import run_script
 from core.data import Item, Sentence
 
 CORPUS = [
@@ -177,7 +178,8 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     assert result["pairs"] == 6 and result["method"] == "match" and result["layer"] == 3
     assert result["link_agreement"] == 1.0 and result["links_ours"] == result["links_simalign"] > 0
     assert result["ours_pairs_per_second"] > 0 and result["ratio"] > 0
-    code = bench_main(
+    code = run_script(
+        "align-speed",
         ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "de.conll"), "--limit", "3",
          "--layer", "2", "--model", tiny_model, "--json"]
     )  # fmt: skip
@@ -185,7 +187,7 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     line = capsys.readouterr().out.strip().splitlines()
     assert len(line) == 1 and json.loads(line[0])["pairs"] == 3
     write_conll(tmp_path / "short.conll", [["a"]])
-    assert bench_main(["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "short.conll"), "--json"]) == 2
+    assert run_script("align-speed", ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "short.conll"), "--json"]) == 2
     assert "must be parallel" in capsys.readouterr().err
 
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from core.cli import CliError
-from core.projection.bench import bench_projection, bench_projection_methods, main, register_bench
+from core.bench import run_script
+from core.projection.bench import bench_projection, bench_projection_methods, register_bench
 
 EN = "Mr\tO\nProdi\tB-PER\nvisited\tO\nTexas\tB-LOC\n\nThe\tO\nUN\tB-ORG\nmet\tO\n\n"
 ES = "El\tO\nseñor\tO\nProdi\tB-PER\nvisitó\tO\nTexas\tB-LOC\n\nLa\tO\nONU\tB-ORG\nse\tO\nreunió\tO\n\n"
@@ -54,12 +55,12 @@ def test_bench_user_errors(corpus, tmp_path):
 
 def test_bench_command_line_prints_json_lines(corpus, capsys):
     src, tgt = corpus
-    code = main(["--source", str(src), "--target", str(tgt), "--method", "ilp,greedy", "--aligner", "exact",
+    code = run_script("projection", ["--source", str(src), "--target", str(tgt), "--method", "ilp,greedy", "--aligner", "exact",
                  "--option", "threshold=0.5", "--json"])
     assert code == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["method"] for r in lines] == ["ilp", "greedy"]
-    assert main(["--source", str(src), "--target", str(tgt), "--method", "bogus", "--aligner", "exact"]) == 2
+    assert run_script("projection", ["--source", str(src), "--target", str(tgt), "--method", "bogus", "--aligner", "exact"]) == 2
     parser = argparse.ArgumentParser()
     register_bench(parser.add_subparsers())
     args = parser.parse_args(["projection", "--source", "a", "--target", "b"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 from core.align.base import link_set
 from core.align.embedding import METHODS, SimAlignAligner
 
-__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "register_bench", "main"]
+__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "register_bench"]
 
 _SIMALIGN_LETTER = {"inter": "a", "itermax": "i", "mwmf": "m", "fwd": "f", "rev": "r"}
 
@@ -196,16 +195,3 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     )
     _add_arguments(parser)
     parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from core.cli import CliError
-
-    parser = argparse.ArgumentParser(prog="bench/align_speed.py", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

@@ -26,7 +26,7 @@ from typing import Any
 from core.pipeline.run import run_pipeline
 from core.pipeline.stages import PipelineConfig
 
-__all__ = ["bench_pipeline", "main", "register_bench"]
+__all__ = ["bench_pipeline", "register_bench"]
 
 
 def _machine() -> dict[str, Any]:
@@ -154,10 +154,3 @@ def register_bench(bench_subparsers: Any) -> None:
     p = bench_subparsers.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run")
     _add_arguments(p)
     p.set_defaults(func=lambda args: _run(args, sys.argv[3:]))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench/pipeline.py", description=__doc__.split("\n\n")[0])
-    _add_arguments(p)
-    argv = sys.argv[1:] if argv is None else argv
-    return _run(p.parse_args(argv), argv)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 from core.data import Item, Sentence
 from core.tags import spans_to_tags
 
-__all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods", "register_bench", "main"]
+__all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods", "register_bench"]
 
 
 def _user_error(message: str) -> Exception:
@@ -230,16 +229,3 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     parser = bench_subparsers.add_parser("projection", help="projection strict F1 on a parallel gold corpus")
     _add_arguments(parser)
     parser.set_defaults(func=_run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from core.cli import CliError
-
-    parser = argparse.ArgumentParser(prog="bench/projection.py", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2

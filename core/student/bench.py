@@ -56,7 +56,6 @@ __all__ = [
     "bench_queue",
     "bench_student",
     "load_europarl",
-    "main",
     "project_for_bench",
     "register_bench",
     "top_share",
@@ -372,17 +371,3 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     q = bench_subparsers.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")
     _add_arguments(q)
     q.set_defaults(func=_run_queue)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from core.cli import CliError
-
-    parser = argparse.ArgumentParser(prog="bench/student.py", description="student benchmarks on Europarl-NER")
-    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    register_bench(sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
