@@ -36,7 +36,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     _add_db_project(p)
     p.add_argument("--encoder", help="Hugging Face model id or folder (default: LABELBRIDGE_ENCODER or the converted multilingual-e5-small)")
     p.add_argument("--finetune", action="store_true", default=None,
-                   help="fine-tune the whole encoder with a linear head (for GPUs); default: frozen encoder features + BiLSTM head")
+                   help="fine-tune the whole encoder with a linear head (for GPUs); default: frozen encoder features + a small transformer head")
     p.add_argument("--epochs", type=int, help="training epochs (early stopping on the dev split)")
     p.add_argument("--lr", type=float, help="learning rate of the encoder with --finetune")
     p.add_argument("--head-lr", type=float, help="learning rate of the tag head")
