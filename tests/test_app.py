@@ -6,13 +6,11 @@ import json
 
 import pytest
 
-from core.config import REPO_ROOT
+from apptest_support import open_app
 from core.data import Item, Sentence, make_span
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(REPO_ROOT / "app.py")
-TIMEOUT = 60
 
 
 def tiny_items() -> list[Item]:
@@ -39,15 +37,7 @@ def project_id(lb_env) -> int:
 
 
 def start(page: str | None = None, project: int | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if project is not None:
-        at.query_params["project"] = str(project)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    if page:
-        at.switch_page(page).run()
-        assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_app(page, project=project)
 
 
 def html_text(at: AppTest) -> str:

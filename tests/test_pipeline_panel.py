@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.config import REPO_ROOT
+from apptest_support import open_app
 from tests.test_pipeline import WORDS, tiny_items, write_translations
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(REPO_ROOT / "app.py")
 
 
 def by_label(widgets, label: str):
@@ -36,11 +35,7 @@ def project_id(lb_env: Path):
 
 
 def open_projects_page(project_id: int) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.query_params["project"] = str(project_id)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_app(project=project_id)
 
 
 def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_env: Path) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import REPO_ROOT
+from apptest_support import open_app
 from core.data import Item, Link, Sentence, make_span
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(REPO_ROOT / "app.py")
-TIMEOUT = 60
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 
 
@@ -42,17 +40,7 @@ def project(lb_env):
 
 
 def start(page: str | None = None, project: int | None = None, item: int | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if project is not None:
-        at.query_params["project"] = str(project)
-    if item is not None:
-        at.query_params["item"] = str(item)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    if page:
-        at.switch_page(page).run()
-        assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_app(page, project=project, item=item)
 
 
 def shown(at: AppTest) -> int:

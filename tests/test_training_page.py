@@ -8,14 +8,12 @@ import time
 
 import pytest
 
-from core.config import REPO_ROOT
+from apptest_support import open_app
 from tests.test_training import project, project_items, tiny_encoder  # noqa: F401  (fixtures)
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
-APP = str(REPO_ROOT / "app.py")
 PAGE = "pages/train.py"
-TIMEOUT = 60
 
 
 def by_label(widgets, label: str):
@@ -25,12 +23,7 @@ def by_label(widgets, label: str):
 
 
 def open_train_page(project_id: int) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params["project"] = str(project_id)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return open_app(PAGE, project=project_id)
 
 
 def wait_for_job(at: AppTest, job_id: int, seconds: float = 180):
