@@ -113,7 +113,38 @@ def test_batched_equals_simalign(tiny_model, layer, batch_size):
         for k, (links, expected) in enumerate(zip(got[method], ref)):
             assert [(ln.src, ln.tgt) for ln in links] == expected[theirs], f"{method} pair {k}"
     if 1 <= layer:
-        assert ours._early_stop is True  # the forward stopped after block `layer`
+        assert ours._packed is not None  # BERT blocks run packed, stopping after block `layer`
+
+
+def test_packed_blocks_equal_model_hidden_states(tiny_model):
+    import torch
+
+    from core.align.embedding import _PackedBert, _has_bert_blocks, _transformer_blocks, load_model
+
+    tokenizer, model = load_model(tiny_model)
+    blocks = _transformer_blocks(model)
+    assert _has_bert_blocks(model, blocks)
+    sentences = [s.split() for s in CORPUS] + [["x"], VOCAB[:30]]  # very different lengths: much padding
+    inputs = tokenizer(sentences, is_split_into_words=True, padding=True, return_tensors="pt")
+    real = inputs["attention_mask"].bool()
+    with torch.inference_mode():
+        states = model(**inputs, output_hidden_states=True).hidden_states
+        for layer in (1, 3, 4):
+            packed = _PackedBert(model, blocks, layer)(inputs)
+            assert torch.allclose(packed[real], states[layer][real], atol=1e-5, rtol=1e-4)
+
+
+def test_hook_path_when_packing_is_off(tiny_model, monkeypatch):
+    # a model whose blocks are not BERT-style still stops early (hook), with the same links
+    import core.align.embedding as emb
+
+    pairs = random_pairs(10, seed=3)
+    packed = SimAlignAligner(model=tiny_model, layer=3, batch_size=4)
+    expected = [[(ln.src, ln.tgt) for ln in links] for links in packed.align(pairs)]
+    monkeypatch.setattr(emb, "_has_bert_blocks", lambda model, blocks: False)
+    hooked = SimAlignAligner(model=tiny_model, layer=3, batch_size=4)
+    assert [[(ln.src, ln.tgt) for ln in links] for links in hooked.align(pairs)] == expected
+    assert hooked._packed is None and hooked._early_stop is True
 
 
 def test_mean_pooling_equals_simalign_word_mode(tiny_model):
@@ -206,3 +237,26 @@ def test_real_encoder_agrees_with_simalign(europarl_dir):
     )  # fmt: skip
     assert result["pairs"] == len(src) == len(tgt) == 20
     assert result["link_agreement"] >= 0.99, result
+
+
+def test_similarities_are_cached_for_the_next_stage(tiny_model, monkeypatch):
+    # the projection's soft alignment after the aligner reuses its similarity matrices
+    import numpy as np
+
+    from core.align.embedding import clear_similarity_cache
+
+    clear_similarity_cache()
+    pairs = random_pairs(6, seed=11)
+    first = SimAlignAligner(model=tiny_model, layer=2)
+    sims = [s for s, _, _ in first.similarities(pairs)]
+    second = SimAlignAligner("argmax", model=tiny_model, layer=2)
+    monkeypatch.setattr(second, "_encode", lambda *a, **k: pytest.fail("encoder ran again"))
+    again = [s for s, _, _ in second.similarities(pairs + pairs[:2])]  # repeats are served too
+    assert all(np.array_equal(a, b) for a, b in zip(again, sims + sims[:2]))
+    other_layer = SimAlignAligner(model=tiny_model, layer=3)
+    calls = []
+    original = other_layer._encode
+    monkeypatch.setattr(other_layer, "_encode", lambda s, bar: calls.append(len(s)) or original(s, bar))
+    list(other_layer.similarities(pairs))
+    assert calls == [2 * len({(tuple(s), tuple(t)) for s, t in pairs})]  # another layer is another key
+    clear_similarity_cache()

@@ -18,12 +18,17 @@ It reproduces ``simalign.SentenceAligner(model, token_type="bpe", layer=L)`` ste
   (word vector = mean of its subword vectors); ``pooling="first"`` uses the first subword.
 
 What is different is only how it is computed: all source and target sentences of a batch
-go through the encoder together, sorted by length to cut padding, with attention masks,
-under ``torch.inference_mode``; the forward pass stops after block ``L`` (checked once
-against ``output_hidden_states``); each word is tokenized once per call; similarities are
-torch matrix products (numpy's BLAS would start its own threads beside torch's); one
-forward serves every matching method. Padding can change float results in the last bits,
-so a link can differ where two similarities tie.
+go through the encoder together, sorted by length, under ``torch.inference_mode``; the
+forward pass stops after block ``L``; each word is tokenized once per call; similarities
+are torch matrix products (numpy's BLAS would start its own threads beside torch's); one
+forward serves every matching method. On a CPU the encoder's matrix products are nearly
+all of the time, so for BERT-style encoders (BERT, XLM-R, e5, mBERT) the blocks run
+*packed*: every linear layer, GELU and LayerNorm sees only the real tokens of the batch
+(one tall matrix, no padding rows, Q/K/V in one product) and only the attention itself is
+computed on the padded batch with a key mask. Either shortcut is used only when it
+reproduces ``hidden_states[L]`` of the model's own forward on a probe batch; otherwise the
+plain forward runs. Float results can differ in the last bits from a per-sentence run, so a
+link can differ where two similarities tie.
 
 Link score: the similarity ``(cosine + 1) / 2`` of the word pair, in [0, 1] (for
 ``pooling="bpe"`` the highest among the aligned subword pairs of the two words).
@@ -31,6 +36,7 @@ Link score: the similarity ``(cosine + 1) / 2`` of the word pair, in [0, 1] (for
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -48,6 +54,7 @@ __all__ = [
     "max_weight_match",
     "apply_distortion",
     "load_model",
+    "clear_similarity_cache",
 ]
 
 # public name -> SimAlign's name for the same matching method
@@ -149,6 +156,24 @@ def load_model(name: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
     return load_encoder(name, device)
 
 
+# Similarity matrices of recently aligned pairs (see SimAlignAligner.similarities); keys
+# hold the model object's id, layer, pooling, distortion and both word tuples.
+SIMILARITY_CACHE_PAIRS = 16384  # ~5 KB per Europarl-sized pair: ~80 MB at most
+_SIMILARITY_CACHE: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]" = OrderedDict()
+
+
+def _remember(key: tuple, value: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    _SIMILARITY_CACHE[key] = value
+    _SIMILARITY_CACHE.move_to_end(key)
+    while len(_SIMILARITY_CACHE) > SIMILARITY_CACHE_PAIRS:
+        _SIMILARITY_CACHE.popitem(last=False)
+
+
+def clear_similarity_cache() -> None:
+    """Forget cached similarity matrices (benchmarks time the encoder, not the cache)."""
+    _SIMILARITY_CACHE.clear()
+
+
 class _StopForward(Exception):
     """Raised by a forward hook once the wanted layer is computed (skips the rest)."""
 
@@ -161,6 +186,84 @@ def _transformer_blocks(model: Any):
         if isinstance(blocks, torch.nn.ModuleList):
             return blocks
     return None
+
+
+_BERT_BLOCK_PARTS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "attention.output.LayerNorm",
+    "intermediate.dense",
+    "output.dense",
+    "output.LayerNorm",
+)
+
+
+def _has_bert_blocks(model: Any, blocks: Any) -> bool:
+    """True when ``model`` is an encoder-only stack of BERT-style blocks that ``_PackedBert`` can run."""
+    config = getattr(model, "config", None)
+    if blocks is None or getattr(model, "embeddings", None) is None or getattr(config, "is_decoder", False):
+        return False
+    if getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return False
+    for block in blocks:
+        for path in _BERT_BLOCK_PARTS:
+            owner = block
+            for name in path.split("."):
+                owner = getattr(owner, name, None)
+            if owner is None:
+                return False
+        if getattr(block.attention.self, "num_attention_heads", None) is None:
+            return False
+    return True
+
+
+class _PackedBert:
+    """The first ``n_blocks`` BERT blocks with padding removed from everything but attention.
+
+    Why: on a CPU the linear layers are ~75% of the time and a length-sorted batch still
+    carries 10-35% padding rows; here they multiply one (real tokens x hidden) matrix.
+    The model's own modules and weights are used (Q, K and V concatenated once)."""
+
+    def __init__(self, model: Any, blocks: Any, n_blocks: int) -> None:
+        import torch
+
+        self.model = model
+        self.blocks = list(blocks)[:n_blocks]
+        self.qkv = []
+        for block in self.blocks:
+            att = block.attention.self
+            weight = torch.cat([att.query.weight, att.key.weight, att.value.weight]).detach()
+            biases = [att.query.bias, att.key.bias, att.value.bias]
+            bias = torch.cat([b.detach() for b in biases]) if all(b is not None for b in biases) else None
+            self.qkv.append((weight, bias))
+
+    def __call__(self, inputs: Any):
+        """Hidden states after the last block, padded back to (batch, seq, hidden)."""
+        import torch
+        import torch.nn.functional as F
+
+        mask = inputs["attention_mask"].bool()
+        batch, seq = mask.shape
+        extra = {"token_type_ids": inputs["token_type_ids"]} if "token_type_ids" in inputs else {}
+        embedded = self.model.embeddings(input_ids=inputs["input_ids"], **extra)
+        hidden = embedded.shape[-1]
+        keep = mask.reshape(-1).nonzero().squeeze(1)
+        x = embedded.reshape(-1, hidden).index_select(0, keep)
+        key_mask = mask[:, None, None, :]
+        for block, (w_qkv, b_qkv) in zip(self.blocks, self.qkv):
+            att = block.attention.self
+            heads = att.num_attention_heads
+            qkv = x.new_zeros(batch * seq, w_qkv.shape[0]).index_copy_(0, keep, F.linear(x, w_qkv, b_qkv))
+            q, k, v = qkv.view(batch, seq, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=getattr(att, "scaling", None))
+            ctx = ctx.transpose(1, 2).reshape(batch * seq, -1).index_select(0, keep)
+            out = block.attention.output
+            x = out.LayerNorm(out.dense(ctx) + x)
+            inner = block.intermediate.intermediate_act_fn(block.intermediate.dense(x))
+            x = block.output.LayerNorm(block.output.dense(inner) + x)
+        return x.new_zeros(batch * seq, hidden).index_copy_(0, keep, x).view(batch, seq, hidden)
 
 
 # ----------------------------------------------------------------------------------------
@@ -217,6 +320,7 @@ class SimAlignAligner:
         self._tokenizer: Any = None
         self._model: Any = None
         self._early_stop: bool | None = None
+        self._packed: _PackedBert | None = None
 
     # -- public ---------------------------------------------------------------------------
 
@@ -238,7 +342,11 @@ class SimAlignAligner:
         return out
 
     def similarities(self, pairs: list) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per pair: the similarity matrix and the word index of each of its rows / columns."""
+        """Per pair: the similarity matrix and the word index of each of its rows / columns.
+
+        Matrices are kept in a small per-process cache (``SIMILARITY_CACHE_PAIRS``), so the
+        projection's soft alignment after this aligner (same encoder and layer) does not run
+        the encoder a second time."""
         from tqdm.auto import tqdm
 
         self._ensure_model()
@@ -246,13 +354,22 @@ class SimAlignAligner:
         with tqdm(total=2 * len(pairs), desc=self.name, unit="sent", disable=not show, leave=False) as bar:
             for start in range(0, len(pairs), self.chunk_pairs):
                 chunk = pairs[start : start + self.chunk_pairs]
-                sentences = [list(p[0]) for p in chunk] + [list(p[1]) for p in chunk]
-                encoded = self._encode(sentences, bar)
-                n = len(chunk)
-                for k in range(n):
+                keys = [self._cache_key(p) for p in chunk]
+                found = {k: _SIMILARITY_CACHE[k] for k in keys if k in _SIMILARITY_CACHE}
+                todo = list({k: p for k, p in zip(keys, chunk) if k not in found}.items())
+                bar.update(2 * (len(chunk) - len(todo)))
+                sentences = [list(p[0]) for _, p in todo] + [list(p[1]) for _, p in todo]
+                encoded = self._encode(sentences, bar) if todo else []
+                n = len(todo)
+                for k, (key, _) in enumerate(todo):
                     src, tgt = encoded[k], encoded[n + k]
-                    sim = self._similarity(src.vectors, tgt.vectors)
-                    yield sim, src.word_of, tgt.word_of
+                    found[key] = (self._similarity(src.vectors, tgt.vectors), src.word_of, tgt.word_of)
+                    _remember(key, found[key])
+                for key in keys:
+                    yield found[key]
+
+    def _cache_key(self, pair: Any) -> tuple:
+        return (id(self._model), self.layer, self.pooling, self.distortion, tuple(pair[0]), tuple(pair[1]))
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -267,19 +384,31 @@ class SimAlignAligner:
             raise ValueError(
                 f"simalign: layer {self.layer} asked, but the model has only {n_hidden + 1} hidden states (0..{n_hidden})"
             )
-        # Stop after block `layer` when the model has a plain block list and the hook output
-        # equals hidden_states[layer] on a probe sentence; otherwise run the full model.
+        # Fastest path that reproduces hidden_states[layer] of the model's own forward on a
+        # probe batch (with padding): packed BERT blocks, else stopping after block `layer`
+        # with a hook, else the full forward.
         blocks = _transformer_blocks(self._model)
         self._early_stop = False
+        self._packed = None
         if blocks is not None and 1 <= self.layer <= len(blocks):
-            probe = self._tokenizer([["probe", "sentence"], ["x"]], is_split_into_words=True, padding=True, return_tensors="pt")
-            probe = probe.to(self._model.device)
+            probe = self._tokenizer(
+                [["probe", "sentence", "with", "several", "words"], ["x"], ["a", "third", "one"]],
+                is_split_into_words=True, padding=True, return_tensors="pt",
+            ).to(self._model.device)  # fmt: skip
+            real = probe["attention_mask"].bool()
             with torch.inference_mode():
                 full = self._model(**probe, output_hidden_states=True).hidden_states[self.layer]
-                early = self._forward_early(probe, blocks)
-            self._early_stop = early is not None and early.shape == full.shape and bool(
-                torch.allclose(early, full, atol=1e-5, rtol=1e-4)
-            )
+
+                def same(h: Any) -> bool:
+                    return h is not None and h.shape == full.shape and bool(
+                        torch.allclose(h[real], full[real], atol=1e-4, rtol=1e-4)
+                    )
+
+                if _has_bert_blocks(self._model, blocks):
+                    packed = _PackedBert(self._model, blocks, self.layer)
+                    self._packed = packed if same(packed(probe)) else None
+                if self._packed is None:
+                    self._early_stop = same(self._forward_early(probe, blocks))
 
     def _forward_early(self, inputs: Any, blocks: Any):
         captured: dict[str, Any] = {}
@@ -298,6 +427,8 @@ class SimAlignAligner:
         return captured.get("h")
 
     def _hidden(self, inputs: Any):
+        if self._packed is not None:
+            return self._packed(inputs)
         if self._early_stop:
             return self._forward_early(inputs, _transformer_blocks(self._model))
         hidden = self._model(**inputs, output_hidden_states=True).hidden_states
