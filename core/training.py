@@ -19,8 +19,9 @@ One training run:
 
 Prediction runs the active version over every item with a translation and stores a
 ``student:<version>`` target span set per item with the student's uncertainty and its
-disagreement with the projection (db.student_queries.save_student_predictions), which the
-review queue is ordered by.
+disagreement with the projection (core.student.disagreement: 1 - the student's lowest
+probability of a projected tag; db.student_queries.save_student_predictions stores both in
+the set's settings, student_scores reads them back).
 
 Both run as jobs through core.pipeline.jobs (a separate process per job started with
 ``start_training_job`` / ``start_predict_job``; CLI: core.training_cli).
@@ -550,7 +551,7 @@ def run_prediction(
             rows = [
                 sq.PredictionRow(
                     r.id, p.spans, p.uncertainty, p.entropy,
-                    disagreement(p.spans, r.span_sets[("target", projections[r.id])]) if r.id in projections else None,
+                    disagreement(p, r.span_sets[("target", projections[r.id])]) if r.id in projections else None,
                 )  # fmt: skip
                 for r, p in zip(records, predictions)
             ]

@@ -108,7 +108,7 @@ class PredictionRow:
     spans: Sequence[Span]
     uncertainty: float
     entropy: float
-    disagreement: float | None  # vs the newest projection set (None: nothing projected)
+    disagreement: float | None  # core.student.disagreement vs the newest projection set (None: nothing projected)
 
 
 def _version_info(r: Any) -> ModelVersionInfo:

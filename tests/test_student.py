@@ -8,6 +8,7 @@ import torch
 
 from core.data import Item, Sentence, make_span
 from core.student import (
+    StudentPrediction,
     TrainConfig,
     TrainingCancelled,
     decode_iob2,
@@ -134,6 +135,23 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="silver_threshold"):
         TrainConfig(silver_threshold=1.5)
     assert TrainConfig.from_dict({**TrainConfig(epochs=2).to_dict(), "unknown": 1}).epochs == 2
+    with pytest.raises(ValueError, match="feature_layers"):
+        TrainConfig(feature_layers=4)
+    with pytest.raises(ValueError, match="feature_layers"):
+        TrainConfig(feature_layers=(9, 5))
+
+
+def test_feature_layers_round_trip_and_read_old_configs():
+    import json
+
+    from core.student.model import resolve_layers
+
+    config = TrainConfig(feature_layers=(3, 7))
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config  # JSON turns the tuple into a list
+    assert TrainConfig.from_dict({"feature_layers": 4}).feature_layers == (-4, -1)  # old "last 4 layers"
+    assert resolve_layers((-4, -1), 13) == (9, 12)
+    assert resolve_layers((5, 9), 13) == (5, 9)
+    assert resolve_layers((5, 9), 3) == (2, 2)  # a 2-layer encoder: clamped to its last layer
 
 
 # --------------------------------------------------------------------- training and use
@@ -157,7 +175,8 @@ def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
     assert np.mean([span_f1(p, g) for p, g in zip(learned, gold)]) > 0.5  # it learned something
 
     save_student(student, tmp_path / "model")
-    assert (tmp_path / "model" / "encoder" / "config.json").is_file()
+    # a frozen encoder is referenced, not copied into every model version
+    assert (tmp_path / "model" / "encoder" / "config.json").is_file() == finetune
     loaded = load_student(tmp_path / "model", device="cpu")
     assert loaded.labels == student.labels and loaded.config == student.config
     after = predict_details(loaded, sentences)
@@ -165,6 +184,38 @@ def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
         assert [s.key() for s in a.spans] == [s.key() for s in b.spans]
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
         assert [s.confidence for s in a.spans] == pytest.approx([s.confidence for s in b.spans], abs=1e-5)
+
+
+def test_a_head_only_student_needs_its_own_encoder(tmp_path):
+    import json
+    import shutil
+
+    encoder = make_tiny_encoder(tmp_path / "enc")
+    student = train_student(toy_items(), (), fast_config(encoder, epochs=1))
+    save_student(student, tmp_path / "model")
+    sentences = [it.target for it in toy_items()[:3]]
+    expected = predict_details(student, sentences)
+    got = predict_details(load_student(tmp_path / "model", device="cpu"), sentences)
+    np.testing.assert_allclose(expected[0].probs, got[0].probs, atol=1e-5)
+
+    meta_path = tmp_path / "model" / "student.json"
+    meta = json.loads(meta_path.read_text())
+    other = make_tiny_encoder(tmp_path / "other")  # same shapes and vocabulary, other weights
+    from transformers import BertModel
+
+    torch.manual_seed(7)
+    BertModel(BertModel.from_pretrained(other).config, add_pooling_layer=False).save_pretrained(other)
+    meta["config"]["encoder"] = other
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not the one this student's head was trained on"):
+        load_student(tmp_path / "model", device="cpu")
+
+    meta["config"]["encoder"] = str(tmp_path / "gone")
+    shutil.copytree(encoder, tmp_path / "gone")
+    shutil.rmtree(tmp_path / "gone")
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="keeps only its head.*cannot be loaded"):
+        load_student(tmp_path / "model", device="cpu")
 
 
 def test_prediction_stitches_windows_of_a_long_sentence(tiny_encoder):
@@ -217,11 +268,24 @@ def test_decoding_never_produces_an_orphan_inside_tag():
     assert decode_iob2(np.zeros((0, 5)), labels) == []
 
 
-def test_disagreement_is_one_minus_span_f1():
+def test_span_f1_compares_exact_spans():
     s = Sentence.from_words(["anna", "met", "bob", "in", "paris"])
     a = [make_span(s, 0, 1, "PER"), make_span(s, 4, 5, "LOC")]
     b = [make_span(s, 0, 1, "PER"), make_span(s, 2, 3, "PER", "student")]
-    assert disagreement(a, a) == 0.0
-    assert disagreement([], []) == 0.0
-    assert disagreement(a, []) == 1.0
-    assert disagreement(a, b) == pytest.approx(0.5)
+    assert span_f1(a, a) == 1.0 and span_f1([], []) == 1.0
+    assert span_f1(a, []) == 0.0
+    assert span_f1(a, b) == pytest.approx(0.5)
+
+
+def test_disagreement_is_one_minus_the_lowest_probability_of_the_given_tags():
+    s = Sentence.from_words(["anna", "met", "bob"])
+    labels = ("O", "B-PER", "I-PER")
+    probs = np.array([[0.1, 0.85, 0.05], [0.9, 0.05, 0.05], [0.3, 0.6, 0.1]], dtype=np.float32)
+    prediction = StudentPrediction([], ["B-PER", "O", "B-PER"], probs, 0.4, 0.5, labels)
+    both = [make_span(s, 0, 1, "PER"), make_span(s, 2, 3, "PER")]
+    assert disagreement(prediction, both) == pytest.approx(1 - 0.6)  # the weakest given tag: bob as B-PER
+    assert disagreement(prediction, both[:1]) == pytest.approx(1 - 0.3)  # bob as O is less likely
+    assert disagreement(prediction, []) == pytest.approx(1 - 0.1)  # anna as O
+    assert disagreement(prediction, [make_span(s, 0, 1, "LOC")]) == 1.0  # a label the student never saw
+    soft = StudentPrediction([], [], np.zeros((0, 3), dtype=np.float32), 0.0, 0.0, labels)
+    assert disagreement(soft, []) == 0.0

@@ -331,6 +331,14 @@ def test_predict_stores_a_student_span_set_with_uncertainty_and_disagreement(pro
         records = {r.external_id: r for r in queries.load_items(s, queries.item_ids(s, project.id))}
         assert sq.student_prediction_counts(s, project.id) == {"student:1": n_targets}
     assert len(scores) == n_targets and "no-target" not in {records[k].external_id for k in records if records[k].id in scores}
+    from core.student import disagreement as student_disagreement
+    from core.student import load_student, predict_details
+    from core.training import model_dir
+
+    with session_scope() as s:
+        student = load_student(model_dir(sq.active_model_version(s, project.id)), device="cpu")
+    targets = {k: r for k, r in records.items() if r.item.target is not None}
+    own = dict(zip(targets, predict_details(student, [r.item.target for r in targets.values()], source="student:1")))
     for ext_id, record in records.items():
         if record.item.target is None:
             continue
@@ -340,11 +348,11 @@ def test_predict_stores_a_student_span_set_with_uncertainty_and_disagreement(pro
         assert 0.0 <= uncertainty <= 1.0
         has_projection = ("target", "projection:exact") in record.span_sets
         assert (disagreement is not None) == has_projection
-        if has_projection:
-            projected = {sp.key() for sp in record.span_sets[("target", "projection:exact")]}
-            predicted = {sp.key() for sp in spans}
-            expected = 0.0 if not projected and not predicted else 1 - 2 * len(projected & predicted) / (len(projected) + len(predicted))
-            assert disagreement == pytest.approx(expected)
+        if has_projection:  # the student's own view of the projected tags (core.student.disagreement)
+            prediction = own[ext_id]
+            assert [sp.key() for sp in prediction.spans] == [sp.key() for sp in spans]
+            expected = student_disagreement(prediction, record.span_sets[("target", "projection:exact")])
+            assert 0.0 <= disagreement <= 1.0 and disagreement == pytest.approx(expected, abs=1e-6)
 
 
 def test_a_new_version_replaces_the_earlier_predictions(project, tiny_encoder):

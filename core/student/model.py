@@ -1,9 +1,9 @@
 """The student network: any HF encoder + a tag head, optionally image-aware.
 
-Two modes (TrainConfig.finetune_encoder): the encoder frozen, the mean of its last hidden
-layers feeding a small head (linear reduction + one transformer layer + linear; default,
-cheap on a CPU), or the encoder fine-tuned under a linear head (the usual HF token
-classifier). A BiLSTM head was tried first; on a shared 2-core CPU its step-by-step
+Two modes (TrainConfig.finetune_encoder): the encoder frozen, the mean of a range of its
+hidden layers (TrainConfig.feature_layers) feeding a small head (linear reduction + one
+transformer layer + linear; default, cheap on a CPU), or the encoder fine-tuned under a
+linear head (the usual HF token classifier). A BiLSTM head was tried first; on a shared 2-core CPU its step-by-step
 recurrence ran 4x slower than the attention layer, which sees the whole sentence in a
 few matrix products.
 
@@ -17,13 +17,19 @@ gate rescales every hidden state, which hurts when the picture says nothing), an
 one position. The outputs of the prefix slot are dropped, so logits line up with
 ``input_ids`` exactly as without images.
 
-A saved student is a folder: ``encoder/`` (the backbone and its tokenizer, written with HF
-``save_pretrained`` so any HF tool can open it), ``head.safetensors`` (head and image
-projection) and ``student.json`` (labels, TrainConfig, history).
+A saved student is a folder: ``head.safetensors`` (head and image projection),
+``student.json`` (labels, TrainConfig, history, which encoder) and, only when the encoder
+was fine-tuned, ``encoder/`` (the trained backbone and its tokenizer, written with HF
+``save_pretrained`` so any HF tool can open it). A frozen encoder is not copied into
+every model version (it is ~450 MB for e5-small against ~2 MB of head): the student
+names it (``config.encoder``; None = the project default, settings().encoder) and
+stores a fingerprint of its weights, so loading rebuilds it from there and refuses an
+encoder that is missing or is not the one the head was trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,12 +44,33 @@ from torch import nn
 from core.student.config import TrainConfig
 from core.student.data import IGNORE, Window
 
-__all__ = ["StudentModel", "TrainedStudent", "build_model", "collate", "load_student", "resolve_device", "save_student"]
+__all__ = [
+    "StudentModel",
+    "TrainedStudent",
+    "build_model",
+    "collate",
+    "encoder_fingerprint",
+    "load_student",
+    "resolve_device",
+    "save_student",
+]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a frozen encoder is referenced, not copied (1 always copied it)
+READABLE_FORMATS = (1, 2)
 META_FILE = "student.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
+
+
+def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
+    """Hidden-state indices ``(first, last)`` made absolute (negative counts from the top)
+    and clamped to the encoder's ``n_states`` (so a range meant for a 12-layer encoder
+    still works on a shallower one)."""
+    first, last = ((i + n_states if i < 0 else i) for i in layers)
+    first, last = min(max(first, 0), n_states - 1), min(max(last, 0), n_states - 1)
+    if first > last:
+        raise ValueError(f"feature layers {layers} select nothing of an encoder with {n_states} hidden states")
+    return first, last
 
 
 def resolve_device(device: str) -> str:
@@ -56,8 +83,8 @@ class StudentModel(nn.Module):
     """Encoder + tag head over every subword; optional image prefix token.
 
     Fine-tune mode: encoder -> dropout -> linear, the image prefix enters the encoder.
-    Frozen mode: the mean of the last ``feature_layers`` hidden layers (computed without
-    gradients, cacheable) -> dropout -> linear reduction -> one transformer layer ->
+    Frozen mode: the mean of hidden layers ``feature_layers`` (first, last; computed
+    without gradients, cacheable) -> dropout -> linear reduction -> one transformer layer ->
     dropout -> linear; the image prefix enters that layer, the first trainable sequence
     layer, where every word can attend to it.
     """
@@ -69,15 +96,15 @@ class StudentModel(nn.Module):
         dropout: float = 0.1,
         image_dim: int | None = None,
         finetune_encoder: bool = True,
-        feature_layers: int = 4,
+        feature_layers: tuple[int, int] = (5, 9),
         head_hidden: int = 256,
     ):
         super().__init__()
         self.encoder = encoder
         self.finetune_encoder = finetune_encoder
         hidden = encoder.config.hidden_size
-        n_states = getattr(encoder.config, "num_hidden_layers", feature_layers) + 1  # + the embedding output
-        self.feature_layers = min(feature_layers, n_states)
+        n_states = getattr(encoder.config, "num_hidden_layers", 12) + 1  # + the embedding output
+        self.feature_layers = resolve_layers(feature_layers, n_states)
         self.dropout = nn.Dropout(dropout)
         if finetune_encoder:
             prefix_dim, head_out = hidden, hidden
@@ -115,10 +142,11 @@ class StudentModel(nn.Module):
         return prefix.unsqueeze(1)
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Frozen mode: mean of the last ``feature_layers`` hidden layers ``[batch, len, hidden]``."""
+        """Frozen mode: mean of the hidden layers ``feature_layers`` ``[batch, len, hidden]``."""
+        first, last = self.feature_layers
         with torch.no_grad():
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            return torch.stack(out.hidden_states[-self.feature_layers :], dim=0).mean(dim=0)
+            return torch.stack(out.hidden_states[first : last + 1], dim=0).mean(dim=0)
 
     def head(
         self,
@@ -236,19 +264,39 @@ def collate(
 # ---------------------------------------------------------------------- save / load
 
 
+def encoder_fingerprint(encoder: nn.Module) -> str:
+    """A cheap identity of an encoder's weights: sha256 over every tensor's name, shape and
+    first 4096 values. Tells "the encoder this head was trained on" from another one
+    (a different checkpoint, a re-conversion with other weights) without hashing 450 MB."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        values = tensor.detach().reshape(-1)[:4096].to("cpu", torch.float32).contiguous()
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+        digest.update(values.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
-    """Write the student to ``directory`` (replaced whole; never left half-written)."""
+    """Write the student to ``directory`` (replaced whole; never left half-written).
+
+    The encoder is written only when it was fine-tuned; a frozen one is referenced by
+    ``config.encoder`` and its fingerprint (module docstring)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        student.model.encoder.save_pretrained(work / ENCODER_DIR, safe_serialization=True)
-        student.tokenizer.save_pretrained(work / ENCODER_DIR)
+        encoder_saved = student.model.finetune_encoder
+        if encoder_saved:
+            student.model.encoder.save_pretrained(work / ENCODER_DIR, safe_serialization=True)
+            student.tokenizer.save_pretrained(work / ENCODER_DIR)
         save_file({k: v.detach().cpu().contiguous() for k, v in student.model.head_state().items()}, work / HEAD_FILE)
         meta = {
             "format": FORMAT_VERSION,
+            "encoder_saved": encoder_saved,
+            "encoder": str(getattr(student.model.encoder.config, "name_or_path", "") or ""),  # for messages
+            "encoder_fingerprint": None if encoder_saved else encoder_fingerprint(student.model.encoder),
             "labels": student.labels,
             "config": student.config.to_dict(),
             "image_dim": student.image_dim,
@@ -266,7 +314,11 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
 
 
 def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedStudent:
-    """Read a folder written by ``save_student``; the model is in eval mode."""
+    """Read a folder written by ``save_student``; the model is in eval mode.
+
+    A student whose encoder was frozen loads that encoder from ``config.encoder`` (None:
+    settings().encoder); ValueError when it cannot be loaded or its weights are not the
+    ones the head was trained on."""
     from safetensors.torch import load_file
 
     from core.encoder import load_encoder
@@ -277,11 +329,14 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{meta_path}: not a saved student ({exc})") from exc
-    if meta.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {FORMAT_VERSION}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {READABLE_FORMATS}")
     config = TrainConfig.from_dict(meta["config"])
     device = resolve_device(device)
-    tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR), device)
+    if meta.get("encoder_saved", True):  # format 1 always saved it
+        tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR), device)
+    else:
+        tokenizer, encoder = _referenced_encoder(meta_path, meta, config, device)
     model = build_model(encoder, len(meta["labels"]), config, meta.get("image_dim"))
     missing, unexpected = model.load_state_dict(load_file(directory / HEAD_FILE), strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
@@ -298,3 +353,25 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
         best_epoch=meta.get("best_epoch"),
         image_dim=meta.get("image_dim"),
     )
+
+
+def _referenced_encoder(meta_path: Path, meta: dict[str, Any], config: TrainConfig, device: str) -> tuple[Any, nn.Module]:
+    """The frozen encoder a head-only student names, checked against its fingerprint."""
+    from core.config import settings
+    from core.encoder import load_encoder
+
+    name = config.encoder if config.encoder is not None else settings().encoder
+    try:
+        tokenizer, encoder = load_encoder(name, device)
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"{meta_path}: this student keeps only its head; its frozen encoder {name!r} "
+            f"(trained with {meta.get('encoder') or name!r}) cannot be loaded: {exc}"
+        ) from exc
+    expected = meta.get("encoder_fingerprint")
+    if expected and encoder_fingerprint(encoder) != expected:
+        raise ValueError(
+            f"{meta_path}: the encoder at {name!r} is not the one this student's head was trained on "
+            f"(weights differ from {meta.get('encoder') or name!r}); restore that encoder or retrain"
+        )
+    return tokenizer, encoder
