@@ -88,7 +88,7 @@ class QueueFilter:
 @dataclass(frozen=True, slots=True)
 class ItemStatsValues:
     min_confidence: float | None  # lowest confidence among the suggested target spans (0 for an unprojected entity)
-    disagreement: float | None  # 1 - mean pairwise span F1 between the item's span sets (None: fewer than two)
+    disagreement: float | None  # 1 - mean pairwise span F1 between span sets, or the student's soft disagreement if larger
     uncertainty: float | None  # the student's uncertainty about this item
     n_spans: int
     labels: tuple[str, ...]
@@ -124,6 +124,7 @@ def compute_item_stats(
     target_sets: Mapping[str, Sequence[Span]],
     student_uncertainty: float | None,
     all_spans: Iterable[Span],
+    student_disagreement: float | None = None,
 ) -> ItemStatsValues:
     """Queue numbers of one item.
 
@@ -133,15 +134,25 @@ def compute_item_stats(
     * ``target_sets``: every span set of the target side worth comparing (methods, the
       student, each annotator's version): disagreement = 1 - mean pairwise exact F1.
     * ``all_spans``: every span of the item (both sides, all sets) for the label filter.
+    * ``student_disagreement``: the active student's soft disagreement with the projection
+      (``core.student.disagreement``, stored with its span set). When given, the student's
+      set is left out of the pairwise F1 (a hard 0/1 comparison) and the item's
+      disagreement is the larger of the two, so the queue surfaces items where people or
+      methods disagree as well as items where the student doubts the projection.
     """
     confidences = [s.confidence for s in (suggested_target or []) if s.confidence is not None]
     if unprojected:
         confidences.append(0.0)
-    sets = list(target_sets.values())
+    if student_disagreement is not None:
+        sets = [spans for name, spans in target_sets.items() if not name.startswith("student")]
+    else:
+        sets = list(target_sets.values())
     disagreement = None
     if len(sets) >= 2:
         pairs = list(combinations(sets, 2))
         disagreement = 1.0 - sum(_pair_f1(a, b) for a, b in pairs) / len(pairs)
+    if student_disagreement is not None:
+        disagreement = max(float(student_disagreement), disagreement or 0.0)
     labels = tuple(sorted({s.label for s in all_spans}))
     return ItemStatsValues(
         min(confidences) if confidences else None,

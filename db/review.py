@@ -882,7 +882,9 @@ def _stats_values(item_id: int, sets: Sequence[Any], edits: Sequence[Any]) -> It
             compare[f"human:{name}"] = spans
     students = sorted((r for r in target_meta if r.source.startswith("student")), key=lambda r: (q._utc(r.created_at), r.id))
     uncertainty = student_uncertainty(_spans_from(students[-1].spans, students[-1].source), students[-1].settings) if students else None
-    return compute_item_stats(suggested, unprojected, compare, uncertainty, all_spans)
+    stored = (students[-1].settings or {}).get("disagreement") if students else None
+    soft = float(stored) if isinstance(stored, (int, float)) else None
+    return compute_item_stats(suggested, unprojected, compare, uncertainty, all_spans, soft)
 
 
 def _refresh_items(s: Session, ids: Sequence[int], seed: int | None = None) -> int:

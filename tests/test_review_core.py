@@ -53,6 +53,18 @@ def test_item_stats_confidence_disagreement_labels() -> None:
     assert compute_item_stats(None, [], {}, None, []).confidence_key == 2.0
 
 
+def test_student_soft_disagreement_replaces_its_hard_f1() -> None:
+    proj = [make_span(TGT, 0, 2, "PER", "projection:a", 0.9)]
+    student = [make_span(TGT, 0, 2, "PER", "student:3", 0.6)]  # same spans: hard F1 would say 0
+    sets = {"projection:a": proj, "student:3": student}
+    assert compute_item_stats(proj, [], sets, 0.2, proj).disagreement == 0.0
+    assert compute_item_stats(proj, [], sets, 0.2, proj, 0.7).disagreement == pytest.approx(0.7)
+    # people who disagree still count when the student is confident
+    human = [make_span(TGT, 0, 1, "PER", "human:ann", None)]
+    v = compute_item_stats(proj, [], {**sets, "human:ann": human}, 0.2, proj, 0.05)
+    assert v.disagreement == pytest.approx(1.0) and v.disagreement_key == pytest.approx(-1.0)
+
+
 def test_student_uncertainty_prefers_the_stored_value() -> None:
     spans = [make_span(TGT, 0, 2, "PER", "student", 0.7)]
     assert student_uncertainty(spans, {"uncertainty": 0.12}) == 0.12

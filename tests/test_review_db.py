@@ -180,6 +180,20 @@ def test_queue_orders_and_keyset_navigation(env) -> None:
         assert [r.id for r in rows] == [ids[4], ids[3]] and rows[0].uncertainty == pytest.approx(0.4)
 
 
+def test_disagreement_order_uses_the_students_stored_soft_value(env) -> None:
+    url, pid, ids, media = env
+    with session_scope(url) as s:
+        # a newer student agrees with the projection everywhere (hard F1 would be 1) but
+        # doubts items 0 and 2: its stored soft disagreement decides the order
+        soft = {0: 0.9, 1: 0.1, 2: 0.6, 3: 0.05, 4: 0.2}
+        for k, item_id in enumerate(ids):
+            tgt = _item(k, 0.5, name="Maria" if k == 3 else "Anna").target
+            q.save_span_set(s, item_id, "target", "student:v2", [make_span(tgt, 0, 2, "PER", "student:v2", 0.7)], settings={"uncertainty": 0.1, "disagreement": soft[k]})
+        rv.ensure_stats(s, pid)
+        rows = rv.queue_rows(s, pid, "ann", QueueFilter(order="disagreement"), limit=5)
+        assert [r.id for r in rows][:3] == [ids[0], ids[2], ids[4]]
+
+
 def test_random_order_follows_the_seed(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
