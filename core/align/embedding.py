@@ -157,7 +157,7 @@ def load_model(name: str | None = None, device: str = "cpu") -> tuple[Any, Any]:
 
 
 # Similarity matrices of recently aligned pairs (see SimAlignAligner.similarities); keys
-# hold the model object's id, layer, pooling, distortion and both word tuples.
+# hold the model object, layer, pooling, distortion and both word tuples.
 SIMILARITY_CACHE_PAIRS = 16384  # ~5 KB per Europarl-sized pair: ~80 MB at most
 _SIMILARITY_CACHE: "OrderedDict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]]" = OrderedDict()
 
@@ -369,7 +369,9 @@ class SimAlignAligner:
                     yield found[key]
 
     def _cache_key(self, pair: Any) -> tuple:
-        return (id(self._model), self.layer, self.pooling, self.distortion, tuple(pair[0]), tuple(pair[1]))
+        # the model object itself (hashed by identity, kept alive by the key), not id(): an id
+        # can be reused by another model once the loader's cache lets the first one go
+        return (self._model, self.layer, self.pooling, self.distortion, tuple(pair[0]), tuple(pair[1]))
 
     # -- steps ----------------------------------------------------------------------------
 
