@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.align import SimAlignAligner, align_items, get_aligner
-from core.align.bench import bench_align_speed, read_conll_words
+from core.align.bench import bench_align_speed, encoder_gflop, read_conll_words
 from core.bench import run_script
 from core.data import Item, Sentence
 
@@ -116,6 +116,24 @@ def test_batched_equals_simalign(tiny_model, layer, batch_size):
         assert ours._packed is not None  # BERT blocks run packed, stopping after block `layer`
 
 
+def test_equal_length_runs_are_contiguous_token_slices():
+    from core.align.embedding import _equal_length_runs
+
+    assert _equal_length_runs([3, 3, 5, 3, 3, 3]) == [(0, 2, 3), (6, 1, 5), (11, 3, 3)]
+    assert _equal_length_runs([4]) == [(0, 1, 4)]
+    assert _equal_length_runs([]) == []
+
+
+def test_subword_counts_ignore_the_tokenizer_state_of_a_padded_call(tiny_model):
+    # a padded, truncating batch call leaves its settings on a fast tokenizer's backend;
+    # word counts asked afterwards must still be tokenize(word)'s
+    aligner = SimAlignAligner(model=tiny_model, layer=2)
+    aligner.align(random_pairs(3, seed=5))  # encodes with padding=True, truncation=True
+    words = [w for s in CORPUS for w in s.split()] + ["unseenword", "x"]
+    counts = aligner._subword_counts([words])
+    assert all(counts[w] == len(aligner._tokenizer.tokenize(w)) for w in words)
+
+
 def test_packed_blocks_equal_model_hidden_states(tiny_model):
     import torch
 
@@ -125,7 +143,10 @@ def test_packed_blocks_equal_model_hidden_states(tiny_model):
     blocks = _transformer_blocks(model)
     assert _has_bert_blocks(model, blocks)
     sentences = [s.split() for s in CORPUS] + [["x"], VOCAB[:30]]  # very different lengths: much padding
+    sentences = sorted(sentences, key=len) + [["x"], ["y"], VOCAB[:30]]  # runs of equal length, and not sorted
     inputs = tokenizer(sentences, is_split_into_words=True, padding=True, return_tensors="pt")
+    lengths = inputs["attention_mask"].sum(dim=1).tolist()
+    assert any(a == b for a, b in zip(lengths, lengths[1:]))  # attention runs over several sentences at once
     real = inputs["attention_mask"].bool()
     with torch.inference_mode():
         states = model(**inputs, output_hidden_states=True).hidden_states
@@ -209,6 +230,11 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     assert result["pairs"] == 6 and result["method"] == "match" and result["layer"] == 3
     assert result["link_agreement"] == 1.0 and result["links_ours"] == result["links_simalign"] > 0
     assert result["ours_pairs_per_second"] > 0 and result["ratio"] > 0
+    bound = result["compute_bound"]  # the machine's limit, measured in the same run
+    assert bound["gflop_per_pair"] > 0 and bound["machine_matmul_gflops"] > 0
+    assert bound["ratio_bound"] == pytest.approx(
+        bound["machine_matmul_gflops"] / bound["gflop_per_pair"] / result["simalign_pairs_per_second"], rel=0.05
+    )
     code = run_script(
         "align-speed",
         ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "de.conll"), "--limit", "3",
@@ -220,6 +246,14 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     write_conll(tmp_path / "short.conll", [["a"]])
     assert run_script("align-speed", ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "short.conll"), "--json"]) == 2
     assert "must be parallel" in capsys.readouterr().err
+
+
+def test_encoder_gflop_counts_products_per_sentence():
+    # one block, one 3-subword sentence, h=2, i=4: 2*3*(4*4 + 2*2*4) + 4*9*2 = 192 + 72 flop
+    assert encoder_gflop([3], layers=1, hidden=2, intermediate=4) == pytest.approx(264e-9)
+    # sentences are encoded apart: attention grows with each length squared, not the sum's
+    assert encoder_gflop([3, 3], 1, 2, 4) == pytest.approx(2 * 264e-9)
+    assert encoder_gflop([3], layers=8, hidden=2, intermediate=4) == pytest.approx(8 * 264e-9)
 
 
 @pytest.mark.integration

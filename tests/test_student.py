@@ -289,3 +289,38 @@ def test_disagreement_is_one_minus_the_lowest_probability_of_the_given_tags():
     assert disagreement(prediction, [make_span(s, 0, 1, "LOC")]) == 1.0  # a label the student never saw
     soft = StudentPrediction([], [], np.zeros((0, 3), dtype=np.float32), 0.0, 0.0, labels)
     assert disagreement(soft, []) == 0.0
+
+
+def test_bench_student_measures_every_setting_on_nested_corrections(tiny_encoder, monkeypatch):
+    # the bench harness on toy data: train 16 / test 8, the "projection" loses the LOC of
+    # the sentences whose index is odd and says so with a low confidence
+    from core.student import bench
+
+    items = toy_items() + [it.with_(id=f"t{k}") for k, it in enumerate(toy_items()[:8])]
+    for it in items:
+        it.meta["gold"] = True
+    items = [it.with_(source_spans=list(it.target_spans)) for it in items]
+
+    def project(train, progress=True):
+        out = []
+        for i, it in enumerate(train):
+            spans = [s for s in it.target_spans if not (i % 2 and s.label == "LOC")]
+            conf = 0.4 if i % 2 else 0.9
+            spans = [make_span(it.target, s.start, s.end, s.label, "projection:test", conf) for s in spans]
+            out.append(it.with_(target_spans=spans, meta={"gold": False}))
+        return out, "test projection"
+
+    monkeypatch.setattr(bench, "load_europarl", lambda data_dir, source, target: items)
+    monkeypatch.setattr(bench, "project_for_bench", project)
+    monkeypatch.setattr(bench, "N_TRAIN", 16)
+    monkeypatch.setattr(bench, "N_TEST", 8)
+    config = fast_config(tiny_encoder, epochs=2)
+    result = bench.bench_student("unused", config=config, corrections=(4, 8), n_seeds=2)
+    assert result["train"] == 16 and result["test"] == 8 and result["seeds"] == [1, 2]
+    assert set(result["corrected_f1"]) == {"4", "8"}
+    for key in ("model_transfer", "data_transfer", "corrected_4", "corrected_8", "all_corrected"):
+        assert len(result["per_seed"][key]) == 2 and all(0.0 <= f <= 1.0 for f in result["per_seed"][key])
+    assert 0.0 <= result["all_corrected_f1"] <= 1.0
+    # 8 of the 16 training sentences lost a LOC; the lowest-confidence ones are corrected first
+    assert result["projection_train_errors"] == {"sentences": 8, "spans": 8}
+    assert result["errors_fixed"] == {"4": {"sentences": 4, "spans": 4}, "8": {"sentences": 8, "spans": 8}}

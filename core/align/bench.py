@@ -10,6 +10,14 @@ A_k our links and B_k simalign's links of pair k (as (src, tgt) word index pairs
 ignored). ``ours_in_simalign`` = sum |A & B| / sum |A| (share of our links that simalign
 also gives) and ``simalign_in_ours`` = sum |A & B| / sum |B| (share of simalign's links
 we reproduce).
+
+The JSON also says how close to this CPU's limit ours runs (``compute_bound``): the
+floating-point work of the products any aligner with the same links must compute (the
+first ``layer`` blocks on each sentence's subwords, ``encoder_gflop``), the machine's own
+fp32 matrix-product speed measured in the same run on the encoder's shapes, and from
+them ``ratio_bound``: the ratio an aligner doing nothing but those products at that speed
+would reach against the measured simalign. When ``ratio_bound`` is below a target ratio,
+no fp32 aligner with the same links can meet it on that machine.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 from core.align.base import link_set
 from core.align.embedding import METHODS, SimAlignAligner, clear_similarity_cache
 
-__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "register_bench"]
+__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "encoder_gflop", "register_bench"]
 
 _SIMALIGN_LETTER = {"inter": "a", "itermax": "i", "mwmf": "m", "fwd": "f", "rev": "r"}
 
@@ -55,6 +63,64 @@ def _agreement(ours: list[set], theirs: list[set]) -> dict[str, float]:
         "ours_in_simalign": inter / n_ours if n_ours else 1.0,
         "simalign_in_ours": inter / n_theirs if n_theirs else 1.0,
         "identical_pairs": sum(a == b for a, b in zip(ours, theirs)) / len(ours) if ours else 1.0,
+    }
+
+
+def encoder_gflop(lengths: list[int], layers: int, hidden: int, intermediate: int) -> float:
+    """GFLOP of ``layers`` transformer blocks over sentences of ``lengths`` subwords each
+    (every sentence encoded on its own, no padding): per block, the Q/K/V, output and two
+    feed-forward products (``2 * n * (4 h^2 + 2 h i)``) plus the attention scores and
+    their weighted sum (``4 * n^2 * h``). Softmax, GELU and LayerNorm are left out (a few
+    percent), so the figure is a lower bound of the work."""
+    products = sum(2 * n * (4 * hidden * hidden + 2 * hidden * intermediate) + 4 * n * n * hidden for n in lengths)
+    return layers * products / 1e9
+
+
+def _matmul_gflops(hidden: int, intermediate: int, rows: int = 2048, seconds: float = 0.5) -> float:
+    """This machine's fp32 speed on the encoder's largest product (rows x hidden by hidden
+    x intermediate, both directions), with torch's current thread count: the best of a few
+    timed repetitions, so a busy moment lowers it less."""
+    import torch
+
+    x, w = torch.randn(rows, hidden), torch.randn(intermediate, hidden)
+    y = torch.randn(rows, intermediate)
+    flop = 2 * rows * hidden * intermediate
+    best = 0.0
+    for a, b in ((x, w), (y, w.t().contiguous())):
+        torch.nn.functional.linear(a, b)  # warm-up
+        deadline = time.perf_counter() + seconds / 2
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(a, b)
+            best = max(best, flop / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def _compute_bound(pairs: list[tuple[list[str], list[str]]], model: str, layer: int, device: str, ours_seconds: float, ref_seconds: float) -> dict[str, Any] | None:
+    """``compute_bound`` of the result (module docstring); None off the CPU or for an
+    encoder without BERT-style sizes in its config."""
+    from core.encoder import load_encoder
+
+    if device != "cpu":
+        return None
+    tokenizer, encoder = load_encoder(model, device)
+    config = encoder.config
+    hidden, intermediate = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
+    if not hidden or not intermediate:
+        return None
+    sentences = [words for pair in pairs for words in pair if words]
+    lengths = [len(ids) for ids in tokenizer(sentences, is_split_into_words=True)["input_ids"]]
+    gflop = encoder_gflop(lengths, layer, hidden, intermediate)
+    machine = _matmul_gflops(hidden, intermediate)
+    n = len(pairs)
+    best_pairs_per_second = machine / (gflop / n)
+    return {
+        "gflop_per_pair": float(f"{gflop / n:.4g}"),
+        "machine_matmul_gflops": round(machine, 1),
+        "ours_gflops": round(gflop / ours_seconds, 1),
+        "ours_share_of_machine": round(gflop / ours_seconds / machine, 3),
+        "best_pairs_per_second": round(best_pairs_per_second, 1),
+        "ratio_bound": round(best_pairs_per_second / (n / ref_seconds), 2),
     }
 
 
@@ -160,6 +226,7 @@ def compare_with_simalign(
         **{k: round(v, 4) for k, v in _agreement(ours_links, ref_links).items()},
         "links_ours": sum(map(len, ours_links)),
         "links_simalign": sum(map(len, ref_links)),
+        "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds),
     }
 
 

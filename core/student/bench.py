@@ -2,7 +2,7 @@
 
 Data: the 799 parallel sentences of ../shared/data/europarl-ner; sentences 0-599 are the
 training pool, 600-798 the test set. The English gold is the "source" side; the target
-gold is only used to score, and in (c) to simulate human corrections.
+gold is only used to score, and in (c) and (d) to simulate human corrections.
 
 ``bench student`` trains one student per setting and scores it (strict IOB2 entity F1,
 seqeval) on the target test sentences:
@@ -13,7 +13,10 @@ seqeval) on the target test sentences:
     target gold (weighted as gold). The corrected sentences are the first N of the review
     queue (lowest projection confidence first, ties in one seeded shuffle; or, with
     ``--corrections-order random``, of the shuffle alone), so the 50 are inside the 100,
-    which are inside the 200.
+    which are inside the 200. ``errors_fixed`` says how many of the projection's wrong
+    sentences and spans each N corrects.
+(d) every training sentence corrected (``all_corrected_f1``): the ceiling of (c), how
+    much the student can gain from corrections at all on this data.
 
 No setting sees a test sentence while training; no setting but (c) sees target gold.
 Every setting is trained with ``--seeds`` training seeds (default 3) and the figures are
@@ -224,10 +227,16 @@ def bench_student(
         "model_transfer": (train, replace(config, side="source")),  # train[i]: English gold on the source side
         "data_transfer": (projected, replace(config, side="target")),
     }
+    wrong = [len(_span_keys(p) ^ _span_keys(g)) for p, g in zip(projected, train)]  # spans to add or remove
+    result["projection_train_errors"] = {"sentences": sum(w > 0 for w in wrong), "spans": sum(wrong)}
+    result["errors_fixed"] = {}
     for n in corrections:
         chosen = set(order[:n])
         mixed = [train[i] if i in chosen else projected[i] for i in range(len(train))]  # train[i]: target gold
         settings[f"corrected_{n}"] = (mixed, replace(config, side="target"))
+        result["errors_fixed"][str(n)] = {"sentences": sum(wrong[i] > 0 for i in chosen), "spans": sum(wrong[i] for i in chosen)}
+    # every training sentence corrected: the most any number of corrections can add
+    settings["all_corrected"] = (train, replace(config, side="target"))
 
     per_seed: dict[str, list[float]] = {name: [] for name in settings}
     for run_seed in seeds:
@@ -240,6 +249,7 @@ def bench_student(
     result["model_transfer_f1"] = _mean(per_seed["model_transfer"])
     result["data_transfer_f1"] = _mean(per_seed["data_transfer"])
     result["corrected_f1"] = {str(n): _mean(per_seed[f"corrected_{n}"]) for n in corrections}
+    result["all_corrected_f1"] = _mean(per_seed["all_corrected"])
     result["corrections_order"] = corrections_order
     result["per_seed"] = per_seed
     result["std_over_seeds"] = {name: round(float(np.std(v)), 4) for name, v in per_seed.items()}
@@ -251,6 +261,10 @@ def bench_student(
     result["config"] = {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")}
     result["runs"] = runs
     return result
+
+
+def _span_keys(item: Item) -> set:
+    return {s.key() for s in item.target_spans}
 
 
 def top_share(scores: Sequence[float], errors: Sequence[bool], fraction: float = TOP_FRACTION) -> float:
@@ -291,7 +305,7 @@ def bench_queue(
     started = time.perf_counter()
     projected, how = project_for_bench(items)
     projection_seconds = time.perf_counter() - started
-    errors = [{s.key() for s in p.target_spans} != {s.key() for s in g.target_spans} for p, g in zip(projected, items)]
+    errors = [_span_keys(p) != _span_keys(g) for p, g in zip(projected, items)]
 
     confidence_scores = [-sentence_confidence(p) for p in projected]  # lowest confidence first
 
