@@ -17,7 +17,8 @@ first ``layer`` blocks on each sentence's subwords, ``encoder_gflop``), the mach
 fp32 matrix-product speed measured in the same run on the encoder's shapes, and from
 them ``ratio_bound``: the ratio an aligner doing nothing but those products at that speed
 would reach against the measured simalign. When ``ratio_bound`` is below a target ratio,
-no fp32 aligner with the same links can meet it on that machine.
+no fp32 aligner with the same links can meet it at the machine speed measured in that run
+(the speed of a shared CPU itself varies between runs).
 """
 
 from __future__ import annotations

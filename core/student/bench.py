@@ -18,7 +18,7 @@ seqeval) on the target test sentences:
 (d) every training sentence corrected (``all_corrected_f1``): the ceiling of (c), how
     much the student can gain from corrections at all on this data.
 
-No setting sees a test sentence while training; no setting but (c) sees target gold.
+No setting sees a test sentence while training; no setting but (c) and (d) sees target gold.
 Every setting is trained with ``--seeds`` training seeds (default 3) and the figures are
 the means: F1 on 199 sentences moves by 0.01-0.02 between seeds, as much as the effect of
 50 corrections, so one seed cannot say whether N corrections raise F1. ``per_seed`` in
