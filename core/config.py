@@ -27,6 +27,12 @@ class Settings:
         """Default multilingual encoder: LABELBRIDGE_ENCODER (HF id or path) or the converted e5-small."""
         return os.environ.get("LABELBRIDGE_ENCODER") or str(self.models_dir / "multilingual-e5-small")
 
+    @property
+    def align_precision(self) -> str:
+        """Products of the embedding aligner: LABELBRIDGE_ALIGN_PRECISION = auto (bf16 on CPUs
+        with native bf16), float32 (simalign's links exactly) or bfloat16."""
+        return os.environ.get("LABELBRIDGE_ALIGN_PRECISION") or "auto"
+
 
 def settings() -> Settings:
     data_dir = Path(os.environ.get("LABELBRIDGE_DATA") or REPO_ROOT / "data").resolve()

@@ -106,7 +106,7 @@ def test_batched_equals_simalign(tiny_model, layer, batch_size):
     # ragged batches (3 sentences per forward over 40 sentences), one big padded batch,
     # the last layer, and layer 0 (embeddings: the full-forward path instead of early stop)
     pairs = random_pairs(20, seed=layer)
-    ours = SimAlignAligner(model=tiny_model, layer=layer, batch_size=batch_size)
+    ours = SimAlignAligner(model=tiny_model, layer=layer, batch_size=batch_size, precision="float32")
     got = ours.align_methods(pairs, list(OURS_TO_SIMALIGN))
     ref = simalign_links(tiny_model, layer, pairs)
     for method, theirs in OURS_TO_SIMALIGN.items():
@@ -160,17 +160,68 @@ def test_hook_path_when_packing_is_off(tiny_model, monkeypatch):
     import core.align.embedding as emb
 
     pairs = random_pairs(10, seed=3)
-    packed = SimAlignAligner(model=tiny_model, layer=3, batch_size=4)
+    packed = SimAlignAligner(model=tiny_model, layer=3, batch_size=4, precision="float32")
     expected = [[(ln.src, ln.tgt) for ln in links] for links in packed.align(pairs)]
     monkeypatch.setattr(emb, "_has_bert_blocks", lambda model, blocks: False)
-    hooked = SimAlignAligner(model=tiny_model, layer=3, batch_size=4)
+    hooked = SimAlignAligner(model=tiny_model, layer=3, batch_size=4, precision="float32")
     assert [[(ln.src, ln.tgt) for ln in links] for links in hooked.align(pairs)] == expected
     assert hooked._packed is None and hooked._early_stop is True
 
 
+def test_bfloat16_stays_close_to_float32_on_every_path(tiny_model, monkeypatch):
+    # packed blocks in bf16, and the hook / full-forward paths under autocast: vectors within
+    # bf16 rounding of the float32 ones, nearly all links the same, float32 out
+    import numpy as np
+    import torch
+
+    import core.align.embedding as emb
+
+    pairs = random_pairs(30, seed=4)
+
+    def run(layer: int, precision: str):
+        aligner = SimAlignAligner(model=tiny_model, layer=layer, batch_size=8, precision=precision)
+        links = [{(ln.src, ln.tgt) for ln in lk} for lk in aligner.align(pairs)]
+        sims = [s for s, _, _ in aligner.similarities(pairs)]
+        return aligner, links, sims
+
+    for layer, packed in ((3, True), (3, False), (0, False)):
+        if not packed:
+            monkeypatch.setattr(emb, "_has_bert_blocks", lambda model, blocks: False)
+        exact, want, want_sims = run(layer, "float32")
+        low, got, got_sims = run(layer, "bfloat16")
+        assert exact.compute_precision == "float32" and low.compute_precision == "bfloat16"
+        assert (low._packed is not None) == (packed and layer > 0)
+        assert all(s.dtype == np.float32 for s in got_sims)
+        assert max(float(np.abs(a - b).max()) for a, b in zip(got_sims, want_sims)) < 0.01
+        shared = sum(len(a & b) for a, b in zip(got, want))
+        assert shared / sum(len(a | b) for a, b in zip(got, want)) > 0.9
+    assert emb.compute_dtype("float32", "cpu") == torch.float32
+    assert emb.compute_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert emb.compute_dtype("auto", "cuda") == torch.float32  # launch-bound there: exact links cost nothing
+
+
+def test_auto_precision_follows_the_cpu(monkeypatch):
+    import torch
+
+    import core.align.embedding as emb
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert emb.compute_dtype("auto", "cpu") == torch.float32  # emulated bf16 is no faster
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert emb.compute_dtype("auto", "cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        SimAlignAligner(precision="half")
+    monkeypatch.setenv("LABELBRIDGE_ALIGN_PRECISION", "float32")
+    assert SimAlignAligner().precision == "float32"
+    monkeypatch.setenv("LABELBRIDGE_ALIGN_PRECISION", "fp8")
+    with pytest.raises(ValueError, match="unknown LABELBRIDGE_ALIGN_PRECISION 'fp8'"):
+        SimAlignAligner()
+
+
 def test_mean_pooling_equals_simalign_word_mode(tiny_model):
     pairs = random_pairs(12, seed=7)
-    ours = SimAlignAligner(model=tiny_model, layer=2, pooling="mean", batch_size=4)
+    ours = SimAlignAligner(model=tiny_model, layer=2, pooling="mean", batch_size=4, precision="float32")
     got = ours.align_methods(pairs, list(OURS_TO_SIMALIGN))
     ref = simalign_links(tiny_model, 2, pairs, token_type="word")
     for method, theirs in OURS_TO_SIMALIGN.items():
@@ -225,9 +276,11 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     write_conll(tmp_path / "de.conll", [t for _, t in pairs])
     assert read_conll_words(tmp_path / "en.conll") == [s for s, _ in pairs]
     result = bench_align_speed(
-        tmp_path / "en.conll", tmp_path / "de.conll", limit=6, method="match", layer=3, model=tiny_model, block=4, warmup=2
-    )
+        tmp_path / "en.conll", tmp_path / "de.conll", limit=6, method="match", layer=3, model=tiny_model, block=4, warmup=2,
+        precision="float32",
+    )  # fmt: skip
     assert result["pairs"] == 6 and result["method"] == "match" and result["layer"] == 3
+    assert result["precision"] == "float32"
     assert result["link_agreement"] == 1.0 and result["links_ours"] == result["links_simalign"] > 0
     assert result["ours_pairs_per_second"] > 0 and result["ratio"] > 0
     bound = result["compute_bound"]  # the machine's limit, measured in the same run
@@ -238,11 +291,12 @@ def test_bench_function_and_script(tiny_model, tmp_path, capsys):
     code = run_script(
         "align-speed",
         ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "de.conll"), "--limit", "3",
-         "--layer", "2", "--model", tiny_model, "--json"]
+         "--layer", "2", "--model", tiny_model, "--precision", "bfloat16", "--json"]
     )  # fmt: skip
     assert code == 0
     line = capsys.readouterr().out.strip().splitlines()
     assert len(line) == 1 and json.loads(line[0])["pairs"] == 3
+    assert json.loads(line[0])["precision"] == "bfloat16"
     write_conll(tmp_path / "short.conll", [["a"]])
     assert run_script("align-speed", ["--source", str(tmp_path / "en.conll"), "--target", str(tmp_path / "short.conll"), "--json"]) == 2
     assert "must be parallel" in capsys.readouterr().err
@@ -265,12 +319,18 @@ def test_real_encoder_agrees_with_simalign(europarl_dir):
         pytest.skip(f"default encoder not prepared at {encoder} (python -m core.cli models prepare)")
     src = read_conll_words(europarl_dir / "en-europarl.test.conll02")[:20]
     tgt = read_conll_words(europarl_dir / "de-europarl.test.conll02")[:20]
-    result = bench_align_speed(
-        europarl_dir / "en-europarl.test.conll02", europarl_dir / "de-europarl.test.conll02",
-        limit=20, method="itermax", layer=8, model=str(encoder), block=20, warmup=1,
-    )  # fmt: skip
-    assert result["pairs"] == len(src) == len(tgt) == 20
-    assert result["link_agreement"] >= 0.99, result
+    for precision in ("float32", "auto"):
+        result = bench_align_speed(
+            europarl_dir / "en-europarl.test.conll02", europarl_dir / "de-europarl.test.conll02",
+            limit=20, method="itermax", layer=8, model=str(encoder), block=20, warmup=1, precision=precision,
+        )  # fmt: skip
+        assert result["pairs"] == len(src) == len(tgt) == 20
+        if result["precision"] == "float32":
+            assert result["link_agreement"] >= 0.99, result  # 1.0 here: the same links
+        else:
+            # bf16 products: links move only at near-ties (0.992 over 200 pairs; 20-pair
+            # windows of Europarl range 0.984-1.0)
+            assert result["link_agreement"] >= 0.98, result
 
 
 def test_similarities_are_cached_for_the_next_stage(tiny_model, monkeypatch):
@@ -287,10 +347,12 @@ def test_similarities_are_cached_for_the_next_stage(tiny_model, monkeypatch):
     monkeypatch.setattr(second, "_encode", lambda *a, **k: pytest.fail("encoder ran again"))
     again = [s for s, _, _ in second.similarities(pairs + pairs[:2])]  # repeats are served too
     assert all(np.array_equal(a, b) for a, b in zip(again, sims + sims[:2]))
-    other_layer = SimAlignAligner(model=tiny_model, layer=3)
-    calls = []
-    original = other_layer._encode
-    monkeypatch.setattr(other_layer, "_encode", lambda s, bar: calls.append(len(s)) or original(s, bar))
-    list(other_layer.similarities(pairs))
-    assert calls == [2 * len({(tuple(s), tuple(t)) for s, t in pairs})]  # another layer is another key
+    distinct = 2 * len({(tuple(s), tuple(t)) for s, t in pairs})
+    other_precision = "float32" if first.compute_precision != "float32" else "bfloat16"
+    for other in (SimAlignAligner(model=tiny_model, layer=3), SimAlignAligner(model=tiny_model, layer=2, precision=other_precision)):
+        calls = []
+        original = other._encode
+        monkeypatch.setattr(other, "_encode", lambda s, bar, original=original, calls=calls: calls.append(len(s)) or original(s, bar))
+        list(other.similarities(pairs))
+        assert calls == [distinct]  # another layer, or another precision, is another key
     clear_similarity_cache()

@@ -11,14 +11,17 @@ ignored). ``ours_in_simalign`` = sum |A & B| / sum |A| (share of our links that 
 also gives) and ``simalign_in_ours`` = sum |A & B| / sum |B| (share of simalign's links
 we reproduce).
 
+``precision`` is the one ours computed in (``--precision``, default
+``LABELBRIDGE_ALIGN_PRECISION`` or ``auto``: bfloat16 on a CPU with native bf16 dot
+products, see core.align.embedding); simalign always runs the model's float32 forward.
+
 The JSON also says how close to this CPU's limit ours runs (``compute_bound``): the
 floating-point work of the products any aligner with the same links must compute (the
 first ``layer`` blocks on each sentence's subwords, ``encoder_gflop``), the machine's own
-fp32 matrix-product speed measured in the same run on the encoder's shapes, and from
-them ``ratio_bound``: the ratio an aligner doing nothing but those products at that speed
-would reach against the measured simalign. When ``ratio_bound`` is below a target ratio,
-no fp32 aligner with the same links can meet it at the machine speed measured in that run
-(the speed of a shared CPU itself varies between runs).
+matrix-product speed in ours' precision, measured in the same run on the encoder's
+shapes, and from them ``ratio_bound``: the ratio an aligner doing nothing but those
+products at that speed would reach against the measured simalign (the speed of a shared
+CPU itself varies between runs).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core.align.base import link_set
-from core.align.embedding import METHODS, SimAlignAligner, clear_similarity_cache
+from core.align.embedding import METHODS, PRECISIONS, SimAlignAligner, clear_similarity_cache
 
 __all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "encoder_gflop", "register_bench"]
 
@@ -77,14 +80,15 @@ def encoder_gflop(lengths: list[int], layers: int, hidden: int, intermediate: in
     return layers * products / 1e9
 
 
-def _matmul_gflops(hidden: int, intermediate: int, rows: int = 2048, seconds: float = 0.5) -> float:
-    """This machine's fp32 speed on the encoder's largest product (rows x hidden by hidden
-    x intermediate, both directions), with torch's current thread count: the best of a few
-    timed repetitions, so a busy moment lowers it less."""
+def _matmul_gflops(hidden: int, intermediate: int, rows: int = 2048, seconds: float = 0.5, dtype: Any = None) -> float:
+    """This machine's speed in ``dtype`` (default float32) on the encoder's largest product
+    (rows x hidden by hidden x intermediate, both directions), with torch's current thread
+    count: the best of a few timed repetitions, so a busy moment lowers it less."""
     import torch
 
-    x, w = torch.randn(rows, hidden), torch.randn(intermediate, hidden)
-    y = torch.randn(rows, intermediate)
+    dtype = dtype or torch.float32
+    x, w = torch.randn(rows, hidden, dtype=dtype), torch.randn(intermediate, hidden, dtype=dtype)
+    y = torch.randn(rows, intermediate, dtype=dtype)
     flop = 2 * rows * hidden * intermediate
     best = 0.0
     for a, b in ((x, w), (y, w.t().contiguous())):
@@ -97,7 +101,9 @@ def _matmul_gflops(hidden: int, intermediate: int, rows: int = 2048, seconds: fl
     return best
 
 
-def _compute_bound(pairs: list[tuple[list[str], list[str]]], model: str, layer: int, device: str, ours_seconds: float, ref_seconds: float) -> dict[str, Any] | None:
+def _compute_bound(
+    pairs: list[tuple[list[str], list[str]]], model: str, layer: int, device: str, ours_seconds: float, ref_seconds: float, dtype: Any = None
+) -> dict[str, Any] | None:
     """``compute_bound`` of the result (module docstring); None off the CPU or for an
     encoder without BERT-style sizes in its config."""
     from core.encoder import load_encoder
@@ -112,7 +118,7 @@ def _compute_bound(pairs: list[tuple[list[str], list[str]]], model: str, layer: 
     sentences = [words for pair in pairs for words in pair if words]
     lengths = [len(ids) for ids in tokenizer(sentences, is_split_into_words=True)["input_ids"]]
     gflop = encoder_gflop(lengths, layer, hidden, intermediate)
-    machine = _matmul_gflops(hidden, intermediate)
+    machine = _matmul_gflops(hidden, intermediate, dtype=dtype)
     n = len(pairs)
     best_pairs_per_second = machine / (gflop / n)
     return {
@@ -147,6 +153,7 @@ def bench_align_speed(
     block: int = 50,
     warmup: int = 4,
     threads: int | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """Time ours against simalign on the first ``limit`` sentence pairs of two CoNLL files."""
     if method not in METHODS:
@@ -158,7 +165,7 @@ def bench_align_speed(
     pairs = list(zip(src, tgt))[: limit if limit else None]
     if not pairs:
         raise _user_error(f"{source}: no sentences")
-    return compare_with_simalign(pairs, method, layer, model, batch_size, device, block, warmup, threads)
+    return compare_with_simalign(pairs, method, layer, model, batch_size, device, block, warmup, threads, precision)
 
 
 def compare_with_simalign(
@@ -171,6 +178,7 @@ def compare_with_simalign(
     block: int = 50,
     warmup: int = 4,
     threads: int | None = None,
+    precision: str | None = None,
 ) -> dict[str, Any]:
     """The timing and agreement figures for some sentence pairs (see the module docstring)."""
     import torch
@@ -181,7 +189,7 @@ def compare_with_simalign(
         torch.set_num_threads(threads)  # both aligners run in this process, so both get it
     model = model or settings().encoder
 
-    ours = SimAlignAligner(method=method, model=model, layer=layer, batch_size=batch_size, device=device)
+    ours = SimAlignAligner(method=method, model=model, layer=layer, batch_size=batch_size, device=device, precision=precision)
     reference = _simalign_reference(model, method, layer, device)
     key = METHODS[method]
     ours.align(pairs[:warmup])
@@ -212,6 +220,7 @@ def compare_with_simalign(
         "layer": layer,
         "model": str(model),
         "device": device,
+        "precision": ours.compute_precision,
         "torch_threads": torch.get_num_threads(),
         "pairs": n,
         "batch_size": batch_size,
@@ -227,7 +236,7 @@ def compare_with_simalign(
         **{k: round(v, 4) for k, v in _agreement(ours_links, ref_links).items()},
         "links_ours": sum(map(len, ours_links)),
         "links_simalign": sum(map(len, ref_links)),
-        "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds),
+        "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds, ours._dtype),
     }
 
 
@@ -240,6 +249,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="HF id or local folder (default: settings().encoder)")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (ours)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision", default=None, choices=list(PRECISIONS),
+        help="ours' products: auto (bf16 on a CPU with native bf16), float32 (simalign's links exactly), "
+        "bfloat16 (default: LABELBRIDGE_ALIGN_PRECISION, else auto)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
 
@@ -248,6 +262,7 @@ def _run(args: argparse.Namespace) -> int:
     result = bench_align_speed(
         args.source, args.target, limit=args.limit, method=args.method, layer=args.layer,
         model=args.model, batch_size=args.batch_size, device=args.device, threads=args.threads,
+        precision=args.precision,
     )  # fmt: skip
     if args.json:
         print(json.dumps(result))

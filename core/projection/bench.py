@@ -105,6 +105,8 @@ def bench_projection_methods(
     from seqeval.scheme import IOB2
 
     from core.align import align_items, get_aligner
+    from core.align.embedding import compute_dtype
+    from core.config import settings
     from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items, soft_align, uses_soft_alignment
 
     methods = methods or [DEFAULT_METHOD]
@@ -154,6 +156,8 @@ def bench_projection_methods(
         aligned = soft_for(aligned)
         soft_seconds = time.perf_counter() - start
     gold_tags = [spans_to_tags(len(g.source), g.source_spans) for g in gold]
+    # what the embedding aligner and soft alignment computed in (LABELBRIDGE_ALIGN_PRECISION)
+    precision = str(compute_dtype(settings().align_precision, "cpu")).removeprefix("torch.")
     kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     records = []
     for m in methods:
@@ -169,6 +173,7 @@ def bench_projection_methods(
             "aligner": aligner_spec,
             "back_translator": back_translator,
             "options": {**options, **soft_opts},
+            "align_precision": precision,
             "sentences": len(items),
             "source_entities": sum(len(it.source_spans) for it in items),
             "projected": sum(len(it.target_spans) for it in projected),
