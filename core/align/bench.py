@@ -236,7 +236,7 @@ def compare_with_simalign(
         **{k: round(v, 4) for k, v in _agreement(ours_links, ref_links).items()},
         "links_ours": sum(map(len, ours_links)),
         "links_simalign": sum(map(len, ref_links)),
-        "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds, ours._dtype),
+        "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds, getattr(torch, ours.compute_precision)),
     }
 
 

@@ -298,7 +298,10 @@ class _PackedBert:
         self.blocks = list(blocks)[:n_blocks]
         self.dtype = dtype if dtype is not None else torch.float32
         self.low = self.dtype != torch.float32
-        cast = (lambda t: None if t is None else t.detach().to(self.dtype))
+
+        def cast(t: Any) -> Any:
+            return None if t is None else t.detach().to(self.dtype)
+
         self.weights = []
         for block in self.blocks:
             att = block.attention.self
@@ -491,25 +494,26 @@ class SimAlignAligner:
         blocks = _transformer_blocks(self._model)
         self._early_stop = False
         self._packed = None
-        if blocks is not None and 1 <= self.layer <= len(blocks):
-            probe = self._tokenizer(
-                [["probe", "sentence", "with", "several", "words"], ["x"], ["a", "third", "one"]],
-                is_split_into_words=True, padding=True, return_tensors="pt",
-            ).to(self._model.device)  # fmt: skip
-            real = probe["attention_mask"].bool()
-            with torch.inference_mode():
-                full = self._model(**probe, output_hidden_states=True).hidden_states[self.layer]
+        probe = self._tokenizer(
+            [["probe", "sentence", "with", "several", "words"], ["x"], ["a", "third", "one"]],
+            is_split_into_words=True, padding=True, return_tensors="pt",
+        ).to(self._model.device)  # fmt: skip
+        real = probe["attention_mask"].bool()
+        with torch.inference_mode():
+            states = self._model(**probe, output_hidden_states=True).hidden_states
+            full = states[self.layer] if self.layer < len(states) else None
 
-                def same(h: Any) -> bool:
-                    return h is not None and h.shape == full.shape and bool(
-                        torch.allclose(h[real], full[real], atol=1e-4, rtol=1e-4)
-                    )
+            def same(h: Any) -> bool:
+                return full is not None and h is not None and h.shape == full.shape and bool(
+                    torch.allclose(h[real], full[real], atol=1e-4, rtol=1e-4)
+                )
 
-                def close(h: Any) -> bool:  # every real token's vector within 0.99 cosine
-                    return h is not None and h.shape == full.shape and bool(
-                        (torch.nn.functional.cosine_similarity(h[real].float(), full[real], dim=-1) > 0.99).all()
-                    )
+            def close(h: Any) -> bool:  # every real token's vector within 0.99 cosine
+                return full is not None and h is not None and h.shape == full.shape and bool(
+                    (torch.nn.functional.cosine_similarity(h[real].float(), full[real], dim=-1) > 0.99).all()
+                )
 
+            if blocks is not None and 1 <= self.layer <= len(blocks):
                 if _has_bert_blocks(self._model, blocks):
                     packed = _PackedBert(self._model, blocks, self.layer)
                     if same(packed(probe)):
