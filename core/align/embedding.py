@@ -32,7 +32,7 @@ link can differ where two similarities tie.
 
 Precision: ``float32`` gives simalign's links. ``bfloat16`` (the ``auto`` choice on CPUs
 with native bf16 dot products) runs the encoder's products in bf16 with float32 residuals
-and LayerNorm: 1.7x faster on such a CPU, and link agreement (Jaccard) with simalign is
+and LayerNorm: 1.6-1.7x faster on such a CPU, and link agreement (Jaccard) with simalign is
 0.992-0.996 (links move only where two similarities nearly tie); projection F1 is
 unchanged (bench/RESULTS.md).
 
@@ -83,7 +83,7 @@ def compute_dtype(precision: str, device: Any) -> Any:
     """The torch dtype of the encoder's products for a ``precision`` on ``device``.
 
     ``auto`` takes bfloat16 only where it pays: a CPU with AVX512-BF16 or AMX dot products
-    (1.7x faster aligner; elsewhere oneDNN emulates bf16, no faster than float32). On a GPU
+    (a 1.6-1.7x faster aligner; elsewhere oneDNN emulates bf16, no faster than float32). On a GPU
     the aligner is bound by kernel launches, not arithmetic (H200: 314-321 pairs/s in bf16,
     310-328 in float32), so ``auto`` keeps float32 and its exact links there."""
     import torch
@@ -288,7 +288,7 @@ class _PackedBert:
     ``dtype=torch.bfloat16`` runs the products, attention and GELU in bfloat16 (weights
     cast once, fp32 accumulation inside the kernels) while residual sums and LayerNorm stay
     in float32: on a CPU with native bf16 dot products (AVX512-BF16, AMX) the products run
-    ~2.2x faster (the aligner 1.7x); links then differ from the float32 ones where two
+    ~2.2x faster (the aligner 1.6-1.7x); links then differ from the float32 ones where two
     similarities nearly tie (link Jaccard 0.992-0.996 on Europarl, bench/RESULTS.md)."""
 
     def __init__(self, model: Any, blocks: Any, n_blocks: int, dtype: Any = None) -> None:
