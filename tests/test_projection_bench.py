@@ -32,7 +32,7 @@ def test_bench_scores_the_projection_of_the_source_gold(corpus):
     assert rec["precision"] == 1.0 and rec["recall"] == pytest.approx(2 / 3, abs=1e-4)
     assert rec["f1"] == pytest.approx(0.8, abs=1e-4)
     assert rec["pairs_per_second"] > 0 and rec["seconds"] >= 0
-    assert rec["align_precision"] in ("float32", "bfloat16")  # what an embedding aligner would compute in
+    assert rec["align_precision"] is None  # no embedding aligner ran (the real one: test_projection_integration)
 
 
 def test_bench_several_methods_share_one_alignment(corpus):

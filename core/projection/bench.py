@@ -156,8 +156,9 @@ def bench_projection_methods(
         aligned = soft_for(aligned)
         soft_seconds = time.perf_counter() - start
     gold_tags = [spans_to_tags(len(g.source), g.source_spans) for g in gold]
-    # what the embedding aligner and soft alignment computed in (LABELBRIDGE_ALIGN_PRECISION)
-    precision = str(compute_dtype(settings().align_precision, "cpu")).removeprefix("torch.")
+    precision = _embedding_precision(al)
+    if precision is None and needs_soft:  # the soft alignment's own embedding aligner (CPU here)
+        precision = str(compute_dtype(settings().align_precision, "cpu")).removeprefix("torch.")
     kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     records = []
     for m in methods:
@@ -185,6 +186,14 @@ def bench_projection_methods(
             "seconds": round(seconds, 2),
         })
     return records
+
+
+def _embedding_precision(aligner: Any) -> str | None:
+    """The precision an embedding aligner inside ``aligner`` computed in (None: there is none)."""
+    if hasattr(aligner, "compute_precision"):
+        return aligner.compute_precision
+    inner = [part for part in vars(aligner).values() if hasattr(part, "align")]
+    return next((p for p in map(_embedding_precision, inner) if p), None)
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
