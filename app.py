@@ -3,7 +3,8 @@
 This file is the shell only: page set-up, the database (created or upgraded once per
 process), the navigation and the sidebar project selector. The selected project and item
 live in ``st.session_state`` and in the URL (``?project=ID&item=ID``), so a link or a
-reload opens the same place. Pages call core/ and db/ functions only.
+reload opens the same place. Pages call services/ (use cases), db/ read functions and
+core/; they hold no SQL and no ORM code.
 
 Who may open which page comes from pages/_auth.py: with ``LABELBRIDGE_AUTH=on`` people log
 in (roles annotator, reviewer, admin); otherwise the app runs in single-user mode with
@@ -16,8 +17,8 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core.config import settings
-from db import queries
 from db.engine import get_engine, init_db, session_scope
+from db.projects import list_projects
 from pages._auth import CurrentUser, cookie_writer, current_user, login_screen, sidebar_user
 
 st.set_page_config(layout="wide", page_title="LabelBridge", page_icon=":material/translate:")
@@ -41,7 +42,7 @@ def _query_int(name: str) -> int | None:
 def project_selector(url: str) -> None:
     """The sidebar selectbox; keeps ``project_id`` in session state and in the URL."""
     with session_scope(url) as s:
-        projects = queries.list_projects(s)
+        projects = list_projects(s)
     names = {p.id: p.name for p in projects}
     if "project_id" not in st.session_state:
         st.session_state.project_id = _query_int("project")

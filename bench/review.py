@@ -1,5 +1,5 @@
 """Review workbench speed: server-side "accept and next" on a generated project (logic:
-core.review_bench).
+services.review_bench).
 
     python bench/review.py --items 100000 --json
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.bench import run_script  # noqa: E402
+from cli.bench import run_script  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(run_script("review"))

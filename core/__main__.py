@@ -1,5 +1,8 @@
-import sys
+"""``python -m core`` is the same as ``python -m core.cli``."""
 
-from core.cli import main
+if __name__ == "__main__":
+    import sys
 
-sys.exit(main())
+    from cli.main import main
+
+    sys.exit(main())

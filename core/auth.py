@@ -1,9 +1,11 @@
-"""Password hashing with Argon2id (argon2-cffi); storage of the hash lives in db.queries."""
+"""Password hashing with Argon2id (argon2-cffi); storage of the hash lives in db.users."""
 
 from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.errors import ConfigError
 
 _hasher = PasswordHasher()
 
@@ -11,7 +13,7 @@ _hasher = PasswordHasher()
 def hash_password(password: str) -> str:
     """An Argon2id hash with its own salt and parameters (safe to store)."""
     if not password:
-        raise ValueError("the password must not be empty")
+        raise ConfigError("the password must not be empty")
     return _hasher.hash(password)
 
 

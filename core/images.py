@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from core.config import settings
+from core.errors import LabelBridgeError
 
 __all__ = [
     "DEFAULT_IMAGE_ENCODER",
@@ -55,7 +56,7 @@ _LITE_MEAN, _LITE_STD = 127.0, 128.0  # EfficientNet-Lite "inception-style" norm
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class ImageFeatureError(ValueError):
+class ImageFeatureError(LabelBridgeError):
     """An image that cannot be found or decoded, or an encoder that cannot be loaded."""
 
 

@@ -10,15 +10,19 @@ import time with its name, not later in the review page.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from core.errors import LabelBridgeError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -28,6 +32,7 @@ __all__ = [
     "ImageInfo",
     "inspect_image",
     "store_image",
+    "thumbnail_data_uri",
 ]
 
 # Pillow format name -> file extension used in the store.
@@ -36,7 +41,7 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000  # below Pillow's own bomb limit (~89 Mpx), so we refuse first
 
 
-class ImageError(ValueError):
+class ImageError(LabelBridgeError):
     """An image that cannot be stored (unreadable, unsupported format, too large)."""
 
 
@@ -137,3 +142,25 @@ def store_image(
         Path(tmp).unlink(missing_ok=True)
         raise
     return ImageInfo(info.sha256, info.path, info.format, info.width, info.height, info.size_bytes, created=True)
+
+
+@lru_cache(maxsize=256)
+def _thumbnail(path: str, mtime: float, max_side: int) -> str:
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        img.thumbnail((max_side, max_side))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def thumbnail_data_uri(path: str | Path | None, max_side: int = 720) -> str | None:
+    """A JPEG data URI of the image (at most ``max_side`` px), cached by path and mtime;
+    None when there is no image or it cannot be read (the page says so)."""
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        return _thumbnail(str(p), p.stat().st_mtime, max_side)
+    except (OSError, ValueError):
+        return None

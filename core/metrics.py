@@ -15,6 +15,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
 from core.data import Sentence, Span
+from core.errors import ConfigError
 from core.tags import TagError, spans_to_tags
 
 __all__ = ["entity_scores", "span_scores"]
@@ -31,10 +32,10 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     zeros (seqeval's convention with ``zero_division=0``).
     """
     if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted sentences")
+        raise ConfigError(f"{len(gold)} gold sentences but {len(pred)} predicted sentences")
     for i, (g, p) in enumerate(zip(gold, pred)):
         if len(g) != len(p):
-            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
+            raise ConfigError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted tags")
     gold_lists = [list(g) for g in gold]
     pred_lists = [list(p) for p in pred]
     with warnings.catch_warnings():
@@ -73,7 +74,7 @@ def span_scores(
     IOB2 tags of the right length by the one converter, ``core.tags.spans_to_tags``.
     """
     if not (len(sentences) == len(gold) == len(pred)):
-        raise ValueError(f"{len(sentences)} sentences, {len(gold)} gold span lists, {len(pred)} predicted span lists")
+        raise ConfigError(f"{len(sentences)} sentences, {len(gold)} gold span lists, {len(pred)} predicted span lists")
     gold_tags: list[list[str]] = []
     pred_tags: list[list[str]] = []
     for i, (sentence, g, p) in enumerate(zip(sentences, gold, pred)):
@@ -82,5 +83,5 @@ def span_scores(
             try:
                 out.append(spans_to_tags(n, spans))
             except TagError as exc:
-                raise ValueError(f"sentence {i}: {side} spans: {exc}") from exc
+                raise ConfigError(f"sentence {i}: {side} spans: {exc}") from exc
     return entity_scores(gold_tags, pred_tags)

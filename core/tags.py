@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from core.data import Sentence, Span, make_span
+from core.errors import LabelBridgeError
 
 SCHEMES = ("IOB1", "IOB2", "BIOES")
 _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "BIOES": "BIES"}
 
 
-class TagError(ValueError):
+class TagError(LabelBridgeError):
     """A tag that no scheme can read (e.g. ``PER`` with no prefix, ``X-LOC``)."""
 
     def __init__(self, message: str, position: int | None = None):

@@ -31,6 +31,7 @@ from typing import Mapping, Protocol, Sequence
 from tqdm.auto import tqdm
 
 from core.data import Item, Sentence, Span, check_spans, make_span
+from core.errors import LabelBridgeError
 from core.tags import tags_to_spans
 
 __all__ = [
@@ -88,7 +89,7 @@ LABEL_MAPS: dict[str, dict[str, str]] = {"ontonotes": DEFAULT_ONTONOTES_MAP, "ma
 GOLD_FLAG = "source_is_gold"
 
 
-class TeacherError(ValueError):
+class TeacherError(LabelBridgeError):
     """A teacher that cannot be built or used (unknown spec, missing model, bad label map)."""
 
 

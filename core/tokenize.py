@@ -17,6 +17,7 @@ import spacy.util
 from spacy.language import Language
 
 from core.data import Sentence, Token
+from core.errors import ConfigError
 
 __all__ = ["TokenizerUnavailable", "tokenize", "tokenize_batch", "spacy_lang_code"]
 
@@ -37,7 +38,7 @@ def spacy_lang_code(lang: str) -> str:
     """
     base = lang.strip().replace("_", "-").split("-")[0].lower()
     if not base:
-        raise ValueError(f"empty language code {lang!r}")
+        raise ConfigError(f"empty language code {lang!r}")
     try:
         return spacy.util.get_lang_class(base).lang or base
     except ImportError:

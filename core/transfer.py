@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 from core.data import Item
+from core.errors import LabelBridgeError
 from core.formats import FORMATS, FormatError, ReadReport, get_format, guess_format, read, write
 
 __all__ = [
@@ -37,7 +38,7 @@ MAX_ARCHIVE_BYTES = 1024 * 1024 * 1024  # unpacked size limit of an images archi
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(LabelBridgeError):
     """An images archive that cannot be unpacked safely (not a zip, unsafe paths, too big)."""
 
 

@@ -30,6 +30,7 @@ from typing import Protocol, Sequence
 from tqdm.auto import tqdm
 
 from core.data import Item
+from core.errors import LabelBridgeError
 from core.tokenize import tokenize_batch
 
 __all__ = [
@@ -55,7 +56,7 @@ class TranslatorUnavailable(RuntimeError):
     """The translator cannot run here: a program, language pair or model is missing."""
 
 
-class TranslationError(ValueError):
+class TranslationError(LabelBridgeError):
     """Bad input or output: a missing provided translation, a malformed file, a failed run."""
 
 

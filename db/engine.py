@@ -162,3 +162,25 @@ def schema_diff(url: str | None = None) -> list:
     with get_engine(url).connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True, "render_as_batch": True})
         return list(compare_metadata(context, Base.metadata))
+
+
+def url_of(s: Session) -> str:
+    """The URL of a session's database, for the one place it must travel: to another
+    process or a Ray actor (with the password: the worker must connect)."""
+    return s.get_bind().engine.url.render_as_string(hide_password=False)
+
+
+@contextmanager
+def side_session(s: Session) -> Iterator[Session]:
+    """A second session on the same engine in its own transaction (committed at the end):
+    job progress and heartbeats commit while the work's own transaction is open."""
+    engine = s.get_bind().engine
+    other = Session(bind=engine, expire_on_commit=False)
+    try:
+        yield other
+        other.commit()
+    except BaseException:
+        other.rollback()
+        raise
+    finally:
+        other.close()

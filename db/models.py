@@ -3,7 +3,7 @@
 Portable types only (JSON, DateTime(timezone=True), Text, Integer, Float), so the same
 models run on SQLite and PostgreSQL. All timestamps are written in UTC by Python (no
 server defaults that differ between databases). Allowed values of status/role/side
-columns are checked in db.queries, not with CHECK constraints, so a later issue can add
+columns are checked by the db modules that write them, not with CHECK constraints, so a later issue can add
 a value without rebuilding a 100,000-row table on SQLite.
 
 The schema is created and changed only by Alembic migrations (db/migrations); a test
@@ -43,10 +43,6 @@ NAMING_CONVENTION = {
 NullableJSON = JSON(none_as_null=True)
 
 USER_ROLES = ("annotator", "reviewer", "admin")
-ITEM_STATUSES = ("new", "reviewed", "skipped", "flagged")
-SIDES = ("source", "target")
-SPAN_ACTIONS = ("edit", "accept", "reject")  # actions that set the spans of one side
-EDIT_ACTIONS = SPAN_ACTIONS + ("undo", "redo", "skip", "flag", "status")
 STAGE_STATUSES = ("done", "failed")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 JOB_FINAL_STATUSES = ("done", "failed", "cancelled")

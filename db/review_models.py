@@ -3,7 +3,7 @@
 * ``review_states``: each person's own status of each item (new, reviewed, skipped,
   flagged), so several annotators work through the same items without taking items out
   of each other's queues. Their span decisions are rows of the shared append-only edit
-  log (``edits.user_name``); see db.review for how one person's stream is replayed.
+  log (``edits.user_name``); core.annotations.ledger replays one person's stream.
 * ``item_stats``: per-item numbers the queue is ordered and filtered by (lowest
   confidence, disagreement between span sets, student uncertainty, a seeded shuffle, the
   labels present), kept in indexed columns so choosing the next of 100,000 items is one

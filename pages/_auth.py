@@ -19,9 +19,19 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.auth import hash_password
-from db import queries
-from db import review as rv
 from db.engine import session_scope
+from db.errors import QueryError
+from db.users import (
+    create_login_session,
+    create_user,
+    end_login_session,
+    get_user,
+    list_users,
+    set_password_hash,
+    set_user_role,
+    user_for_session,
+)
+from services.users import check_login
 
 AUTH_ENV = "LABELBRIDGE_AUTH"
 COOKIE = "labelbridge_session"
@@ -57,26 +67,32 @@ class CurrentUser:
 
 
 def current_user(url: str | None = None) -> CurrentUser | None:
-    """The person using this session (None: auth is on and nobody is logged in yet)."""
+    """The person using this session (None: auth is on and nobody is logged in yet).
+
+    The session token and the role are checked against the database on every run, so a
+    changed password or role (which ends the user's sessions) takes effect at once.
+    """
     if not auth_enabled():
         return CurrentUser((st.session_state.get("user_name") or "reviewer").strip() or "reviewer", "admin", False)
     found = st.session_state.get("auth_user")
-    if found is None:
-        token = st.context.cookies.get(COOKIE)
-        if isinstance(token, str) and token and not st.session_state.get("auth_logged_out"):
-            with session_scope(url) as s:
-                user = rv.user_for_session(s, token)
-            if user is not None:
-                found = {"name": user.name, "role": user.role, "token": token}
-                st.session_state.auth_user = found
-    if found is None:
+    token = found["token"] if found else st.context.cookies.get(COOKIE)
+    if not isinstance(token, str) or not token or (found is None and st.session_state.get("auth_logged_out")):
         return None
-    return CurrentUser(found["name"], found["role"], True)
+    with session_scope(url) as s:
+        user = user_for_session(s, token)
+    if user is None:
+        if found is not None:
+            st.session_state.pop("auth_user", None)
+            st.session_state.auth_logged_out = True  # clears the stale cookie
+            st.session_state.login_error = "Your session ended (your password or role changed, or it expired). Log in again."
+        return None
+    st.session_state.auth_user = {"name": user.name, "role": user.role, "token": token}
+    return CurrentUser(user.name, user.role, True)
 
 
 def _log_in(url: str | None, name: str, role: str) -> None:
     with session_scope(url) as s:
-        token = rv.create_login_session(s, name, SESSION_HOURS)
+        token = create_login_session(s, name, SESSION_HOURS)
     st.session_state.auth_user = {"name": name, "role": role, "token": token}
     st.session_state.pop("auth_logged_out", None)
 
@@ -85,7 +101,7 @@ def _on_login(url: str | None) -> None:
     name = (st.session_state.get("login_name") or "").strip()
     password = st.session_state.get("login_password") or ""
     with session_scope(url) as s:
-        user = queries.check_login(s, name, password) if name and password else None
+        user = check_login(s, name, password) if name and password else None
     if user is None:
         st.session_state.login_error = "Unknown user name or wrong password."
         return
@@ -101,15 +117,15 @@ def _on_first_admin(url: str | None) -> None:
         return
     try:
         with session_scope(url) as s:
-            if any(u.has_password for u in queries.list_users(s)):
+            if any(u.has_password for u in list_users(s)):
                 st.session_state.login_error = "An account already exists: log in with it."
                 return
-            if queries.get_user(s, name) is None:
-                queries.create_user(s, name, "admin", hash_password(password))
+            if get_user(s, name) is None:
+                create_user(s, name, "admin", hash_password(password))
             else:
-                queries.set_user_role(s, name, "admin")
-                queries.set_password_hash(s, name, hash_password(password))
-    except queries.QueryError as exc:
+                set_user_role(s, name, "admin")
+                set_password_hash(s, name, hash_password(password))
+    except QueryError as exc:
         st.session_state.login_error = str(exc)
         return
     _log_in(url, name, "admin")
@@ -121,7 +137,7 @@ def login_screen(url: str | None) -> None:
     if error := st.session_state.pop("login_error", None):
         st.error(error)
     with session_scope(url) as s:
-        has_accounts = any(u.has_password for u in queries.list_users(s))
+        has_accounts = any(u.has_password for u in list_users(s))
     if not has_accounts:
         st.info("No account exists yet. Create the first administrator (or use `python -m core.cli users add NAME --role admin`).")
         with st.form("first_admin"):
@@ -139,7 +155,7 @@ def _on_logout(url: str | None) -> None:
     found = st.session_state.pop("auth_user", None)
     if found:
         with session_scope(url) as s:
-            rv.end_login_session(s, found.get("token"))
+            end_login_session(s, found.get("token"))
     st.session_state.auth_logged_out = True
     for key in ("item_id", "review_conflict", "review_correction"):
         st.session_state.pop(key, None)

@@ -1,6 +1,6 @@
 """The pipeline section of the Projects page: start a job, follow it, cancel it.
 
-The work runs in a separate process (core.pipeline.start_pipeline_job); this panel only
+The work runs in a separate process (services.pipeline.run.start_pipeline_job); this panel only
 writes the job request and polls the job rows with ``st.fragment(run_every=...)``, so the
 page never blocks and keeps working when the browser is closed and opened again.
 """
@@ -11,10 +11,15 @@ import pandas as pd
 import streamlit as st
 
 from core.config import settings
-from core.pipeline import PipelineConfig, cancel_pipeline_job, pipeline_status, refresh_jobs, start_pipeline_job
+from core.pipeline import PipelineConfig
 from core.teacher import DEFAULT_TEACHER
-from db import queries
 from db.engine import session_scope
+from db.errors import QueryError
+from db.jobs import JobInfo
+from db.projects import ProjectInfo, ProjectSummary
+from services.jobs import refresh_jobs, request_cancel
+from services.pipeline.run import JOB_KIND, start_pipeline_job
+from services.pipeline.store import pipeline_status
 
 POLL_S = 2.0
 TEACHERS = {"spacy": "spaCy pipeline", "hf": "Hugging Face model", "gold": "Gold labels of the items"}
@@ -55,7 +60,7 @@ def _spec(kind: str, detail: str, what: str) -> str | None:
     return f"{kind}:{detail}"
 
 
-def start_form(project: queries.ProjectSummary | queries.ProjectInfo, url: str) -> None:
+def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
     with st.form(f"pipeline_start_{project.id}"):
         st.markdown(f"**Run the pipeline on {project.name}** ({project.src_lang} → {project.tgt_lang})")
         c1, c2 = st.columns(2)
@@ -86,15 +91,21 @@ def start_form(project: queries.ProjectSummary | queries.ProjectInfo, url: str) 
         st.error(str(exc))
         return
     try:
-        job = start_pipeline_job(url, project.id, config)
-    except queries.QueryError as exc:
+        with session_scope(url) as s:
+            job = start_pipeline_job(s, project.id, config)
+    except QueryError as exc:
         st.error(str(exc))
         return
     st.session_state.flash = f"Pipeline job {job.id} started."
     st.rerun()
 
 
-def _job_row(job: queries.JobInfo, url: str) -> None:
+def _cancel(url: str, job_id: int) -> None:
+    with session_scope(url) as s:
+        request_cancel(s, job_id)
+
+
+def _job_row(job: JobInfo, url: str) -> None:
     active = job.status in ("queued", "running")
     with st.container(border=True):
         done = f"{job.done}/{job.total}" if job.total else f"{job.done}"
@@ -107,7 +118,7 @@ def _job_row(job: queries.JobInfo, url: str) -> None:
         if job.error:
             st.error(job.error)
         if active:
-            st.button("Cancel", key=f"pl_cancel_{job.id}", icon=":material/stop:", on_click=cancel_pipeline_job, args=(url, job.id))
+            st.button("Cancel", key=f"pl_cancel_{job.id}", icon=":material/stop:", on_click=_cancel, args=(url, job.id))
 
 
 def _status_table(project_id: int, url: str) -> None:
@@ -125,19 +136,21 @@ def _status_table(project_id: int, url: str) -> None:
             st.dataframe(pd.DataFrame(status["failures"]), hide_index=True, width="stretch")
 
 
-def render_pipeline_panel(project: queries.ProjectSummary | queries.ProjectInfo | None) -> None:
+def render_pipeline_panel(project: ProjectSummary | ProjectInfo | None) -> None:
     """The pipeline section for one project: a start form and its jobs, polled while active."""
     if project is None:
         return
     url = settings().db_url
     st.subheader("Pipeline")
     start_form(project, url)
-    jobs = refresh_jobs(url, project.id, limit=5)
+    with session_scope(url) as s:
+        jobs = refresh_jobs(s, project.id, limit=5, kind=JOB_KIND)
     active = any(j.status in ("queued", "running") for j in jobs)
 
     @st.fragment(run_every=POLL_S if active else None)
     def follow_jobs() -> None:
-        current = refresh_jobs(url, project.id, limit=5)
+        with session_scope(url) as s:
+            current = refresh_jobs(s, project.id, limit=5, kind=JOB_KIND)
         for job in current:
             _job_row(job, url)
         _status_table(project.id, url)

@@ -1,8 +1,8 @@
 """Adjudicate (reviewers): merge the annotators' versions of an item into the gold spans.
 
-The editor starts from the majority merge (core.review.merge_versions); the reviewer
+The editor starts from the majority merge (core.annotations.merge.merge_versions); the reviewer
 corrects it with the same keys as on the Review page, and Enter stores the result as the
-adjudicated gold of every side (db.review.save_adjudication) and opens the next item.
+adjudicated gold of every side (services.adjudication.save_adjudication) and opens the next item.
 Changes before Enter are a draft kept in this browser session.
 """
 
@@ -13,24 +13,31 @@ import dataclasses
 import pandas as pd
 import streamlit as st
 
-from core.agreement import f1, matches
+from core.annotations.agreement import f1, matches
+from core.annotations.editor import editor_data
+from core.annotations.edits import spans_from_payload
+from core.annotations.ledger import ReviewView
+from core.annotations.merge import merge_versions
 from core.config import settings
 from core.data import SpanError
 from core.highlight import label_colours, spans_html
-from core.review import merge_versions, spans_from_payload
-from core.workbench import editor_data
-from db import queries
-from db import review as rv
+from db.adjudications import count_adjudicated
 from db.engine import session_scope
+from db.errors import QueryError
+from db.items import item_project
+from db.projects import get_project
+from db.queue import adjudication_queue
 from pages._auth import project_or_info, require_role
 from pages._common import ensure_navigation
 from pages.components.span_editor import pending_event, span_editor
+from services.adjudication import save_adjudication
+from services.review import load_view
 
 URL = settings().db_url
 KEY = "adjudication_editor"
 
 
-def _versions(view: rv.ReviewView, side: str) -> dict[str, list]:
+def _versions(view: ReviewView, side: str) -> dict[str, list]:
     """Each annotator's spans of one side (the reviewer's own review counts as one too)."""
     out = {name: sides[side] for name, sides in view.others.items() if side in sides and view.other_status.get(name) == "reviewed"}
     if view.status == "reviewed" and view.own.get(side):
@@ -38,7 +45,7 @@ def _versions(view: rv.ReviewView, side: str) -> dict[str, list]:
     return out
 
 
-def _new_draft(view: rv.ReviewView) -> dict:
+def _new_draft(view: ReviewView) -> dict:
     draft: dict = {"item": view.id, "spans": {}, "from": {}, "undo": [], "redo": []}
     for side in view.spans:
         versions = _versions(view, side)
@@ -105,8 +112,8 @@ def _on_event() -> None:
         try:
             with session_scope(URL) as s:
                 for side in draft["spans"]:
-                    rv.save_adjudication(s, draft["item"], side, _spans(draft, side), ctx["user"], draft["from"].get(side, []))
-        except (SpanError, queries.QueryError) as exc:
+                    save_adjudication(s, draft["item"], side, _spans(draft, side), ctx["user"], draft["from"].get(side, []))
+        except (SpanError, QueryError) as exc:
             st.session_state.adj_message = ("error", f"Not stored: {exc}")
             return
         st.session_state.adj_saved = f"Stored the adjudicated gold of item {ctx['external_id']}"
@@ -131,19 +138,16 @@ def main() -> None:
         return
     show_done = st.toggle("Include items already adjudicated", key="adj_show_done")
     with session_scope(URL) as s:
-        project = queries.get_project(s, project_id)
-        rows = rv.adjudication_queue(s, project_id, only_open=not show_done)
-        n_done = rv.count_adjudicated(s, project_id)
+        project = get_project(s, project_id)
+        rows = adjudication_queue(s, project_id, only_open=not show_done)
+        n_done = count_adjudicated(s, project_id)
     st.caption(f"{len(rows)} item(s) reviewed by two or more annotators{'' if show_done else ' and not adjudicated yet'} · {n_done} adjudicated in {project.name}")
     queue = [r.id for r in rows]
     wanted = st.session_state.get("adjudicate_item")
     if wanted not in queue:
         with session_scope(URL) as s:
-            try:
-                record = queries.load_item(s, wanted) if wanted is not None else None
-            except queries.NotFoundError:
-                record = None
-        if record is None or record.project_id != project_id:
+            owner = item_project(s, wanted) if wanted is not None else None
+        if owner != project_id:
             wanted = queue[0] if queue else None
     if wanted is None:
         st.info("Nothing to adjudicate: an item appears here once at least two annotators reviewed it.")
@@ -153,7 +157,7 @@ def main() -> None:
         st.session_state.adj_pick = wanted
         st.selectbox("Item", queue, format_func=labels.__getitem__, key="adj_pick", on_change=lambda: st.session_state.update(adjudicate_item=st.session_state.adj_pick))
     with session_scope(URL) as s:
-        view = rv.load_view(s, wanted, user.name)
+        view = load_view(s, wanted, user.name)
     draft = st.session_state.get("adj_draft")
     if draft is None or draft["item"] != view.id:
         draft = st.session_state.adj_draft = _new_draft(view)

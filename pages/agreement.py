@@ -6,13 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.agreement import agreement
+from core.annotations.agreement import agreement
 from core.config import settings
-from db import queries
-from db import review as rv
 from db.engine import session_scope
+from db.projects import get_project
+from db.review_state import annotators, progress
 from pages._auth import project_or_info, require_role
 from pages._common import ensure_navigation
+from services.adjudication import agreement_data
 
 URL = settings().db_url
 
@@ -28,9 +29,9 @@ def main() -> None:
     if project_id is None:
         return
     with session_scope(URL) as s:
-        project = queries.get_project(s, project_id)
-        people = rv.annotators(s, project_id)
-        progress = rv.progress(s, project_id, people)
+        project = get_project(s, project_id)
+        people = annotators(s, project_id)
+        per_person = progress(s, project_id, people)
     if len(people) < 2:
         st.info(f"Agreement needs at least two annotators; {len(people)} worked on {project.name} so far.")
         return
@@ -39,7 +40,7 @@ def main() -> None:
     side = c2.radio("Side", ["target", "source"], format_func={"target": "Translation", "source": "Source"}.__getitem__, horizontal=True, key="agreement_side")
     st.dataframe(
         pd.DataFrame(
-            [{"Annotator": n, "Reviewed": p.counts.get("reviewed", 0), "Skipped": p.counts.get("skipped", 0), "Flagged": p.counts.get("flagged", 0), "Items": p.total} for n, p in progress.items()]
+            [{"Annotator": n, "Reviewed": p.counts.get("reviewed", 0), "Skipped": p.counts.get("skipped", 0), "Flagged": p.counts.get("flagged", 0), "Items": p.total} for n, p in per_person.items()]
         ),
         hide_index=True,
     )
@@ -47,7 +48,7 @@ def main() -> None:
         st.info("Pick at least two annotators.")
         return
     with session_scope(URL) as s:
-        annotations, lengths, external = rv.agreement_data(s, project_id, side, chosen)
+        annotations, lengths, external = agreement_data(s, project_id, side, chosen)
     result = agreement(annotations, lengths, chosen)
     if result.exact_f1 is None:
         st.info("No item was finished by two of these annotators yet.")

@@ -10,21 +10,23 @@ import streamlit as st
 from core.config import settings
 from core.formats import FormatError, get_format
 from core.transfer import export_download, format_names
-from db import queries, review
 from db.engine import session_scope
-from pages._common import ensure_navigation, selected_project_id
+from db.projects import ProjectInfo, get_project, project_counts
+from pages._auth import project_or_info, require_role
+from pages._common import ensure_navigation
+from services.export import EXPORT_SELECTIONS, export_selection
 
 URL = settings().db_url
 SIDES = {"target": "Translation (target language)", "source": "Source sentences"}
 
 
-def build(project: queries.ProjectInfo, fmt: str, selection: str, options: dict) -> None:
+def build(project: ProjectInfo, fmt: str, selection: str, options: dict) -> None:
     """Button callback: write the file and keep it for the download button."""
     st.session_state.pop("export", None)
     with session_scope(URL) as s:
-        items = review.export_selection(s, project.id, selection)
+        items = export_selection(s, project.id, selection)
     if not items:
-        st.session_state.export_error = "No items to export" + (f" ({review.EXPORT_SELECTIONS[selection]}: none yet)." if selection != "all" else ".")
+        st.session_state.export_error = "No items to export" + (f" ({EXPORT_SELECTIONS[selection]}: none yet)." if selection != "all" else ".")
         return
     stem = f"{project.name}-{options.get('side', 'items')}" if "side" in options else project.name
     try:
@@ -38,17 +40,18 @@ def build(project: queries.ProjectInfo, fmt: str, selection: str, options: dict)
 
 def main() -> None:
     st.title("Export")
-    project_id = selected_project_id()
+    user = require_role("reviewer", URL)
+    project_id = project_or_info(user)
     if project_id is None:
         return
     with session_scope(URL) as s:
-        project = queries.get_project(s, project_id)
-        counts = queries.project_counts(s, project_id)
+        project = get_project(s, project_id)
+        counts = project_counts(s, project_id)
     st.markdown(f"**{project.name}** · {counts['total']} items · {counts['reviewed']} reviewed · {counts['with_target']} with a translation")
 
     c1, c2 = st.columns(2)
     fmt = c1.selectbox("Format", format_names(), index=format_names().index("jsonl") if "jsonl" in format_names() else 0)
-    selection = c2.radio("Items", list(review.EXPORT_SELECTIONS), format_func=review.EXPORT_SELECTIONS.__getitem__, horizontal=True)
+    selection = c2.radio("Items", list(EXPORT_SELECTIONS), format_func=EXPORT_SELECTIONS.__getitem__, horizontal=True)
     writer_options = get_format(fmt).write_options
     options: dict = {}
     if "side" in writer_options:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import dataclasses
 
 import pandas as pd
 import streamlit as st
 
 from core.config import settings
-from core.demo import seed_demo
-from core.formats import FormatError, ReadReport
-from core.pipeline import refresh_jobs
-from core.transfer import ArchiveError, drop_translations, format_names, match_images, read_upload, unpack_images
-from db import queries
+from core.transfer import format_names
 from db.engine import session_scope
+from db.errors import QueryError
+from db.projects import ProjectSummary, create_project, list_projects
+from pages._auth import require_role
 from pages._common import ensure_navigation
+from services.demo import seed_demo
+from services.jobs import refresh_jobs
+from services.projects import import_upload
 
 URL = settings().db_url
 AUTO = "auto (from the file name)"
@@ -25,14 +26,15 @@ TRANSLATIONS = {
 }
 
 
-def show_projects() -> list[queries.ProjectSummary]:
+def show_projects() -> list[ProjectSummary]:
     with session_scope(URL) as s:
-        projects = queries.list_projects(s)
+        projects = list_projects(s)
     if not projects:
         st.info("No projects yet. Create one below, or load the demo projects to look around.")
         if st.button("Load the demo projects", icon=":material/auto_awesome:"):
             with st.spinner("Seeding the demo projects…"):
-                seeded = seed_demo(URL, projection="background")
+                with session_scope(URL) as s:
+                    seeded = seed_demo(s, projection="background")
             st.session_state.flash = (
                 "Demo projects loaded. Their translations get projected spans from a background pipeline job "
                 "(a minute or two); until then Review shows them without spans."
@@ -59,8 +61,9 @@ def show_projects() -> list[queries.ProjectSummary]:
 
 
 def jobs_table(names: dict[int, str]) -> None:
-    jobs = refresh_jobs(URL, limit=10)
-    st.markdown("**Pipeline jobs**")
+    with session_scope(URL) as s:
+        jobs = refresh_jobs(s, limit=10)
+    st.markdown("**Jobs**")
     st.dataframe(
         pd.DataFrame(
             [
@@ -80,9 +83,10 @@ def jobs_table(names: dict[int, str]) -> None:
     )
 
 
-def show_jobs(projects: list[queries.ProjectSummary]) -> None:
-    """Recent pipeline jobs (e.g. the demo's projection), refreshed every 5 s while one runs."""
-    jobs = refresh_jobs(URL, limit=10)
+def show_jobs(projects: list[ProjectSummary]) -> None:
+    """Recent jobs (e.g. the demo's projection), refreshed every 5 s while one runs."""
+    with session_scope(URL) as s:
+        jobs = refresh_jobs(s, limit=10)
     if not jobs:
         return
     running = any(j.status in ("queued", "running") for j in jobs)
@@ -102,8 +106,8 @@ def create_form() -> None:
     label_list = [lab.strip() for lab in labels.split(",") if lab.strip()]
     try:
         with session_scope(URL) as s:
-            project = queries.create_project(s, name, src.strip(), tgt.strip(), label_list)
-    except queries.QueryError as exc:
+            project = create_project(s, name, src.strip(), tgt.strip(), label_list)
+    except QueryError as exc:
         st.error(str(exc))
         return
     st.session_state.project_id = project.id
@@ -111,7 +115,7 @@ def create_form() -> None:
     st.rerun()
 
 
-def import_form(project: queries.ProjectSummary) -> None:
+def import_form(project: ProjectSummary) -> None:
     st.markdown(f"**Import items into {project.name}**")
     upload = st.file_uploader("Data file", key="import_file", help="CoNLL, JSONL, Label Studio JSON, …")
     c1, c2 = st.columns(2)
@@ -129,44 +133,11 @@ def import_form(project: queries.ProjectSummary) -> None:
 
 def run_import(project_id: int, name: str, data: bytes, fmt: str | None, translations: str,
                images_zip: bytes | None, images_dir: str | None) -> dict:
-    """Read, match images and store; a dict for the result panel (errors leave the DB untouched)."""
-    report = ReadReport()
-    with tempfile.TemporaryDirectory(prefix="labelbridge-import-") as tmp:
-        try:
-            items = read_upload(name, data, Path(tmp) / "file", fmt, report=report)
-        except (FormatError, ValueError, TypeError) as exc:
-            return {"file": name, "errors": [str(exc)]}
-        if translations == "none":
-            items = drop_translations(items)
-        root = None
-        if images_zip is not None:
-            try:
-                root = unpack_images(images_zip, Path(tmp) / "images")
-            except ArchiveError as exc:
-                return {"file": name, "errors": [str(exc)]}
-        elif images_dir:
-            root = Path(images_dir).expanduser()
-            if not root.is_dir():
-                return {"file": name, "errors": [f"image folder {images_dir} does not exist"]}
-        if root is not None:
-            items, problems = match_images(items, root)
-            if problems:
-                return {"file": name, "errors": [f"image not found: {p}" for p in problems]}
-        try:
-            with session_scope(URL) as s:
-                rep = queries.import_items(s, project_id, items, image_root=root)
-        except queries.ItemImportError as exc:
-            return {"file": name, "errors": exc.errors}
-        except queries.QueryError as exc:
-            return {"file": name, "errors": [str(exc)]}
-    return {
-        "file": name,
-        "added": rep.added,
-        "duplicates": list(rep.skipped_duplicates),
-        "images": rep.images_stored,
-        "new_labels": list(rep.new_labels),
-        "warnings": [str(w) for w in report.warnings],
-    }
+    """Read, match images and store (services.projects); a dict for the result panel."""
+    with session_scope(URL) as s:
+        result = import_upload(s, project_id, name, data, fmt, keep_translations=translations != "none",
+                               images_zip=images_zip, images_dir=images_dir)  # fmt: skip
+    return dataclasses.asdict(result)
 
 
 def show_import_result() -> None:
@@ -194,6 +165,7 @@ def show_import_result() -> None:
 
 ensure_navigation()
 st.title("Projects")
+require_role("admin", URL)
 if flash := st.session_state.pop("flash", None):
     st.success(flash)
 projects = show_projects()

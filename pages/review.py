@@ -3,7 +3,7 @@
 One item at a time in the span editor (pages/components/span_editor): the source with its
 entities, the translation with the projected spans (confidence and provenance), the lines
 between them, the image; keyboard editing on both sides. Every action is stored at once
-as the person's own version (db.review) and the editor shows a "saved" mark; undo/redo
+as the person's own version (services.review) and the editor shows a "saved" mark; undo/redo
 work after reloads; a change made meanwhile in another tab is shown as a conflict for the
 person to decide. The sidebar holds the queue: progress, filters, order, jump to an item.
 """
@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.agreement import f1, matches
+from core.annotations.agreement import f1, matches
+from core.annotations.editor import editor_data
+from core.annotations.ledger import ReviewView
+from core.annotations.queue import ORDERINGS, STATUSES, QueueFilter
 from core.config import settings
 from core.highlight import label_colours, spans_html
-from core.review import ORDERINGS, STATUSES, QueueFilter, thumbnail_data_uri
-from core.workbench import apply_correction, editor_data, find_correction_items, handle_event, resolve_conflict
-from db import queries
-from db import review as rv
+from core.media import thumbnail_data_uri
 from db.engine import session_scope
+from db.items import find_item, item_project
+from db.projects import ProjectInfo, get_project
+from db.queue import queue_next
+from db.review_state import Progress, annotators, progress
+from db.stats import reshuffle
 from pages._auth import project_or_info, require_role
 from pages._common import ensure_navigation
 from pages.components.span_editor import pending_event, span_editor
+from services.editor import apply_correction, find_correction_items, handle_event, resolve_conflict
+from services.queue import ensure_stats
+from services.review import item_history, load_view
 
 URL = settings().db_url
 EDITOR = "span_editor"
@@ -54,24 +62,24 @@ def current_filter() -> QueueFilter:
     )
 
 
-def queue_sidebar(project: queries.ProjectInfo, user_name: str, can_see_others: bool) -> tuple[QueueFilter, int]:
+def queue_sidebar(project: ProjectInfo, user_name: str, can_see_others: bool) -> tuple[QueueFilter, int]:
     """Progress, queue settings and "jump to item" in the sidebar; returns the queue
     settings and the number of items in the project."""
     ss = st.session_state
     ss.setdefault("q_status", ["new"])
     ss.setdefault("q_order", "confidence")
     with session_scope(URL) as s:
-        people = rv.annotators(s, project.id) if can_see_others else [user_name]
-        progress = rv.progress(s, project.id, sorted({*people, user_name}) if can_see_others else [user_name])
-    mine = progress.get(user_name) or rv.Progress(0, {})
+        people = annotators(s, project.id) if can_see_others else [user_name]
+        per_person = progress(s, project.id, sorted({*people, user_name}) if can_see_others else [user_name])
+    mine = per_person.get(user_name) or Progress(0, {})
     sb = st.sidebar
     done = mine.done
     sb.progress(done / mine.total if mine.total else 0.0, text=f"Your progress: {done} / {mine.total} reviewed")
     sb.caption(" · ".join(f"{st_}: {mine.counts.get(st_, 0)}" for st_ in ("skipped", "flagged")))
-    if can_see_others and len(progress) > 1:
+    if can_see_others and len(per_person) > 1:
         with sb.expander("Progress per annotator"):
             st.dataframe(
-                [{"Annotator": n, "Done": p.done, "Skipped": p.counts.get("skipped", 0), "Flagged": p.counts.get("flagged", 0), "Total": p.total} for n, p in progress.items()],
+                [{"Annotator": n, "Done": p.done, "Skipped": p.counts.get("skipped", 0), "Flagged": p.counts.get("flagged", 0), "Total": p.total} for n, p in per_person.items()],
                 hide_index=True,
             )
     with sb.expander("Queue", expanded=True):
@@ -94,7 +102,7 @@ def _jump(project_id: int) -> None:
     if not ref:
         return
     with session_scope(URL) as s:
-        found = rv.find_item(s, project_id, ref)
+        found = find_item(s, project_id, ref)
     if found is None:
         st.session_state.rv_message = ("warning", f"No item {ref!r} in this project.")
     else:
@@ -117,7 +125,8 @@ def _on_editor_event() -> None:
     ctx = st.session_state.get("rv_ctx")
     if not event or not ctx:
         return
-    outcome = handle_event(URL, ctx["user"], ctx["project_id"], event, current_filter(), ctx["labels"])
+    with session_scope(URL) as s:
+        outcome = handle_event(s, ctx["user"], ctx["project_id"], event, current_filter(), ctx["labels"])
     st.session_state.rv_ack = {"client": event.get("client"), "seq": event.get("seq")}
     st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
     st.session_state.rv_message = outcome.message
@@ -137,14 +146,15 @@ def _resolve(keep_mine: bool) -> None:
     if conflict is None or ctx is None:
         return
     if keep_mine:
-        outcome = resolve_conflict(URL, ctx["user"], conflict)
+        with session_scope(URL) as s:
+            outcome = resolve_conflict(s, ctx["user"], conflict)
         st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
         st.session_state.rv_message = outcome.message
     else:
         st.session_state.rv_message = ("info", "Kept the stored version; your change was dropped.")
 
 
-def show_conflict(view: rv.ReviewView, colours: dict[str, str]) -> None:
+def show_conflict(view: ReviewView, colours: dict[str, str]) -> None:
     conflict = st.session_state.get("review_conflict")
     if conflict is None or conflict.item_id != view.id:
         return
@@ -172,7 +182,8 @@ def show_conflict(view: rv.ReviewView, colours: dict[str, str]) -> None:
 def _find_occurrences(project_id: int) -> None:
     correction = st.session_state.get("review_correction")
     if correction is not None:
-        st.session_state.rv_occurrences = find_correction_items(URL, project_id, correction)
+        with session_scope(URL) as s:
+            st.session_state.rv_occurrences = find_correction_items(s, project_id, correction)
 
 
 def _apply_occurrences(project_id: int) -> None:
@@ -181,7 +192,8 @@ def _apply_occurrences(project_id: int) -> None:
     ctx = st.session_state.get("rv_ctx")
     if correction is None or ctx is None:
         return
-    report = apply_correction(URL, ctx["user"], project_id, correction, ids)
+    with session_scope(URL) as s:
+        report = apply_correction(s, ctx["user"], project_id, correction, ids)
     what = f"labelled {correction.label}" if correction.label else "unlabelled"
     text = f"'{correction.text}' {what} in {report.items_changed} more item(s) ({report.occurrences_changed} occurrence(s))."
     if report.refused:
@@ -227,7 +239,7 @@ def _ensure_stats(project_id: int) -> None:
         return
     with session_scope(URL) as s:
         with st.spinner("Updating the queue…"):
-            rv.ensure_stats(s, project_id)
+            ensure_stats(s, project_id)
     checked.add(project_id)
 
 
@@ -239,8 +251,8 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
         if ss.pop("rv_queue_changed", False):
             if filt.order == "random":
                 with st.spinner("Shuffling the queue with the new seed…"):
-                    rv.reshuffle(s, project_id, filt.seed)  # the seed is kept with the project
-            first = rv.queue_next(s, project_id, user, filt)
+                    reshuffle(s, project_id, filt.seed)  # the seed is kept with the project
+            first = queue_next(s, project_id, user, filt)
             if first is None:
                 ss.rv_message = ("info", "No item matches these queue settings.")
             else:
@@ -252,12 +264,12 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
                 wanted = int(st.query_params.get("item", ""))
             except ValueError:
                 wanted = None
-        if wanted is not None and rv.item_project(s, wanted) == project_id:
+        if wanted is not None and item_project(s, wanted) == project_id:
             return wanted
-        return rv.queue_next(s, project_id, user, filt) or rv.queue_next(s, project_id, user, QueueFilter(statuses=STATUSES, order="original"))
+        return queue_next(s, project_id, user, filt) or queue_next(s, project_id, user, QueueFilter(statuses=STATUSES, order="original"))
 
 
-def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
+def compare_sets(view: ReviewView, colours: dict[str, str]) -> None:
     """Several span sets of one side side by side: methods, student, other annotators
     (built only when asked for: nothing extra to compute on every keystroke)."""
     if not st.toggle("Compare span sets", key="cmp_on"):
@@ -267,9 +279,9 @@ def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
         side = st.radio("Side", sides, format_func={"target": "Translation", "source": "Source"}.__getitem__, horizontal=True, key="cmp_side")
         sentence = view.sentence(side)
         options: dict[str, list] = {"you": view.spans[side]}
-        for (set_side, source), spans in sorted(view.record.span_sets.items()):
-            if set_side == side:
-                options[source] = spans
+        for record in sorted(view.record.annotations.span_sets, key=lambda r: r.source):
+            if record.side == side:
+                options[record.source] = list(record.spans)
         for name, sides_ in sorted(view.others.items()):
             if side in sides_:
                 options[f"annotator {name}"] = sides_[side]
@@ -284,12 +296,12 @@ def compare_sets(view: rv.ReviewView, colours: dict[str, str]) -> None:
             st.html(spans_html(sentence, spans, colours))
 
 
-def show_history(view: rv.ReviewView) -> None:
+def show_history(view: ReviewView) -> None:
     if not st.toggle("History of this item", key="history_on"):
         return
     with st.container(border=True):
         with session_scope(URL) as s:
-            entries = rv.item_history(s, view.id)
+            entries = item_history(s, view.id)
         if not entries:
             st.caption("Nobody changed this item yet.")
             return
@@ -307,7 +319,7 @@ def main() -> None:
     if project_id is None:
         return
     with session_scope(URL) as s:
-        project = queries.get_project(s, project_id)
+        project = get_project(s, project_id)
     _ensure_stats(project_id)
     filt, total = queue_sidebar(project, user.name, user.can("reviewer"))
     item_id = current_item(project_id, user.name, filt)
@@ -315,7 +327,7 @@ def main() -> None:
         st.info(f"Project {project.name} has no items yet: import a file on the Projects page.")
         return
     with session_scope(URL) as s:
-        view = rv.load_view(s, item_id, user.name)
+        view = load_view(s, item_id, user.name)
     st.session_state.item_id = view.id
     st.query_params["item"] = str(view.id)
     labels = list(project.labels)

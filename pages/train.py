@@ -1,6 +1,6 @@
 """Train: the project's student model.
 
-Start a training run (it runs in its own process, core.training.start_training_job),
+Start a training run (it runs in its own process, services.training.start_training_job),
 follow it live (progress and loss curve, polled with ``st.fragment``), cancel it; compare
 the versions (test F1 overall and per label, learning curve as gold grows), activate one,
 and let the active one predict every item so the Review queue can be ordered by student
@@ -14,8 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from core.config import settings
-from core.pipeline.jobs import cancel_pipeline_job, refresh_jobs
-from core.training import (
+from db import students as sq
+from db.engine import session_scope
+from db.errors import QueryError
+from db.jobs import JobInfo
+from db.projects import ProjectInfo, get_project, project_counts
+from pages._auth import project_or_info, require_role
+from pages._common import ensure_navigation
+from services.jobs import refresh_jobs, request_cancel
+from services.training import (
     ACTIVATE_CHOICES,
     JOB_KIND_TRAIN,
     MIN_GOLD_FOR_TEST,
@@ -25,11 +32,6 @@ from core.training import (
     start_predict_job,
     start_training_job,
 )
-from db import queries
-from db import student_queries as sq
-from db.engine import session_scope
-from pages._auth import project_or_info, require_role
-from pages._common import ensure_navigation
 
 URL = settings().db_url
 POLL_S = 2.0
@@ -47,7 +49,7 @@ def _default_config():  # noqa: ANN202
     return TrainConfig()
 
 
-def start_form(project: queries.ProjectInfo, training_running: bool) -> None:
+def start_form(project: ProjectInfo, training_running: bool) -> None:
     d = _default_config()
     pid = project.id
     with st.form(f"train_form_{pid}"):
@@ -96,8 +98,9 @@ def start_form(project: queries.ProjectInfo, training_running: bool) -> None:
             silver_threshold=float(threshold), seed=int(seed), patience=int(patience), freeze_embeddings=bool(freeze),
             image_encoder=DEFAULT_IMAGE_ENCODER if images else None,
         )  # fmt: skip
-        job = start_training_job(URL, project.id, TrainingOptions(config, activate, bool(new_split)))
-    except (ValueError, queries.QueryError) as exc:
+        with session_scope(URL) as s:
+            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split)))
+    except (ValueError, QueryError) as exc:
         st.error(str(exc))
         return
     st.session_state.train_flash = f"Training job {job.id} started."
@@ -118,7 +121,12 @@ def loss_chart(curve: list) -> alt.Chart | None:
     )
 
 
-def job_row(job: queries.JobInfo) -> None:
+def _cancel(job_id: int) -> None:
+    with session_scope(URL) as s:
+        request_cancel(s, job_id)
+
+
+def job_row(job: JobInfo) -> None:
     active = job.status in ("queued", "running")
     kind = "Training" if job.kind == JOB_KIND_TRAIN else "Prediction"
     with st.container(border=True):
@@ -132,16 +140,17 @@ def job_row(job: queries.JobInfo) -> None:
         if job.error:
             st.error(job.error)
         if active:
-            st.button("Cancel", key=f"tr_cancel_{job.id}", icon=":material/stop:", on_click=cancel_pipeline_job, args=(URL, job.id))
+            st.button("Cancel", key=f"tr_cancel_{job.id}", icon=":material/stop:", on_click=_cancel, args=(job.id,))
 
 
-def jobs_panel(project_id: int, jobs: list[queries.JobInfo]) -> None:
+def jobs_panel(project_id: int, jobs: list[JobInfo]) -> None:
     """The newest student jobs of the project, polled while one runs."""
     active = any(j.status in ("queued", "running") for j in jobs)
 
     @st.fragment(run_every=POLL_S if active else None)
     def follow() -> None:
-        current = refresh_jobs(URL, project_id, limit=JOBS_SHOWN, kind=STUDENT_JOB_KINDS)
+        with session_scope(URL) as s:
+            current = refresh_jobs(s, project_id, limit=JOBS_SHOWN, kind=STUDENT_JOB_KINDS)
         for job in current:
             job_row(job)
         if active and not any(j.status in ("queued", "running") for j in current):
@@ -192,15 +201,16 @@ def _activate(project_id: int, version: int) -> None:
         with session_scope(URL) as s:
             sq.activate_model_version(s, project_id, version)
         st.session_state.train_flash = f"Version {version} is now active."
-    except queries.QueryError as exc:
+    except QueryError as exc:
         st.session_state.train_error = str(exc)
 
 
 def _predict(project_id: int, version: int) -> None:
     try:
-        job = start_predict_job(URL, project_id, version)
+        with session_scope(URL) as s:
+            job = start_predict_job(s, project_id, version)
         st.session_state.train_flash = f"Prediction job {job.id} started."
-    except (TrainingError, queries.QueryError) as exc:
+    except (TrainingError, QueryError) as exc:
         st.session_state.train_error = str(exc)
 
 
@@ -251,7 +261,7 @@ def charts(versions: list[sq.ModelVersionInfo], current_split: str | None) -> No
         )  # fmt: skip
 
 
-def versions_panel(project: queries.ProjectInfo, predicting: bool) -> None:
+def versions_panel(project: ProjectInfo, predicting: bool) -> None:
     with session_scope(URL) as s:
         versions = sq.list_model_versions(s, project.id)
         current_split = sq.test_split_digest(sq.test_split_ids(s, project.id))
@@ -289,8 +299,8 @@ def main() -> None:
     if project_id is None:
         return
     with session_scope(URL) as s:
-        project = queries.get_project(s, project_id)
-        counts = queries.project_counts(s, project_id)
+        project = get_project(s, project_id)
+        counts = project_counts(s, project_id)
     st.markdown(
         f"**{project.name}** ({project.src_lang} → {project.tgt_lang}) · {counts['with_target']} item(s) with a translation · "
         f"{counts['reviewed']} reviewed. The student learns from reviewed and gold items and from the projections of the others."
@@ -299,7 +309,8 @@ def main() -> None:
         st.success(flash)
     if error := st.session_state.pop("train_error", None):
         st.error(error)
-    jobs = refresh_jobs(URL, project_id, limit=JOBS_SHOWN, kind=STUDENT_JOB_KINDS)  # also fails jobs whose worker died
+    with session_scope(URL) as s:
+        jobs = refresh_jobs(s, project_id, limit=JOBS_SHOWN, kind=STUDENT_JOB_KINDS)  # also fails jobs whose worker died
     running = {j.kind for j in jobs if j.status in ("queued", "running")}
     start_form(project, JOB_KIND_TRAIN in running)
     jobs_panel(project_id, jobs)

@@ -6,8 +6,9 @@ import streamlit as st
 
 from core.auth import hash_password
 from core.config import settings
-from db import queries
 from db.engine import session_scope
+from db.errors import QueryError
+from db.users import create_user, list_users, set_password_hash, set_user_role
 from pages._auth import ROLE_RANK, auth_enabled, require_role
 from pages._common import ensure_navigation
 
@@ -24,8 +25,8 @@ def _add() -> None:
         return
     try:
         with session_scope(URL) as s:
-            queries.create_user(s, name, role, hash_password(password))
-    except queries.QueryError as exc:
+            create_user(s, name, role, hash_password(password))
+    except QueryError as exc:
         st.session_state.users_error = str(exc)
         return
     st.session_state.new_user_name = ""
@@ -39,13 +40,13 @@ def _change(name: str) -> None:
     try:
         with session_scope(URL) as s:
             if role:
-                queries.set_user_role(s, name, role)
+                set_user_role(s, name, role)
             if password:
                 if len(password) < 8:
                     st.session_state.users_error = "A password needs at least 8 characters."
                     return
-                queries.set_password_hash(s, name, hash_password(password))
-    except queries.QueryError as exc:
+                set_password_hash(s, name, hash_password(password))
+    except QueryError as exc:
         st.session_state.users_error = str(exc)
         return
     st.session_state[f"password:{name}"] = ""
@@ -62,7 +63,7 @@ def main() -> None:
     if info := st.session_state.pop("users_info", None):
         st.success(info)
     with session_scope(URL) as s:
-        users = queries.list_users(s)
+        users = list_users(s)
     st.dataframe(
         [{"User": u.name, "Role": u.role, "Password": "set" if u.has_password else "none", "Since": u.created_at} for u in users],
         hide_index=True,

@@ -1,4 +1,4 @@
-"""Agreement figures on hand-made cases (core.agreement)."""
+"""Agreement figures on hand-made cases (core.annotations.agreement)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from core.agreement import agreement, f1, matches
+from core.annotations.agreement import agreement, f1, matches
 from core.data import Sentence, make_span
 from core.metrics import span_scores
 

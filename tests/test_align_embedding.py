@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.bench import run_script
 from core.align import SimAlignAligner, align_items, get_aligner
 from core.align.bench import bench_align_speed, encoder_gflop, read_conll_words
-from core.bench import run_script
 from core.data import Item, Sentence
 
 CORPUS = [
@@ -137,7 +137,7 @@ def test_subword_counts_ignore_the_tokenizer_state_of_a_padded_call(tiny_model):
 def test_packed_blocks_equal_model_hidden_states(tiny_model):
     import torch
 
-    from core.align.embedding import _PackedBert, _has_bert_blocks, _transformer_blocks, load_model
+    from core.align.embedding import _has_bert_blocks, _PackedBert, _transformer_blocks, load_model
 
     tokenizer, model = load_model(tiny_model)
     blocks = _transformer_blocks(model)

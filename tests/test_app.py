@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from apptest_support import open_app
+
 from core.data import Item, Sentence, make_span
+from db import items as db_items
+from db import jobs, projects
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -26,13 +28,12 @@ def tiny_items() -> list[Item]:
 
 @pytest.fixture()
 def project_id(lb_env) -> int:
-    from db import queries
     from db.engine import init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        p = queries.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
-        queries.import_items(s, p.id, tiny_items())
+        p = projects.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
+        db_items.import_items(s, p.id, tiny_items())
     return p.id
 
 
@@ -91,7 +92,6 @@ def test_projects_page_imports_a_conll_file_and_reports(project_id) -> None:
 
 
 def test_projects_page_refuses_a_bad_file_and_stores_nothing(project_id) -> None:
-    from db import queries
     from db.engine import session_scope
 
     at = start(project=project_id)
@@ -103,7 +103,7 @@ def test_projects_page_refuses_a_bad_file_and_stores_nothing(project_id) -> None
     assert any("Nothing was imported from bad.jsonl" in e.value for e in at.error)
     assert "bad.jsonl:2" in "\n".join(m.value for m in at.markdown)
     with session_scope() as s:
-        assert queries.project_counts(s, project_id)["total"] == 2
+        assert projects.project_counts(s, project_id)["total"] == 2
 
 
 # The Review page's own tests (editor, conflicts, queue, URL) are in test_review_app.py.
@@ -132,24 +132,21 @@ def test_export_of_reviewed_or_adjudicated_items_with_none_yet_warns(project_id,
 
 
 def test_demo_button_seeds_and_starts_projection_jobs(lb_env, monkeypatch) -> None:
-    import core.pipeline
-    from db import queries
-    from db.engine import session_scope
+    import services.demo
 
     started = []
 
-    def fake_start(url, project, config, **kwargs):  # the real one starts a model-loading process
+    def fake_start(s, project, config, **kwargs):  # the real one starts a model-loading process
         started.append((project, config.src, config.tgt, config.teacher, config.translator))
-        with session_scope(url) as s:
-            job = queries.create_job(s, "pipeline", queries.get_project(s, project).id, params={"config": config.to_json()})
-            return queries.finish_job(s, job.id, "done", message="done: 43 item(s)")
+        job = jobs.create_job(s, "pipeline", projects.get_project(s, project).id, params={"config": config.to_json()})
+        return jobs.finish_job(s, job.id, "done", message="done: 43 item(s)")
 
-    monkeypatch.setattr(core.pipeline, "start_pipeline_job", fake_start)
+    monkeypatch.setattr(services.demo, "start_pipeline_job", fake_start)
     at = start()
     by_label(at.button, "Load the demo projects").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Demo projects loaded" in s.value for s in at.success)
     assert started == [("Demo (en→es)", "en", "es", "gold", None), ("Demo (en→de)", "en", "de", "gold", None)]
-    projects, jobs = at.dataframe[0].value, at.dataframe[1].value
-    assert list(projects["Items"]) == [43, 43] and list(projects["With image"]) == [7, 7]
-    assert list(jobs["Status"]) == ["done", "done"] and set(jobs["Project"]) == {"Demo (en→es)", "Demo (en→de)"}
+    table, job_table = at.dataframe[0].value, at.dataframe[1].value
+    assert list(table["Items"]) == [43, 43] and list(table["With image"]) == [7, 7]
+    assert list(job_table["Status"]) == ["done", "done"] and set(job_table["Project"]) == {"Demo (en→es)", "Demo (en→de)"}

@@ -11,11 +11,13 @@ import pytest
 from PIL import Image
 
 from core.data import Item, Sentence, make_span
-from core.demo import DEMO_DIR, DEMO_PROJECTS, load_demo_items, reference_target_spans, seed_demo
+from core.demo import DEMO_DIR, DEMO_PROJECTS, load_demo_items, reference_target_spans
 from core.demo.images import DEMO_IMAGES, render_demo_images
 from core.formats import FormatError
-from core.highlight import escape_markdown, label_colours, legend_html, spans_html
+from core.highlight import escape_markdown, label_colours, spans_html
 from core.transfer import ArchiveError, drop_translations, export_download, match_images, read_upload, unpack_images
+from db import items as db_items
+from db import projects
 
 # --------------------------------------------------------------------------- demo data
 
@@ -59,42 +61,50 @@ def test_demo_images_are_drawn_deterministically(tmp_path) -> None:
     assert not list(DEMO_DIR.glob("*.png")) and not list(DEMO_DIR.glob("*.jpg"))  # nothing binary in the repo
 
 
+def seed(projection: str = "run") -> bool:
+    from db.engine import init_db, session_scope
+    from services.demo import seed_demo
+
+    init_db()
+    with session_scope() as s:
+        return seed_demo(s, projection=projection)
+
+
 def test_seed_demo_seeds_once_into_an_empty_database(lb_env) -> None:
-    from db import queries
+    from core.annotations.ledger import labels
     from db.engine import session_scope
 
-    assert seed_demo(projection="none") is True
-    assert seed_demo(projection="none") is False
+    assert seed(projection="none") is True
+    assert seed(projection="none") is False
     with session_scope() as s:
-        projects = {p.name: p for p in queries.list_projects(s)}
-        assert set(projects) == {d.name for d in DEMO_PROJECTS}
-        es = projects["Demo (en→es)"]
+        found = {p.name: p for p in projects.list_projects(s)}
+        assert set(found) == {d.name for d in DEMO_PROJECTS}
+        es = found["Demo (en→es)"]
         assert (es.src_lang, es.tgt_lang, es.n_items, es.n_target, es.n_reviewed) == ("en", "es", 43, 43, 0)
         assert es.n_with_image == sum(1 for it in load_demo_items(DEMO_PROJECTS[0]) if it.image)
-        rec = queries.load_item(s, queries.item_ids(s, es.id)[0])
+        rec = db_items.load_item(s, db_items.item_ids(s, es.id)[0])
     assert rec.image_path is not None and rec.image_path.is_file()
-    assert rec.current_source["source"] == "gold"
-    assert reference_target_spans(rec.item) is not None
+    assert labels(rec.annotations, "source").source == "gold"
+    assert reference_target_spans(rec.as_item()) is not None
     # no hand-written span is ever stored as if a machine had projected it
-    assert all(not src.startswith("projection:") or side == "target" for side, src in rec.span_sets)
+    assert all(not r.source.startswith("projection:") or r.side == "target" for r in rec.annotations.span_sets)
 
 
 def test_seed_demo_leaves_existing_projects_alone(lb_env) -> None:
-    from db import queries
     from db.engine import init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        queries.create_project(s, "Mine", "en", "fr", ["PER"])
-    assert seed_demo() is False
+        projects.create_project(s, "Mine", "en", "fr", ["PER"])
+    assert seed() is False
     with session_scope() as s:
-        assert [p.name for p in queries.list_projects(s)] == ["Mine"]
+        assert [p.name for p in projects.list_projects(s)] == ["Mine"]
     with pytest.raises(ValueError, match="projection must be one of"):
-        seed_demo(projection="fake")
+        seed(projection="fake")
 
 
 def test_demo_seed_command(lb_env, capsys) -> None:
-    from core.cli import main
+    from cli.main import main
 
     assert main(["demo", "seed", "--no-projection"]) == 0
     assert "seeded 2 demo projects" in capsys.readouterr().out
@@ -105,20 +115,20 @@ def test_demo_seed_command(lb_env, capsys) -> None:
 @pytest.mark.integration
 def test_demo_projection_uses_the_real_engine_and_matches_the_reference(lb_env) -> None:
     """The default pipeline (default aligner and method) on the en→es demo."""
-    from core.demo import project_demo
     from core.metrics import span_scores
-    from db import queries
     from db.engine import session_scope
+    from services.demo import project_demo
+    from services.labels import labelled_items
 
-    seed_demo(projection="none")
-    lines = project_demo(projects=[DEMO_PROJECTS[0]], progress=False)
+    seed(projection="none")
+    with session_scope() as s:
+        lines = project_demo(s, projects=[DEMO_PROJECTS[0]], progress=False)
     assert "43 items projected" in lines[0], lines
     with session_scope() as s:
-        project = queries.get_project(s, DEMO_PROJECTS[0].name)
-        records = queries.load_items(s, queries.item_ids(s, project.id))
-    assert all(r.current_source["target"].startswith("projection:") for r in records)
-    items = [r.item for r in records]
-    scores = span_scores([it.target for it in items], [reference_target_spans(it) for it in items], [it.target_spans for it in items])
+        project = projects.get_project(s, DEMO_PROJECTS[0].name)
+        shown = labelled_items(s, db_items.item_ids(s, project.id))
+    assert all(sp.source.startswith("projection:") for it in shown for sp in it.target_spans)
+    scores = span_scores([it.target for it in shown], [reference_target_spans(it) for it in shown], [it.target_spans for it in shown])
     assert scores["f1"] >= 0.9, scores
 
 
@@ -134,9 +144,10 @@ def test_spans_html_escapes_and_marks() -> None:
     assert label_colours(["PER"])["PER"] in out
 
 
-def test_label_colours_are_stable_and_legend_escapes() -> None:
+def test_label_colours_are_stable_and_labels_are_escaped() -> None:
     assert label_colours(["PER", "X<y"]) == label_colours(["X<y", "PER"])
-    assert "X&lt;y" in legend_html(label_colours(["X<y"]))
+    s = Sentence.from_words(["a", "b"])
+    assert "X&lt;y" in spans_html(s, [make_span(s, 0, 1, "X<y")], label_colours(["X<y"]))
     with pytest.raises(ValueError):
         s = Sentence.from_words(["a", "b", "c"])
         spans_html(s, [make_span(s, 0, 2, "A"), make_span(s, 1, 3, "B")])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from cli.main import main
 from db.engine import dispose_engine, get_engine, head_revision
 
 

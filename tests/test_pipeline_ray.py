@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.pipeline import run_pipeline
 from db.engine import dispose_engine, init_db
-from tests.test_pipeline import WORDS, config, exported, new_project, table_counts, write_translations
+from tests.test_pipeline import WORDS, config, exported, new_project, run_pipeline, table_counts, write_translations
 
 ray = pytest.importorskip("ray")
 

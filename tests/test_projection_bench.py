@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.cli import CliError
-from core.bench import run_script
-from core.projection.bench import bench_projection, bench_projection_methods, register_bench
+from cli.bench import register, run_script
+from core.errors import BenchError
+from core.projection.bench import bench_projection, bench_projection_methods
 
 EN = "Mr\tO\nProdi\tB-PER\nvisited\tO\nTexas\tB-LOC\n\nThe\tO\nUN\tB-ORG\nmet\tO\n\n"
 ES = "El\tO\nseñor\tO\nProdi\tB-PER\nvisitó\tO\nTexas\tB-LOC\n\nLa\tO\nONU\tB-ORG\nse\tO\nreunió\tO\n\n"
@@ -46,11 +46,11 @@ def test_bench_user_errors(corpus, tmp_path):
     src, tgt = corpus
     short = tmp_path / "short.conll"
     short.write_text("Prodi\tB-PER\n\n", encoding="utf-8")
-    with pytest.raises(CliError, match="not a parallel corpus"):
+    with pytest.raises(BenchError, match="not a parallel corpus"):
         bench_projection(src, short, method="ilp", aligner="exact")
-    with pytest.raises(CliError, match="unknown projection method"):
+    with pytest.raises(BenchError, match="unknown projection method"):
         bench_projection(src, tgt, method="nope", aligner="exact")
-    with pytest.raises(CliError, match="no such file"):
+    with pytest.raises(BenchError, match="no such file"):
         bench_projection(tmp_path / "missing.conll", tgt, method="ilp", aligner="exact")
 
 
@@ -63,6 +63,6 @@ def test_bench_command_line_prints_json_lines(corpus, capsys):
     assert [r["method"] for r in lines] == ["ilp", "greedy"]
     assert run_script("projection", ["--source", str(src), "--target", str(tgt), "--method", "bogus", "--aligner", "exact"]) == 2
     parser = argparse.ArgumentParser()
-    register_bench(parser.add_subparsers())
-    args = parser.parse_args(["projection", "--source", "a", "--target", "b"])
+    register(parser.add_subparsers())
+    args = parser.parse_args(["bench", "projection", "--source", "a", "--target", "b"])
     assert args.method is None and args.aligner is None

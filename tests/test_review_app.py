@@ -5,9 +5,12 @@ roles (LABELBRIDGE_AUTH=on)."""
 from __future__ import annotations
 
 import pytest
-
 from apptest_support import open_app
+
 from core.data import Item, Link, Sentence, make_span
+from db import items as db_items
+from db import projects, users
+from services import review
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -28,14 +31,13 @@ def _items() -> list[Item]:
 
 @pytest.fixture()
 def project(lb_env):
-    from db import queries
     from db.engine import init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        pid = queries.create_project(s, "Queue", "en", "es", LABELS).id
-        queries.import_items(s, pid, _items(), target_span_source=None)
-        ids = queries.item_ids(s, pid)
+        pid = projects.create_project(s, "Queue", "en", "es", LABELS).id
+        db_items.import_items(s, pid, _items(), target_span_source=None)
+        ids = db_items.item_ids(s, pid)
     return pid, ids
 
 
@@ -60,16 +62,14 @@ def progress_text(at: AppTest) -> str:
 
 
 def accept(item_id: int, user: str, spans=None) -> None:
-    from db import review as rv
     from db.engine import session_scope
 
     with session_scope() as s:
-        v = rv.load_view(s, item_id, user)
-        rv.accept_item(s, item_id, user, v.head, spans)
+        v = review.load_view(s, item_id, user)
+        review.accept_item(s, item_id, user, v.head, spans)
 
 
 def test_review_queue_order_filters_jump_and_progress(project) -> None:
-    from db import review as rv
     from db.engine import session_scope
 
     pid, ids = project
@@ -85,7 +85,7 @@ def test_review_queue_order_filters_jump_and_progress(project) -> None:
 
     accept(ids[0], "reviewer")
     with session_scope() as s:
-        rv.set_review_status(s, ids[3], "reviewer", "flagged", "check the name")
+        review.set_status(s, ids[3], "reviewer", "flagged", "check the name")
     at.sidebar.multiselect(key="q_status").set_value(["flagged"]).run()
     assert shown(at) == ids[3]
     assert any("You flagged this item: check the name" in w.value for w in at.warning)
@@ -110,13 +110,12 @@ def test_review_queue_order_filters_jump_and_progress(project) -> None:
 
 
 def test_review_label_filter_and_annotator_filter(project) -> None:
-    from db import review as rv
     from db.engine import session_scope
 
     pid, ids = project
     with session_scope() as s:
-        v = rv.load_view(s, ids[2], "bob")
-        rv.save_review_edit(s, ids[2], "target", [*v.spans["target"], make_span(v.item.target, 1, 2, "MISC", "human:bob")], "bob", v.head)
+        v = review.load_view(s, ids[2], "bob")
+        review.save_edit(s, ids[2], "target", [*v.spans["target"], make_span(v.item.target, 1, 2, "MISC", "human:bob")], "bob", v.head)
     at = start("pages/review.py", project=pid)
     at.sidebar.multiselect(key="q_labels").set_value(["MISC"]).run()
     assert shown(at) == ids[2]
@@ -130,12 +129,11 @@ def test_review_label_filter_and_annotator_filter(project) -> None:
 
 
 def test_agreement_page_shows_exact_and_partial_f1(project) -> None:
-    from db import review as rv
     from db.engine import session_scope
 
     pid, ids = project
     with session_scope() as s:
-        tgt = rv.load_view(s, ids[0], "ann").item.target
+        tgt = review.load_view(s, ids[0], "ann").item.target
     accept(ids[0], "ann", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
     accept(ids[0], "bob", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 2, 4, "LOC")]})
     at = start("pages/agreement.py", project=pid)
@@ -152,12 +150,11 @@ def test_agreement_page_shows_exact_and_partial_f1(project) -> None:
 
 
 def test_adjudicate_page_starts_from_the_majority(project) -> None:
-    from db import review as rv
     from db.engine import session_scope
 
     pid, ids = project
     with session_scope() as s:
-        tgt = rv.load_view(s, ids[0], "ann").item.target
+        tgt = review.load_view(s, ids[0], "ann").item.target
     accept(ids[0], "ann", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
     accept(ids[0], "bob", {"target": [make_span(tgt, 0, 1, "PER")]})
     accept(ids[0], "cy", {"target": [make_span(tgt, 0, 1, "PER"), make_span(tgt, 3, 4, "LOC")]})
@@ -172,14 +169,13 @@ def test_adjudicate_page_starts_from_the_majority(project) -> None:
 
 def test_login_roles_and_pages(project, monkeypatch) -> None:
     from core.auth import hash_password
-    from db import queries
     from db.engine import session_scope
 
     pid, ids = project
     monkeypatch.setenv("LABELBRIDGE_AUTH", "on")
     with session_scope() as s:
-        queries.create_user(s, "ann", "annotator", hash_password("ann-password"))
-        queries.create_user(s, "root", "admin", hash_password("root-password"))
+        users.create_user(s, "ann", "annotator", hash_password("ann-password"))
+        users.create_user(s, "root", "admin", hash_password("root-password"))
     at = start(project=pid)
     assert [t.value for t in at.title] == ["Log in to LabelBridge"]
     at.text_input(key="login_name").input("ann")
@@ -219,9 +215,8 @@ def test_single_user_mode_needs_no_login(project, monkeypatch) -> None:
 
 
 def test_review_offers_a_correction_for_the_other_occurrences(project) -> None:
-    from core.workbench import Correction
-    from db import review as rv
     from db.engine import session_scope
+    from services.editor import Correction
 
     pid, ids = project
     at = start("pages/review.py", project=pid, item=ids[0])
@@ -233,31 +228,30 @@ def test_review_offers_a_correction_for_the_other_occurrences(project) -> None:
     at.button(key="occ_apply").click().run()
     assert not at.exception, [e.message for e in at.exception]
     with session_scope() as s:
-        spans = rv.load_view(s, ids[3], "reviewer").spans["target"]
+        spans = review.load_view(s, ids[3], "reviewer").spans["target"]
     assert (3, 4, "LOC") in {x.key() for x in spans}  # "Dora vive en Berlin": the other Berlin
     assert "review_correction" not in at.session_state
 
 
 def test_review_conflict_panel_applies_my_change_on_top(project) -> None:
-    from core.workbench import ConflictInfo
-    from db import review as rv
     from db.engine import session_scope
+    from services.editor import ConflictInfo
 
     pid, ids = project
     with session_scope() as s:
-        v = rv.load_view(s, ids[0], "reviewer")
+        v = review.load_view(s, ids[0], "reviewer")
         tgt = v.item.target
-        stored = rv.save_review_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 3, 4, "LOC", "human:reviewer")], "reviewer", v.head)
+        stored = review.save_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 3, 4, "LOC", "human:reviewer")], "reviewer", v.head)
     base = list(v.spans["target"])
     mine = [*base, make_span(tgt, 1, 2, "MISC", "human:reviewer")]
     at = start("pages/review.py", project=pid, item=ids[0])
     with session_scope() as s:
-        theirs = rv.load_view(s, ids[0], "reviewer").spans["target"]
+        theirs = review.load_view(s, ids[0], "reviewer").spans["target"]
     at.session_state["review_conflict"] = ConflictInfo(ids[0], "target", base, mine, frozenset(), theirs, stored.head, [], "edit")
     at.run()
     assert any("not saved" in e.value for e in at.error)
     at.button(key="conflict_mine").click().run()
     assert not at.exception, [e.message for e in at.exception]
     with session_scope() as s:
-        now = rv.load_view(s, ids[0], "reviewer").spans["target"]
+        now = review.load_view(s, ids[0], "reviewer").spans["target"]
     assert {x.key() for x in now} == {(0, 1, "PER"), (1, 2, "MISC"), (3, 4, "LOC")}

@@ -1,26 +1,23 @@
-"""Pure review-workbench logic (core.review): queue settings and numbers, editor input,
+"""Pure review-workbench logic (core.annotations): queue settings and numbers, editor input,
 occurrences, projection links, merges and change descriptions."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.data import Link, Sentence, SpanError, make_span
-from core.review import (
-    QueueFilter,
+from core.annotations.edits import (
     apply_to_occurrence,
-    compute_item_stats,
     describe_change,
     find_occurrences,
     merge_three_way,
-    merge_versions,
-    shuffle_key,
     span_origins,
     spans_from_payload,
-    student_uncertainty,
-    thumbnail_data_uri,
     unprojected_spans,
 )
+from core.annotations.merge import merge_versions
+from core.annotations.queue import QueueFilter, compute_item_stats, shuffle_key, student_uncertainty
+from core.data import Link, Sentence, SpanError, make_span
+from core.media import thumbnail_data_uri
 
 SRC = Sentence.from_words(["Anna", "Weber", "lives", "in", "New", "York", "."], "en")
 TGT = Sentence.from_text("Anna Weber vive en  Nueva York .", "es")  # two spaces: offsets are not word counts

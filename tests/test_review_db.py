@@ -1,4 +1,4 @@
-"""Review workbench storage (db.review): each person's own version, conflicts, undo/redo
+"""Review workbench storage (services.review over db/): each person's own version, conflicts, undo/redo
 across sessions, statuses, the queue's orders and filters in SQL, progress, occurrences,
 agreement data, adjudication and the adjudicated-gold export, login sessions."""
 
@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from core.annotations import ledger
+from core.annotations.queue import STATUSES, QueueFilter
 from core.data import Item, Link, Sentence, SpanError, make_span
-from core.review import STATUSES, QueueFilter
-from db import queries as q
-from db import review as rv
+from db import adjudications, edits, errors, projects, review_state, span_sets, stats, users
+from db import items as db_items
+from db import queue as dbqueue
 from db.engine import dispose_engine, get_engine, init_db, session_scope
+from services import adjudication, export, review
+from services import queue as squeue
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 ALL = QueueFilter(statuses=STATUSES, order="original")
@@ -40,34 +44,34 @@ def env(tmp_path: Path):
     media = tmp_path / "media"
     confidences = [0.9, 0.2, 0.6, 0.4, 0.8]
     with session_scope(url) as s:
-        pid = q.create_project(s, "Review", "en", "es", LABELS).id
-        items = [_item(i, c, name="Maria" if i == 3 else "Anna") for i, c in enumerate(confidences)]
-        q.import_items(s, pid, items, media, target_span_source=None)
-        ids = q.item_ids(s, pid)
+        pid = projects.create_project(s, "Review", "en", "es", LABELS).id
+        batch = [_item(i, c, name="Maria" if i == 3 else "Anna") for i, c in enumerate(confidences)]
+        db_items.import_items(s, pid, batch, media, target_span_source=None)
+        ids = db_items.item_ids(s, pid)
         # a student disagrees on items 1 and 3, with stored uncertainties
         for k, item_id in enumerate(ids):
-            tgt = items[k].target
+            tgt = batch[k].target
             label = "ORG" if k in (1, 3) else "PER"
-            q.save_span_set(s, item_id, "target", "student:v1", [make_span(tgt, 0, 2, label, "student:v1", 0.7)], settings={"uncertainty": 0.1 * k})
-        rv.ensure_stats(s, pid)
+            span_sets.save_span_set(s, item_id, "target", "student:v1", [make_span(tgt, 0, 2, label, "student:v1", 0.7)], settings={"uncertainty": 0.1 * k})
+        squeue.ensure_stats(s, pid)
     yield url, pid, ids, media
     dispose_engine(url)
 
 
-def view(url: str, item_id: int, user: str, media: Path) -> rv.ReviewView:
+def view(url: str, item_id: int, user: str, media: Path) -> ledger.ReviewView:
     with session_scope(url) as s:
-        return rv.load_view(s, item_id, user, media)
+        return review.load_view(s, item_id, user, media)
 
 
 def test_suggestions_are_pending_until_accepted_and_work_is_kept_apart(env) -> None:
     url, pid, ids, media = env
     v = view(url, ids[0], "ann", media)
     assert v.own == {"source": False, "target": False}
-    assert v.suggestion_source == {"source": "gold", "target": "student:v1"}  # newest machine set
+    assert v.suggestion_source == {"source": "gold", "target": "projection:heuristic"}  # never the student
     assert v.pending["target"] == {(0, 2, "PER")} and v.pending["source"] == frozenset()
     tgt = v.item.target
     with session_scope(url) as s:
-        r = rv.save_review_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", v.head, pending=v.pending["target"])
+        r = review.save_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", v.head, pending=v.pending["target"])
     assert r.changed and r.status == "new"  # an edit alone does not finish the item
     mine = view(url, ids[0], "ann", media)
     assert [s.key() for s in mine.spans["target"]] == [(0, 2, "PER"), (4, 5, "LOC")]
@@ -76,14 +80,14 @@ def test_suggestions_are_pending_until_accepted_and_work_is_kept_apart(env) -> N
     assert [s.key() for s in other.spans["target"]] == [(0, 2, "PER")]
     assert [s.key() for s in other.others["ann"]["target"]] == [(0, 2, "PER"), (4, 5, "LOC")]
     with session_scope(url) as s:
-        rv.save_review_edit(s, ids[0], "target", [], "bob", other.head)  # bob's change does not touch ann's
-        a = rv.accept_item(s, ids[0], "ann", mine.head)
+        review.save_edit(s, ids[0], "target", [], "bob", other.head)  # bob's change does not touch ann's
+        a = review.accept_item(s, ids[0], "ann", mine.head)
     final = view(url, ids[0], "ann", media)
     assert a.status == "reviewed" and final.status == "reviewed" and final.pending["target"] == frozenset()
     assert [s.key() for s in final.spans["target"]] == [(0, 2, "PER"), (4, 5, "LOC")]
     assert [s.key() for s in view(url, ids[0], "bob", media).spans["target"]] == []
     with session_scope(url) as s:
-        assert q.load_item(s, ids[0]).status == "reviewed"  # the shared status follows
+        assert db_items.load_item(s, ids[0]).status == "reviewed"  # the shared status follows
 
 
 def test_stale_head_is_a_conflict_that_says_what_changed(env) -> None:
@@ -92,17 +96,17 @@ def test_stale_head_is_a_conflict_that_says_what_changed(env) -> None:
     second_tab = view(url, ids[1], "ann", media)
     tgt = first_tab.item.target
     with session_scope(url) as s:
-        rv.save_review_edit(s, ids[1], "target", [make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", first_tab.head)
-    with pytest.raises(rv.ReviewConflictError) as err, session_scope(url) as s:
-        rv.save_review_edit(s, ids[1], "target", [make_span(tgt, 0, 1, "PER", "human:ann")], "ann", second_tab.head)
+        review.save_edit(s, ids[1], "target", [make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", first_tab.head)
+    with pytest.raises(review.ReviewConflictError) as err, session_scope(url) as s:
+        review.save_edit(s, ids[1], "target", [make_span(tgt, 0, 1, "PER", "human:ann")], "ann", second_tab.head)
     exc = err.value
     assert [c.user for c in exc.changes] == ["ann"] and exc.changes[0].side == "target"
     assert [s.key() for s in exc.current_spans] == [(4, 5, "LOC")]
     assert "nothing was saved" in str(exc)
     # nothing of the refused change was written
     assert [s.key() for s in view(url, ids[1], "ann", media).spans["target"]] == [(4, 5, "LOC")]
-    with pytest.raises(rv.ReviewConflictError), session_scope(url) as s:
-        rv.accept_item(s, ids[1], "ann", second_tab.head)
+    with pytest.raises(review.ReviewConflictError), session_scope(url) as s:
+        review.accept_item(s, ids[1], "ann", second_tab.head)
 
 
 def test_undo_and_redo_replay_after_reload_and_pick_the_side(env) -> None:
@@ -110,27 +114,27 @@ def test_undo_and_redo_replay_after_reload_and_pick_the_side(env) -> None:
     v = view(url, ids[2], "ann", media)
     src, tgt = v.item.source, v.item.target
     with session_scope(url) as s:
-        h1 = rv.save_review_edit(s, ids[2], "target", [make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", v.head).head
-        h2 = rv.save_review_edit(s, ids[2], "source", [make_span(src, 0, 2, "ORG", "human:ann")], "ann", h1).head
+        h1 = review.save_edit(s, ids[2], "target", [make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", v.head).head
+        h2 = review.save_edit(s, ids[2], "source", [make_span(src, 0, 2, "ORG", "human:ann")], "ann", h1).head
     dispose_engine(url)  # a "reload": new connections, nothing cached
     v = view(url, ids[2], "ann", media)
     assert v.undo_side == "source" and v.redo_side is None and v.head == h2
     with session_scope(url) as s:
-        rv.undo_review(s, ids[2], "ann", v.head)
+        review.undo(s, ids[2], "ann", v.head)
     v = view(url, ids[2], "ann", media)
     assert [s.key() for s in v.spans["source"]] == [(0, 2, "PER"), (4, 5, "LOC")] and not v.own["source"]
     assert v.undo_side == "target" and v.redo_side == "source"
     with session_scope(url) as s:
-        rv.undo_review(s, ids[2], "ann", v.head)
-        v = rv.load_view(s, ids[2], "ann", media)
+        review.undo(s, ids[2], "ann", v.head)
+        v = review.load_view(s, ids[2], "ann", media)
         assert v.undo_side is None and [s_.key() for s_ in v.spans["target"]] == [(0, 2, "PER")]
-        with pytest.raises(rv.NothingToUndoError):
-            rv.undo_review(s, ids[2], "ann", v.head)
-        rv.redo_review(s, ids[2], "ann", v.head)
+        with pytest.raises(review.NothingToUndoError):
+            review.undo(s, ids[2], "ann", v.head)
+        review.redo(s, ids[2], "ann", v.head)
     v = view(url, ids[2], "ann", media)
     assert [s.key() for s in v.spans["target"]] == [(4, 5, "LOC")] and v.redo_side == "source"
     with session_scope(url) as s:
-        actions = [e.action for e in q.history(s, ids[2])]
+        actions = [e.action for e in edits.history(s, ids[2])]
     assert actions == ["edit", "edit", "undo", "undo", "redo"]  # append-only
 
 
@@ -139,16 +143,16 @@ def test_edits_are_validated_before_anything_is_written(env) -> None:
     v = view(url, ids[0], "ann", media)
     tgt = v.item.target
     with pytest.raises(SpanError), session_scope(url) as s:
-        rv.save_review_edit(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 1, 3, "LOC")], "ann", v.head)
-    with pytest.raises(q.QueryError, match="not in the project's labels"), session_scope(url) as s:
-        rv.save_review_edit(s, ids[0], "target", [make_span(tgt, 0, 2, "DATE")], "ann", v.head)
-    with pytest.raises(q.QueryError, match="comment"), session_scope(url) as s:
-        rv.set_review_status(s, ids[0], "ann", "flagged", "  ")
+        review.save_edit(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 1, 3, "LOC")], "ann", v.head)
+    with pytest.raises(errors.QueryError, match="not in the project's labels"), session_scope(url) as s:
+        review.save_edit(s, ids[0], "target", [make_span(tgt, 0, 2, "DATE")], "ann", v.head)
+    with pytest.raises(errors.QueryError, match="comment"), session_scope(url) as s:
+        review.set_status(s, ids[0], "ann", "flagged", "  ")
     with session_scope(url) as s:
-        assert q.history(s, ids[0]) == []
-        same = rv.save_review_edit(s, ids[0], "target", v.spans["target"], "ann", v.head, pending=v.pending["target"])
-        again = rv.save_review_edit(s, ids[0], "target", v.spans["target"], "ann", same.head, pending=v.pending["target"])
-        assert same.changed and not again.changed and len(q.history(s, ids[0])) == 1
+        assert edits.history(s, ids[0]) == []
+        same = review.save_edit(s, ids[0], "target", v.spans["target"], "ann", v.head, pending=v.pending["target"])
+        again = review.save_edit(s, ids[0], "target", v.spans["target"], "ann", same.head, pending=v.pending["target"])
+        assert same.changed and not again.changed and len(edits.history(s, ids[0])) == 1
 
 
 def test_queue_orders_and_keyset_navigation(env) -> None:
@@ -157,15 +161,15 @@ def test_queue_orders_and_keyset_navigation(env) -> None:
         def walk(filt: QueueFilter) -> list[int]:
             out, cur = [], None
             for _ in range(len(ids)):
-                cur = rv.queue_next(s, pid, "ann", filt, cur, wrap=False)
+                cur = dbqueue.queue_next(s, pid, "ann", filt, cur, wrap=False)
                 if cur is None:
                     break
                 out.append(cur)
             return out
 
-        # lowest confidence of the suggested (student) spans: all 0.7, then the item id
+        # lowest confidence of the suggested (projected) spans: 0.2, 0.4, 0.6, 0.8, 0.9
         by_conf = walk(QueueFilter(order="confidence"))
-        assert sorted(by_conf) == sorted(ids)
+        assert by_conf == [ids[1], ids[3], ids[2], ids[4], ids[0]]
         assert walk(QueueFilter(order="original")) == ids
         assert walk(QueueFilter(order="uncertainty")) == list(reversed(ids))  # 0.4, 0.3, ... first
         disagreement = walk(QueueFilter(order="disagreement"))
@@ -173,10 +177,10 @@ def test_queue_orders_and_keyset_navigation(env) -> None:
         rnd = walk(QueueFilter(order="random", seed=0))
         assert sorted(rnd) == sorted(ids) and rnd == walk(QueueFilter(order="random", seed=0))
         # backwards and wrap-around
-        assert rv.queue_next(s, pid, "ann", ALL, ids[2], backwards=True) == ids[1]
-        assert rv.queue_next(s, pid, "ann", ALL, ids[-1]) == ids[0]
-        assert rv.queue_next(s, pid, "ann", ALL, ids[-1], wrap=False) is None
-        rows = rv.queue_rows(s, pid, "ann", QueueFilter(order="uncertainty"), limit=2)
+        assert dbqueue.queue_next(s, pid, "ann", ALL, ids[2], backwards=True) == ids[1]
+        assert dbqueue.queue_next(s, pid, "ann", ALL, ids[-1]) == ids[0]
+        assert dbqueue.queue_next(s, pid, "ann", ALL, ids[-1], wrap=False) is None
+        rows = dbqueue.queue_rows(s, pid, "ann", QueueFilter(order="uncertainty"), limit=2)
         assert [r.id for r in rows] == [ids[4], ids[3]] and rows[0].uncertainty == pytest.approx(0.4)
 
 
@@ -188,35 +192,35 @@ def test_disagreement_order_uses_the_students_stored_soft_value(env) -> None:
         soft = {0: 0.9, 1: 0.1, 2: 0.6, 3: 0.05, 4: 0.2}
         for k, item_id in enumerate(ids):
             tgt = _item(k, 0.5, name="Maria" if k == 3 else "Anna").target
-            q.save_span_set(s, item_id, "target", "student:v2", [make_span(tgt, 0, 2, "PER", "student:v2", 0.7)], settings={"uncertainty": 0.1, "disagreement": soft[k]})
-        rv.ensure_stats(s, pid)
-        rows = rv.queue_rows(s, pid, "ann", QueueFilter(order="disagreement"), limit=5)
+            span_sets.save_span_set(s, item_id, "target", "student:v2", [make_span(tgt, 0, 2, "PER", "student:v2", 0.7)], settings={"uncertainty": 0.1, "disagreement": soft[k]})
+        squeue.ensure_stats(s, pid)
+        rows = dbqueue.queue_rows(s, pid, "ann", QueueFilter(order="disagreement"), limit=5)
         assert [r.id for r in rows][:3] == [ids[0], ids[2], ids[4]]
 
 
 def test_random_order_follows_the_seed(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
-        first = [r.id for r in rv.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)]
-        rv.reshuffle(s, pid, 12345)
-        second = [r.id for r in rv.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)]
+        first = [r.id for r in dbqueue.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)]
+        stats.reshuffle(s, pid, 12345)
+        second = [r.id for r in dbqueue.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)]
         assert sorted(first) == sorted(second) == sorted(ids)
-        rv.reshuffle(s, pid, 0)
-        assert [r.id for r in rv.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)] == first
+        stats.reshuffle(s, pid, 0)
+        assert [r.id for r in dbqueue.queue_rows(s, pid, "ann", QueueFilter(order="random"), limit=10)] == first
 
 
 def test_queue_filters(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
-        v = rv.load_view(s, ids[0], "ann", media)
-        rv.accept_item(s, ids[0], "ann", v.head)
-        rv.set_review_status(s, ids[1], "ann", "flagged", "translation is wrong")
-        rv.set_review_status(s, ids[2], "ann", "skipped")
+        v = review.load_view(s, ids[0], "ann", media)
+        review.accept_item(s, ids[0], "ann", v.head)
+        review.set_status(s, ids[1], "ann", "flagged", "translation is wrong")
+        review.set_status(s, ids[2], "ann", "skipped")
         tgt = v.item.target
-        rv.save_review_edit(s, ids[4], "target", [make_span(tgt, 4, 5, "MISC", "human:bob")], "bob", 0)
+        review.save_edit(s, ids[4], "target", [make_span(tgt, 4, 5, "MISC", "human:bob")], "bob", 0)
 
         def ids_of(**kw) -> set[int]:
-            return {r.id for r in rv.queue_rows(s, pid, "ann", QueueFilter(**{"order": "original", **kw}), limit=100)}
+            return {r.id for r in dbqueue.queue_rows(s, pid, "ann", QueueFilter(**{"order": "original", **kw}), limit=100)}
 
         assert ids_of(statuses=("new",)) == {ids[3], ids[4]}
         assert ids_of(statuses=("flagged",)) == {ids[1]}
@@ -227,66 +231,67 @@ def test_queue_filters(env) -> None:
         assert ids_of(statuses=STATUSES, text="Maria") == {ids[3]}
         assert ids_of(statuses=STATUSES, text="s2") == {ids[2]}
         assert ids_of(statuses=STATUSES, min_disagreement=0.5) == {ids[1], ids[3], ids[4]}
-        # confidence: the suggestion is the student set (0.7) for every item
-        assert ids_of(statuses=STATUSES, max_confidence=0.5) == set()
-        assert ids_of(statuses=STATUSES, min_confidence=0.65, max_confidence=0.75) == set(ids)
-        assert rv.queue_count(s, pid, "ann", QueueFilter(statuses=("new",))) == 2
-        assert rv.queue_count(s, pid, "bob", QueueFilter(statuses=("new",))) == 5  # bob's own statuses
-        progress = rv.progress(s, pid)
+        # confidence: the suggestion's (the projection's), never the student's 0.7
+        assert ids_of(statuses=STATUSES, max_confidence=0.5) == {ids[1], ids[3]}
+        assert ids_of(statuses=STATUSES, min_confidence=0.55, max_confidence=0.85) == {ids[2], ids[4]}
+        assert ids_of(statuses=STATUSES, min_confidence=0.65, max_confidence=0.75) == set()
+        assert dbqueue.queue_count(s, pid, "ann", QueueFilter(statuses=("new",))) == 2
+        assert dbqueue.queue_count(s, pid, "bob", QueueFilter(statuses=("new",))) == 5  # bob's own statuses
+        progress = review_state.progress(s, pid)
         assert progress["ann"].done == 1 and progress["ann"].counts == {"reviewed": 1, "skipped": 1, "flagged": 1, "new": 2}
         assert progress["bob"].done == 0 and progress["bob"].total == 5
-        assert rv.annotators(s, pid) == ["ann", "bob"]
-        assert q.load_item(s, ids[1]).flag_comment == "translation is wrong"
-        assert rv.find_item(s, pid, "s3") == ids[3] and rv.find_item(s, pid, "#2") == ids[1] and rv.find_item(s, pid, "x") is None
+        assert review_state.annotators(s, pid) == ["ann", "bob"]
+        assert db_items.load_item(s, ids[1]).flag_comment == "translation is wrong"
+        assert db_items.find_item(s, pid, "s3") == ids[3] and db_items.find_item(s, pid, "#2") == ids[1] and db_items.find_item(s, pid, "x") is None
 
 
 def test_new_pipeline_output_refreshes_the_queue_numbers(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
-        assert rv.ensure_stats(s, pid) == 0
-        tgt = rv.load_view(s, ids[0], "ann", media).item.target
-        q.save_span_set(s, ids[0], "target", "projection:new", [make_span(tgt, 0, 2, "PER", "projection:new", 0.05)])
+        assert squeue.ensure_stats(s, pid) == 0
+        tgt = review.load_view(s, ids[0], "ann", media).item.target
+        span_sets.save_span_set(s, ids[0], "target", "projection:new", [make_span(tgt, 0, 2, "PER", "projection:new", 0.05)])
     with session_scope(url) as s:
-        assert rv.ensure_stats(s, pid) == 1
-        assert rv.queue_next(s, pid, "ann", QueueFilter(order="confidence")) == ids[0]
+        assert squeue.ensure_stats(s, pid) == 1
+        assert dbqueue.queue_next(s, pid, "ann", QueueFilter(order="confidence")) == ids[0]
 
 
 def test_apply_to_all_occurrences_appends_edits(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
-        candidates = rv.occurrence_items(s, pid, "target", "Berlín", exclude_item_id=ids[0])
+        candidates = db_items.occurrence_items(s, pid, "target", "Berlín", exclude_item_id=ids[0])
         assert candidates == ids[1:]
-        report = rv.apply_occurrences(s, pid, "ann", "target", ["Berlín"], "LOC", candidates)
+        report = review.apply_occurrences(s, pid, "ann", "target", ["Berlín"], "LOC", candidates)
         assert (report.items_changed, report.occurrences_changed, report.refused) == (4, 4, 0)
-        v = rv.load_view(s, ids[1], "ann", media)
-        assert (4, 5, "LOC") in {x.key() for x in v.spans["target"]} and v.pending["target"] == {(0, 2, "ORG")}
-        assert q.history(s, ids[1])[0].comment == "applied to all occurrences of 'Berlín'"
-        again = rv.apply_occurrences(s, pid, "ann", "target", ["Berlín"], "LOC", candidates)
+        v = review.load_view(s, ids[1], "ann", media)
+        assert (4, 5, "LOC") in {x.key() for x in v.spans["target"]} and v.pending["target"] == {(0, 2, "PER")}
+        assert edits.history(s, ids[1])[0].comment == "applied to all occurrences of 'Berlín'"
+        again = review.apply_occurrences(s, pid, "ann", "target", ["Berlín"], "LOC", candidates)
         assert again.items_changed == 0
 
 
 def test_agreement_data_adjudication_and_gold_export(env) -> None:
     url, pid, ids, media = env
     with session_scope(url) as s:
-        tgt = rv.load_view(s, ids[0], "ann", media).item.target
+        tgt = review.load_view(s, ids[0], "ann", media).item.target
         for user, spans in (("ann", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 4, 5, "LOC")]), ("bob", [make_span(tgt, 0, 2, "PER")])):
-            v = rv.load_view(s, ids[0], user, media)
-            rv.accept_item(s, ids[0], user, v.head, {"target": spans})
-        v = rv.load_view(s, ids[1], "ann", media)
-        rv.accept_item(s, ids[1], "ann", v.head)  # one annotator only: not compared
-        annotations, lengths, external = rv.agreement_data(s, pid, "target")
+            v = review.load_view(s, ids[0], user, media)
+            review.accept_item(s, ids[0], user, v.head, {"target": spans})
+        v = review.load_view(s, ids[1], "ann", media)
+        review.accept_item(s, ids[1], "ann", v.head)  # one annotator only: not compared
+        annotations, lengths, external = adjudication.agreement_data(s, pid, "target")
         assert list(annotations) == [ids[0]] and set(annotations[ids[0]]) == {"ann", "bob"}
         assert lengths[ids[0]] == 6 and external[ids[0]] == "s0"
-        assert [r.id for r in rv.adjudication_queue(s, pid)] == [ids[0]]
-        rv.save_adjudication(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 4, 5, "LOC")], "rita", ["ann", "bob"])
-        assert rv.adjudication_queue(s, pid) == [] and rv.count_adjudicated(s, pid) == 1
+        assert [r.id for r in dbqueue.adjudication_queue(s, pid)] == [ids[0]]
+        adjudication.save_adjudication(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 4, 5, "LOC")], "rita", ["ann", "bob"])
+        assert dbqueue.adjudication_queue(s, pid) == [] and adjudications.count_adjudicated(s, pid) == 1
         with pytest.raises(SpanError):
-            rv.save_adjudication(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 1, 3, "LOC")], "rita", [])
-        gold = rv.export_adjudicated(s, pid, media)
+            adjudication.save_adjudication(s, ids[0], "target", [make_span(tgt, 0, 2, "PER"), make_span(tgt, 1, 3, "LOC")], "rita", [])
+        gold = export.export_selection(s, pid, "adjudicated", media)
         assert [it.id for it in gold] == ["s0"]
         assert [(x.key(), x.source) for x in gold[0].target_spans] == [((0, 2, "PER"), "adjudicated"), ((4, 5, "LOC"), "adjudicated")]
         assert [x.key() for x in gold[0].source_spans] == [(0, 2, "PER"), (4, 5, "LOC")]
-        history = rv.item_history(s, ids[0])
+        history = review.item_history(s, ids[0])
         assert history[-1].action == "adjudicate" and history[-1].user == "rita" and "ann, bob" in history[-1].what
         with pytest.raises(Exception, match="append-only"):
             s.execute(text("DELETE FROM adjudications"))
@@ -303,7 +308,7 @@ def test_concurrent_writers_on_one_item_lose_nothing(env) -> None:
             v = view(url, ids[3], user, media)
             barrier.wait()
             with session_scope(url) as s:
-                rv.save_review_edit(s, ids[3], "target", [make_span(v.item.target, 4, 5, label, f"human:{user}")], user, v.head)
+                review.save_edit(s, ids[3], "target", [make_span(v.item.target, 4, 5, label, f"human:{user}")], user, v.head)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -324,15 +329,15 @@ def test_login_sessions(env) -> None:
     from core.auth import hash_password
 
     with session_scope(url) as s:
-        q.create_user(s, "rita", "reviewer", hash_password("secret-pass"))
-        token = rv.create_login_session(s, "rita", hours=1)
-        assert rv.user_for_session(s, token).role == "reviewer"
-        assert rv.user_for_session(s, token + "x") is None and rv.user_for_session(s, None) is None
+        users.create_user(s, "rita", "reviewer", hash_password("secret-pass"))
+        token = users.create_login_session(s, "rita", hours=1)
+        assert users.user_for_session(s, token).role == "reviewer"
+        assert users.user_for_session(s, token + "x") is None and users.user_for_session(s, None) is None
         stored = s.execute(text("SELECT token_sha256 FROM auth_sessions")).scalar()
         assert token not in stored and len(stored) == 64
-        rv.end_login_session(s, token)
-        assert rv.user_for_session(s, token) is None
-        expired = rv.create_login_session(s, "rita", hours=-1)
-        assert rv.user_for_session(s, expired) is None
-        with pytest.raises(q.NotFoundError):
-            rv.create_login_session(s, "nobody")
+        users.end_login_session(s, token)
+        assert users.user_for_session(s, token) is None
+        expired = users.create_login_session(s, "rita", hours=-1)
+        assert users.user_for_session(s, expired) is None
+        with pytest.raises(errors.NotFoundError):
+            users.create_login_session(s, "nobody")

@@ -1,4 +1,4 @@
-"""The workbench's server side (core.workbench): editor payloads and editor events end to
+"""The workbench's server side (services.editor, core.annotations.editor): editor payloads and editor events end to
 end on a real database, as the Review page and ``bench review`` run them."""
 
 from __future__ import annotations
@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from core.annotations import ledger
+from core.annotations.editor import editor_data
+from core.annotations.queue import STATUSES, QueueFilter
 from core.data import Item, Link, Sentence, make_span
-from core.review import STATUSES, QueueFilter
-from core.workbench import Correction, apply_correction, editor_data, find_correction_items, handle_event, resolve_conflict
-from db import queries as q
-from db import review as rv
+from db import edits, projects
+from db import items as db_items
+from db import queue as dbqueue
 from db.engine import dispose_engine, init_db, session_scope
+from services import editor, review
+from services import queue as squeue
+from services.editor import Correction
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
 
@@ -23,26 +28,32 @@ def env(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("LABELBRIDGE_DATA", str(tmp_path))
     url = f"sqlite:///{tmp_path / 'wb.db'}"
     init_db(url)
-    items = []
+    batch = []
     for i, (name, conf) in enumerate([("Anna", 0.9), ("Berta", 0.3), ("Carla", 0.6)]):
         src = Sentence.from_words([name, "lives", "in", "Berlin", "."], "en")
         tgt = Sentence.from_words([name, "wohnt", "in", "Berlin", "."], "de")
-        items.append(
+        batch.append(
             Item(f"i{i}", src, [make_span(src, 0, 1, "PER"), make_span(src, 3, 4, "LOC")], tgt,
                  [make_span(tgt, 0, 1, "PER", "projection:heuristic", conf)], alignment=[Link(k, k) for k in range(5)])
         )  # fmt: skip
     with session_scope(url) as s:
-        pid = q.create_project(s, "WB", "en", "de", LABELS).id
-        q.import_items(s, pid, items, tmp_path / "media", target_span_source=None)
-        ids = q.item_ids(s, pid)
-        rv.ensure_stats(s, pid)
+        pid = projects.create_project(s, "WB", "en", "de", LABELS).id
+        db_items.import_items(s, pid, batch, tmp_path / "media", target_span_source=None)
+        ids = db_items.item_ids(s, pid)
+        squeue.ensure_stats(s, pid)
     yield url, pid, ids
     dispose_engine(url)
 
 
-def load(url: str, item_id: int, user: str = "ann") -> rv.ReviewView:
+def load(url: str, item_id: int, user: str = "ann") -> ledger.ReviewView:
     with session_scope(url) as s:
-        return rv.load_view(s, item_id, user)
+        return review.load_view(s, item_id, user)
+
+
+def in_session(url: str, fn, *args, **kwargs):  # noqa: ANN001, ANN202
+    """Run a services.editor function in its own transaction, as the page's callbacks do."""
+    with session_scope(url) as s:
+        return fn(s, *args, **kwargs)
 
 
 def payload(spans) -> list[dict]:
@@ -68,24 +79,24 @@ def test_label_then_accept_and_next_follow_the_queue(env) -> None:
     url, pid, ids = env
     filt = QueueFilter()  # new items, lowest confidence first: i1 (0.3), i2 (0.6), i0 (0.9)
     with session_scope(url) as s:
-        assert rv.queue_next(s, pid, "ann", filt) == ids[1]
+        assert dbqueue.queue_next(s, pid, "ann", filt) == ids[1]
     v = load(url, ids[1])
     tgt = v.item.target
     before = payload(v.spans["target"])
     after = before + [{"start": 3, "end": 4, "label": "LOC", "source": "human:ann", "confidence": None, "pending": False}]
-    out = handle_event(url, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[1], "head": v.head, "spans": after, "before": before}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[1], "head": v.head, "spans": after, "before": before}, filt, LABELS)
     assert out.item_id == ids[1] and out.message is None and out.saved.startswith("Saved") and "added LOC 'Berlin'" in out.saved
     assert out.correction is not None and out.correction.words == ("Berlin",) and out.correction.label == "LOC"
     v = load(url, ids[1])
     assert [s.key() for s in v.spans["target"]] == [(0, 1, "PER"), (3, 4, "LOC")] and v.status == "new"
-    out = handle_event(url, "ann", pid, {"action": "accept_all", "item": ids[1], "head": v.head}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "accept_all", "item": ids[1], "head": v.head}, filt, LABELS)
     assert out.item_id == ids[2] and out.saved.endswith("item accepted")
     assert load(url, ids[1]).status == "reviewed"
     # the correction is offered for the other items with the same string
     correction = Correction("target", ("Berlin",), "LOC", ids[1])
-    found = find_correction_items(url, pid, correction)
+    found = in_session(url, editor.find_correction_items, pid, correction)
     assert found == [ids[0], ids[2]]
-    report = apply_correction(url, "ann", pid, correction, found)
+    report = in_session(url, editor.apply_correction, "ann", pid, correction, found)
     assert report.items_changed == 2 and (3, 4, "LOC") in {s.key() for s in load(url, ids[0]).spans["target"]}
     assert tgt.words[3] == "Berlin"
 
@@ -95,16 +106,16 @@ def test_refused_edits_and_stale_heads_come_back_as_messages(env) -> None:
     filt = QueueFilter()
     v = load(url, ids[0])
     overlapping = [{"start": 0, "end": 2, "label": "PER"}, {"start": 1, "end": 3, "label": "LOC"}]
-    out = handle_event(url, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": v.head, "spans": overlapping}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": v.head, "spans": overlapping}, filt, LABELS)
     assert out.message[0] == "error" and "overlap" in out.message[1]
-    out = handle_event(url, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": v.head, "spans": [{"start": 0, "end": 1, "label": "DATE"}]}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": v.head, "spans": [{"start": 0, "end": 1, "label": "DATE"}]}, filt, LABELS)
     assert out.message[0] == "error" and "DATE" in out.message[1]
-    out = handle_event(url, "ann", pid, {"action": "bogus", "item": ids[0], "head": 0}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "bogus", "item": ids[0], "head": 0}, filt, LABELS)
     assert out.message[0] == "error"
-    out = handle_event(url, "ann", pid, {"action": "undo", "item": ids[0], "head": v.head}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "undo", "item": ids[0], "head": v.head}, filt, LABELS)
     assert out.message[0] == "info" and "nothing to undo" in out.message[1]
     with session_scope(url) as s:
-        assert q.history(s, ids[0]) == []
+        assert edits.history(s, ids[0]) == []
 
 
 def test_two_tabs_conflict_then_merge_on_top(env) -> None:
@@ -114,15 +125,15 @@ def test_two_tabs_conflict_then_merge_on_top(env) -> None:
     tab2 = load(url, ids[0])
     base = payload(tab1.spans["target"])
     one = base + [{"start": 3, "end": 4, "label": "LOC"}]
-    out = handle_event(url, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": tab1.head, "spans": one, "before": base}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": tab1.head, "spans": one, "before": base}, filt, LABELS)
     assert out.saved
     two = [{"start": 0, "end": 1, "label": "ORG"}]  # tab 2 relabels PER -> ORG, not knowing about LOC
-    out = handle_event(url, "ann", pid, {"action": "edit", "op": "relabel", "side": "target", "item": ids[0], "head": tab2.head, "spans": two, "before": base}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "relabel", "side": "target", "item": ids[0], "head": tab2.head, "spans": two, "before": base}, filt, LABELS)
     assert out.conflict is not None and out.message[0] == "error"
     assert [c[1] for c in out.conflict.changes] == ["ann"] and "added LOC" in out.conflict.changes[0][2]
     assert [s.key() for s in out.conflict.theirs] == [(0, 1, "PER"), (3, 4, "LOC")]
     assert [s.key() for s in load(url, ids[0]).spans["target"]] == [(0, 1, "PER"), (3, 4, "LOC")]  # nothing lost
-    merged = resolve_conflict(url, "ann", out.conflict)
+    merged = in_session(url, editor.resolve_conflict, "ann", out.conflict)
     assert merged.saved and merged.message is None
     assert [s.key() for s in load(url, ids[0]).spans["target"]] == [(0, 1, "ORG"), (3, 4, "LOC")]
 
@@ -131,15 +142,15 @@ def test_skip_flag_and_navigation(env) -> None:
     url, pid, ids = env
     filt = QueueFilter(order="original")
     v = load(url, ids[0])
-    out = handle_event(url, "ann", pid, {"action": "skip", "item": ids[0], "head": v.head}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "skip", "item": ids[0], "head": v.head}, filt, LABELS)
     assert out.item_id == ids[1] and load(url, ids[0]).status == "skipped"
-    out = handle_event(url, "ann", pid, {"action": "flag", "item": ids[1], "head": 0, "comment": "wrong translation"}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "flag", "item": ids[1], "head": 0, "comment": "wrong translation"}, filt, LABELS)
     assert out.item_id == ids[2] and load(url, ids[1]).flag_comment == "wrong translation"
-    out = handle_event(url, "ann", pid, {"action": "flag", "item": ids[2], "head": 0, "comment": ""}, filt, LABELS)
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "flag", "item": ids[2], "head": 0, "comment": ""}, filt, LABELS)
     assert out.message[0] == "error" and out.item_id == ids[2]
-    assert handle_event(url, "ann", pid, {"action": "prev", "item": ids[2], "head": 0}, QueueFilter(statuses=STATUSES, order="original"), LABELS).item_id == ids[1]
-    out = handle_event(url, "ann", pid, {"action": "accept_all", "item": ids[2], "head": 0}, filt, LABELS)
+    assert in_session(url, editor.handle_event, "ann", pid, {"action": "prev", "item": ids[2], "head": 0}, QueueFilter(statuses=STATUSES, order="original"), LABELS).item_id == ids[1]
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "accept_all", "item": ids[2], "head": 0}, filt, LABELS)
     assert out.queue_empty and out.item_id == ids[2]
     flagged = QueueFilter(statuses=("flagged",), order="original")
     with session_scope(url) as s:
-        assert [r.id for r in rv.queue_rows(s, pid, "ann", flagged)] == [ids[1]]
+        assert [r.id for r in dbqueue.queue_rows(s, pid, "ann", flagged)] == [ids[1]]

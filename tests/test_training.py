@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.data import Item, Sentence, make_span
+from db import errors, jobs, projects
+from db import items as db_items
+from services import review, training
 from tests.test_student import make_tiny_encoder
 
 PEOPLE = ["anna", "bob", "carla", "dieter", "eva", "fritz"]
@@ -47,20 +50,19 @@ def project_items() -> list[Item]:
 @pytest.fixture()
 def project(lb_env: Path):
     """A project with gold, projected, unlabelled items and one without a translation."""
-    from db import queries
     from db.engine import dispose_engine, init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        info = queries.create_project(s, "Tiny de", "en", "de", ["PER", "LOC"])
-        queries.import_items(s, info.id, project_items())
+        info = projects.create_project(s, "Tiny de", "en", "de", ["PER", "LOC"])
+        db_items.import_items(s, info.id, project_items())
     yield info
     dispose_engine()
 
 
 def fast_options(encoder: str, **changes):
     from core.student import TrainConfig
-    from core.training import TrainingOptions
+    from services.training import TrainingOptions
 
     base = dict(encoder=encoder, epochs=1, batch_size=4, head_hidden=16, head_learning_rate=1e-2, device="cpu", seed=1, warmup_ratio=0.0)
     activate = changes.pop("activate", "auto")
@@ -72,35 +74,34 @@ def fast_options(encoder: str, **changes):
 def run_job(project, options, kind: str = "train", **kwargs):
     """Run a training (or prediction) job in this process, exactly as the worker does."""
     from core.config import settings
-    from core.pipeline.jobs import run_as_job
-    from core.training import run_prediction, run_training
-    from db import queries
     from db.engine import session_scope
+    from services.jobs import run_as_job
+    from services.training import run_prediction, run_training
 
     url = settings().db_url
     with session_scope() as s:
-        job = queries.create_job(s, kind, project.id)
-    if kind == "train":
-        work = lambda cancel: run_training(url, project.id, options, job_id=job.id, cancel=cancel)  # noqa: E731
-    else:
-        work = lambda cancel: run_prediction(url, project.id, job_id=job.id, cancel=cancel, **kwargs)  # noqa: E731
+        job = jobs.create_job(s, kind, project.id)
     try:
-        report = run_as_job(url, job.id, work)
+        with session_scope(url) as s:
+            if kind == "train":
+                work = lambda reporter: run_training(s, project.id, options, reporter=reporter)  # noqa: E731
+            else:
+                work = lambda reporter: run_prediction(s, project.id, reporter=reporter, **kwargs)  # noqa: E731
+            report = run_as_job(s, job.id, work)
     except Exception as exc:  # noqa: BLE001 - the caller checks the job row
         report = exc
     with session_scope() as s:
-        return queries.get_job(s, job.id), report
+        return jobs.get_job(s, job.id), report
 
 
 def project_state(project) -> str:
     """Everything a training run must not change: items, their spans and span sets."""
-    from db import queries
     from db.engine import session_scope
 
     with session_scope() as s:
-        records = queries.load_items(s, queries.item_ids(s, project.id))
+        records = db_items.load_items(s, db_items.item_ids(s, project.id))
     return json.dumps(
-        [[r.external_id, r.status, r.version, sorted((k, [sp.key() for sp in v]) for k, v in r.span_sets.items())] for r in records]
+        [[r.external_id, r.status, r.version, sorted(((x.side, x.source), [sp.key() for sp in x.spans]) for x in r.annotations.span_sets)] for r in records]
     )
 
 
@@ -115,7 +116,7 @@ def student_folders(project) -> list[Path]:
 
 
 def test_test_split_is_seeded_and_needs_enough_gold():
-    from core.training import MIN_GOLD_FOR_TEST, draw_test_split
+    from services.training import MIN_GOLD_FOR_TEST, draw_test_split
 
     assert draw_test_split(range(MIN_GOLD_FOR_TEST - 1), seed=1) == []
     split = draw_test_split(range(50), seed=7)
@@ -124,8 +125,7 @@ def test_test_split_is_seeded_and_needs_enough_gold():
 
 
 def test_split_pool_keeps_every_test_item_out_of_training():
-    from core.training import split_pool
-    from db.student_queries import PoolItem
+    from services.training import PoolItem, split_pool
 
     pool = [PoolItem(i, _item(i, "gold"), i < 30, "gold" if i < 30 else "projection:x") for i in range(40)]
     test_ids = [0, 1, 2, 3, 35]  # 35: in the stored split but silver now (e.g. an undone review)
@@ -140,9 +140,9 @@ def test_split_pool_keeps_every_test_item_out_of_training():
 
 
 def test_training_args_round_trip_through_the_command_line(tiny_encoder):
-    from core.cli import build_parser
-    from core.training import training_args
-    from core.training_cli import _options
+    from cli.main import build_parser
+    from cli.train import _options
+    from services.training import training_args
 
     options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
                            freeze_embeddings=False, image_encoder="efficientnet-lite0")  # fmt: skip
@@ -159,9 +159,9 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
 
 def test_training_job_records_a_version_with_metrics_and_item_ids(project, tiny_encoder):
     from core.student import load_student
-    from core.training import model_dir
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
+    from services.training import model_dir
 
     job, report = run_job(project, fast_options(tiny_encoder, epochs=2))
     assert job.status == "done", (job.error, job.message)
@@ -190,16 +190,14 @@ def test_training_job_records_a_version_with_metrics_and_item_ids(project, tiny_
 
 
 def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_encoder):
-    from db import queries
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     run_job(project, fast_options(tiny_encoder))
     with session_scope() as s:
         first = sq.model_version_item_ids(s, project.id, 1)
         silver_id = first["train_silver"][0]
-        record = queries.load_item(s, silver_id)
-        queries.save_edit(s, silver_id, "target", record.item.target_spans, "ann", record.version)  # reviewed: now gold
+        review.accept_item(s, silver_id, "ann", 0)  # reviewed: now gold
     job, _ = run_job(project, fast_options(tiny_encoder, activate="no"))
     assert job.status == "done", job.error
     with session_scope() as s:
@@ -212,31 +210,27 @@ def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_
 
 
 def test_reviewed_spans_are_taught_as_gold_even_when_they_came_from_the_projection(project):
-    from db import queries
-    from db import student_queries as sq
     from db.engine import session_scope
 
     with session_scope() as s:
-        pool = {p.item.id: p for p in sq.training_pool(s, project.id)}
+        pool = {p.item.id: p for p in training.training_pool(s, project.id)}
         assert "no-target" not in pool and f"s{N_GOLD + N_SILVER:02d}" not in pool  # nothing to learn there
         projected = pool[f"s{N_GOLD:02d}"]
         assert not projected.gold and projected.source == "projection:exact"
         assert all(sp.confidence == 0.9 for sp in projected.item.target_spans)
-        record = queries.load_item(s, projected.item_id)
-        queries.save_edit(s, record.id, "target", record.item.target_spans, "ann", record.version)  # accepted as is
-        reviewed = next(p for p in sq.training_pool(s, project.id) if p.item_id == projected.item_id)
+        review.accept_item(s, projected.item_id, "ann", 0)  # accepted as is
+        reviewed = next(p for p in training.training_pool(s, project.id) if p.item_id == projected.item_id)
     assert reviewed.gold and reviewed.source == "human:ann" and reviewed.item.meta["gold"] is True
     assert all(sp.confidence is None and sp.source == "human:ann" for sp in reviewed.item.target_spans)
 
 
 def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_encoder, monkeypatch):
     import core.student
-    import core.training
-    from db import queries
-    from db import student_queries as sq
+    import services.jobs
+    from db import students as sq
     from db.engine import session_scope
 
-    monkeypatch.setattr(core.training, "PROGRESS_INTERVAL_S", 0.0)  # every step writes and sees the cancel
+    monkeypatch.setattr(services.jobs, "REPORT_INTERVAL_S", 0.0)  # every step writes and sees the cancel
     real_train = core.student.train_student
     steps: list[int] = []
 
@@ -245,8 +239,8 @@ def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_enc
             steps.append(step)
             if step == 2:  # the person clicks Cancel on the page
                 with session_scope() as s:
-                    (job,) = queries.list_jobs(s, project.id, status="running")
-                    queries.cancel_job(s, job.id)
+                    (job,) = jobs.list_jobs(s, project.id, status="running")
+                    jobs.cancel_job(s, job.id)
             progress_cb(step, total, loss)
 
         return real_train(train, dev, config, progress, cancel_cb)
@@ -264,7 +258,7 @@ def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_enc
 
 def test_a_crash_inside_training_leaves_a_failed_job_and_the_project_intact(project, tiny_encoder, monkeypatch):
     import core.student
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     def crash(*args, **kwargs):
@@ -281,7 +275,7 @@ def test_a_crash_inside_training_leaves_a_failed_job_and_the_project_intact(proj
 
 
 def test_a_crash_while_recording_the_version_removes_the_saved_model(project, tiny_encoder, monkeypatch):
-    import db.student_queries as sq
+    import db.students as sq
     from db.engine import session_scope
 
     def broken(*args, **kwargs):
@@ -297,17 +291,16 @@ def test_a_crash_while_recording_the_version_removes_the_saved_model(project, ti
 
 
 def test_training_without_any_labelled_item_fails_with_a_clear_error(lb_env, tiny_encoder):
-    from core.cli import main
-    from db import queries
+    from cli.main import main
     from db.engine import dispose_engine, init_db, session_scope
 
     init_db()
     with session_scope() as s:
-        info = queries.create_project(s, "Empty", "en", "de", ["PER"])
-        queries.import_items(s, info.id, [_item(k, None) for k in range(3)], span_source=None)
+        info = projects.create_project(s, "Empty", "en", "de", ["PER"])
+        db_items.import_items(s, info.id, [_item(k, None) for k in range(3)], span_source=None)
     rc = main(["train", "--project", "Empty", "--encoder", tiny_encoder, "--epochs", "1"])
     with session_scope() as s:
-        (job,) = queries.list_jobs(s, info.id)
+        (job,) = jobs.list_jobs(s, info.id)
     dispose_engine()
     assert rc == 2
     assert job.kind == "train" and job.status == "failed" and "nothing to train on" in job.error
@@ -317,8 +310,7 @@ def test_training_without_any_labelled_item_fails_with_a_clear_error(lb_env, tin
 
 
 def test_predict_stores_a_student_span_set_with_uncertainty_and_disagreement(project, tiny_encoder):
-    from db import queries
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     run_job(project, fast_options(tiny_encoder))
@@ -328,36 +320,36 @@ def test_predict_stores_a_student_span_set_with_uncertainty_and_disagreement(pro
     assert (report.items, report.skipped) == (n_targets, 1) and job.message == f"version 1 predicted {n_targets} item(s), 1 without a translation"
     with session_scope() as s:
         scores = sq.student_scores(s, project.id)
-        records = {r.external_id: r for r in queries.load_items(s, queries.item_ids(s, project.id))}
+        records = {r.external_id: r for r in db_items.load_items(s, db_items.item_ids(s, project.id))}
         assert sq.student_prediction_counts(s, project.id) == {"student:1": n_targets}
     assert len(scores) == n_targets and "no-target" not in {records[k].external_id for k in records if records[k].id in scores}
     from core.student import disagreement as student_disagreement
     from core.student import load_student, predict_details
-    from core.training import model_dir
+    from services.training import model_dir
 
     with session_scope() as s:
         student = load_student(model_dir(sq.active_model_version(s, project.id)), device="cpu")
-    targets = {k: r for k, r in records.items() if r.item.target is not None}
-    own = dict(zip(targets, predict_details(student, [r.item.target for r in targets.values()], source="student:1")))
+    targets = {k: r for k, r in records.items() if r.target is not None}
+    own = dict(zip(targets, predict_details(student, [r.target for r in targets.values()], source="student:1")))
     for ext_id, record in records.items():
-        if record.item.target is None:
+        if record.target is None:
             continue
-        spans = record.span_sets[("target", "student:1")]
+        spans = record.spans_of("target", "student:1")
         assert all(sp.source == "student:1" and 0.0 <= sp.confidence <= 1.0 for sp in spans)
         uncertainty, disagreement = scores[record.id]
         assert 0.0 <= uncertainty <= 1.0
-        has_projection = ("target", "projection:exact") in record.span_sets
+        has_projection = record.annotations.span_set("target", "projection:exact") is not None
         assert (disagreement is not None) == has_projection
         if has_projection:  # the student's own view of the projected tags (core.student.disagreement)
             prediction = own[ext_id]
             assert [sp.key() for sp in prediction.spans] == [sp.key() for sp in spans]
-            expected = student_disagreement(prediction, record.span_sets[("target", "projection:exact")])
+            expected = student_disagreement(prediction, record.spans_of("target", "projection:exact"))
             assert 0.0 <= disagreement <= 1.0 and disagreement == pytest.approx(expected, abs=1e-6)
 
 
 def test_a_new_version_replaces_the_earlier_predictions(project, tiny_encoder):
-    from core.cli import main
-    from db import student_queries as sq
+    from cli.main import main
+    from db import students as sq
     from db.engine import session_scope
 
     run_job(project, fast_options(tiny_encoder))
@@ -371,14 +363,13 @@ def test_a_new_version_replaces_the_earlier_predictions(project, tiny_encoder):
 
 
 def test_predict_without_a_version_says_so(project):
-    from core.cli import main
+    from cli.main import main
 
     assert main(["predict", "--project", project.name]) == 2
 
 
 def test_cli_train_runs_as_a_job_and_prints_the_version(project, tiny_encoder, capsys):
-    from core.cli import main
-    from db import queries
+    from cli.main import main
     from db.engine import session_scope
 
     rc = main(["train", "--project", project.name, "--encoder", tiny_encoder, "--epochs", "1", "--batch-size", "4", "--head-lr", "0.01"])
@@ -386,13 +377,12 @@ def test_cli_train_runs_as_a_job_and_prints_the_version(project, tiny_encoder, c
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["version"] == 1 and out["active"] and out["item_counts"]["test"] == 3 and Path(out["path"]).is_dir()
     with session_scope() as s:
-        (job,) = queries.list_jobs(s, project.id)
+        (job,) = jobs.list_jobs(s, project.id)
     assert (job.id, job.kind, job.status) == (out["job"], "train", "done")
 
 
 def test_one_active_version_per_project(project, tiny_encoder):
-    from db import queries
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     with session_scope() as s:
@@ -401,7 +391,7 @@ def test_one_active_version_per_project(project, tiny_encoder):
         assert [v.active for v in sq.list_model_versions(s, project.id)] == [False, True]
         sq.activate_model_version(s, project.id, 1)
         assert [v.active for v in sq.list_model_versions(s, project.id)] == [True, False]
-        with pytest.raises(queries.DuplicateError):
+        with pytest.raises(errors.DuplicateError):
             sq.add_model_version(s, project.id, version=1, path="students/x/1b", settings={}, item_ids={}, metrics={})
     from sqlalchemy import update
     from sqlalchemy.exc import IntegrityError
@@ -417,29 +407,30 @@ def test_one_training_job_per_project_at_a_time(project, tiny_encoder):
     import os
 
     from core.config import settings
-    from core.training import start_training_job
-    from db import queries
     from db.engine import session_scope
+    from services.training import start_training_job
 
     with session_scope() as s:
-        job = queries.create_job(s, "train", project.id)
-        queries.update_job(s, job.id, pid=os.getpid())  # a live worker
-    with pytest.raises(queries.QueryError, match=f"training job {job.id} of project 'Tiny de' is still running"):
-        start_training_job(settings().db_url, project.id, fast_options(tiny_encoder))
+        job = jobs.create_job(s, "train", project.id)
+        jobs.update_job(s, job.id, pid=os.getpid())  # a live worker
+    with pytest.raises(errors.QueryError, match=f"training job {job.id} of project 'Tiny de' is still running"):
+        with session_scope(settings().db_url) as s:
+            start_training_job(s, project.id, fast_options(tiny_encoder))
 
 
 def test_the_review_queue_orders_by_the_stored_student_uncertainty(project, tiny_encoder):
-    from core.review import QueueFilter
-    from db import review
-    from db import student_queries as sq
+    from core.annotations.queue import QueueFilter
+    from db import queue as dbqueue
+    from db import students as sq
     from db.engine import session_scope
+    from services import queue as squeue
 
     run_job(project, fast_options(tiny_encoder))
     run_job(project, None, kind="predict")
     with session_scope() as s:
-        review.ensure_stats(s, project.id)
+        squeue.ensure_stats(s, project.id)
         scores = sq.student_scores(s, project.id)
-        rows = review.queue_rows(s, project.id, "ann", QueueFilter(order="uncertainty"), limit=100)
+        rows = dbqueue.queue_rows(s, project.id, "ann", QueueFilter(order="uncertainty"), limit=100)
     predicted = [r for r in rows if r.id in scores]
     assert len(predicted) == len(scores)
     assert [r.uncertainty for r in predicted] == pytest.approx([scores[r.id][0] for r in predicted])

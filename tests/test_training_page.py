@@ -7,8 +7,9 @@ import os
 import time
 
 import pytest
-
 from apptest_support import open_app
+
+from db import jobs
 from tests.test_training import project, project_items, tiny_encoder  # noqa: F401  (fixtures)
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
@@ -27,13 +28,12 @@ def open_train_page(project_id: int) -> AppTest:
 
 
 def wait_for_job(at: AppTest, job_id: int, seconds: float = 180):
-    from db import queries
     from db.engine import session_scope
 
     deadline = time.monotonic() + seconds
     while True:
         with session_scope() as s:
-            job = queries.get_job(s, job_id)
+            job = jobs.get_job(s, job_id)
         if job.status not in ("queued", "running") or time.monotonic() > deadline:
             return job
         assert at.progress, "a running job shows its progress bar"
@@ -43,8 +43,7 @@ def wait_for_job(at: AppTest, job_id: int, seconds: float = 180):
 
 
 def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_encoder):  # noqa: F811
-    from db import queries
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     at = open_train_page(project.id)
@@ -58,7 +57,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     assert any("Training job" in s.value and "started" in s.value for s in at.success)
 
     with session_scope() as s:
-        (job,) = queries.list_jobs(s, project.id)
+        (job,) = jobs.list_jobs(s, project.id)
     assert job.kind == "train" and job.pid is not None and job.params["options"]["config"]["encoder"] == tiny_encoder
     job = wait_for_job(at, job.id)
     assert job.status == "done", (job.status, job.error, job.message)
@@ -78,7 +77,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     by_label(at.button, "Predict all items with version 1").click().run()
     assert not at.exception, [e.message for e in at.exception]
     with session_scope() as s:
-        predict_job = next(j for j in queries.list_jobs(s, project.id) if j.kind == "predict")
+        predict_job = next(j for j in jobs.list_jobs(s, project.id) if j.kind == "predict")
     predict_job = wait_for_job(at, predict_job.id)
     assert predict_job.status == "done", (predict_job.error, predict_job.message)
     with session_scope() as s:
@@ -88,12 +87,11 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
 
 
 def test_cancel_button_cancels_a_running_training_job(project):  # noqa: F811
-    from db import queries
     from db.engine import session_scope
 
     with session_scope() as s:
-        job = queries.create_job(s, "train", project.id, params={"options": {}})
-        queries.update_job(s, job.id, done=3, total=10, message="epoch 1/5 · step 3/10 · loss 0.9", pid=os.getpid())
+        job = jobs.create_job(s, "train", project.id, params={"options": {}})
+        jobs.update_job(s, job.id, done=3, total=10, message="epoch 1/5 · step 3/10 · loss 0.9", pid=os.getpid())
     at = open_train_page(project.id)
     (bar,) = at.progress
     assert "running · epoch 1/5" in bar.text
@@ -101,12 +99,12 @@ def test_cancel_button_cancels_a_running_training_job(project):  # noqa: F811
     by_label(at.button, "Cancel").click().run()
     assert not at.exception, [e.message for e in at.exception]
     with session_scope() as s:
-        assert queries.get_job(s, job.id).status == "cancelled"
+        assert jobs.get_job(s, job.id).status == "cancelled"
     assert not [b for b in at.button if b.label == "Cancel"]
 
 
 def test_activating_an_older_version(project):  # noqa: F811
-    from db import student_queries as sq
+    from db import students as sq
     from db.engine import session_scope
 
     with session_scope() as s:

@@ -23,14 +23,6 @@ from core.align.embedding import SimAlignAligner
 from core.align.registry import get_aligner, parse_spec
 from core.align.statistical import EflomalAligner, read_parallel_text
 
-
-def register_bench(bench_subparsers) -> None:
-    """Add ``align-speed`` to core.cli's ``bench`` command group."""
-    from core.align.bench import register_bench as _register
-
-    _register(bench_subparsers)
-
-
 __all__ = [
     "Aligner",
     "Pair",
@@ -52,5 +44,4 @@ __all__ = [
     "make_back_translator",
     "back_translator",
     "read_parallel_text",
-    "register_bench",
 ]

@@ -26,7 +26,7 @@ import re
 import unicodedata
 from typing import Callable, Sequence
 
-from core.align.base import Aligner, check_pairs, links_from_scores
+from core.align.base import Aligner, AlignError, check_pairs, links_from_scores
 from core.data import Link
 
 __all__ = [
@@ -120,7 +120,7 @@ def refine_links(
 ) -> list[Link]:
     """Direct links confirmed / completed by composed links (policy in the module docstring)."""
     if add_policy not in ADD_POLICIES:
-        raise ValueError(f"unknown add_policy {add_policy!r}; choose one of {list(ADD_POLICIES)}")
+        raise AlignError(f"unknown add_policy {add_policy!r}; choose one of {list(ADD_POLICIES)}")
     comp = {(ln.src, ln.tgt): ln.score for ln in composed}
     out: dict[tuple[int, int], float] = {}
     for ln in direct:
@@ -154,7 +154,7 @@ def make_back_translator(
     def back_translate(targets: list[list[str]]) -> list[list[str]]:
         texts = translate([" ".join(words) for words in targets])
         if len(texts) != len(targets):
-            raise ValueError(f"the translator returned {len(texts)} texts for {len(targets)} sentences")
+            raise AlignError(f"the translator returned {len(texts)} texts for {len(targets)} sentences")
         return [split(t) for t in texts]
 
     return back_translate
@@ -171,7 +171,7 @@ def back_translator(spec: str, src: str, tgt: str) -> BackTranslator:
     def back_translate(targets: list[list[str]]) -> list[list[str]]:
         texts = translator.translate([" ".join(words) for words in targets], tgt, src)
         if len(texts) != len(targets):
-            raise ValueError(f"translator {spec!r} returned {len(texts)} texts for {len(targets)} sentences")
+            raise AlignError(f"translator {spec!r} returned {len(texts)} texts for {len(targets)} sentences")
         return [sentence.words for sentence in tokenize_batch(texts, src)]
 
     return back_translate
@@ -197,7 +197,7 @@ class BackTranslationAligner:
         drop_below: float | None = None,
     ) -> None:
         if add_policy not in ADD_POLICIES:
-            raise ValueError(f"unknown add_policy {add_policy!r}; choose one of {list(ADD_POLICIES)}")
+            raise AlignError(f"unknown add_policy {add_policy!r}; choose one of {list(ADD_POLICIES)}")
         self.direct = direct
         self.translator_fn = translator_fn
         self.same_lang = same_lang_aligner or StringMatchAligner()
@@ -213,12 +213,12 @@ class BackTranslationAligner:
         missing = [k for k, b in enumerate(backs) if b is None]
         if missing:
             if self.translator_fn is None:
-                raise ValueError(
+                raise AlignError(
                     f"{self.name}: pair {missing[0]} has no back-translation (third element) and no translator_fn was given"
                 )
             made = self.translator_fn([list(pairs[k][1]) for k in missing])
             if len(made) != len(missing):
-                raise ValueError(f"{self.name}: translator_fn returned {len(made)} back-translations for {len(missing)}")
+                raise AlignError(f"{self.name}: translator_fn returned {len(made)} back-translations for {len(missing)}")
             for k, b in zip(missing, made):
                 backs[k] = list(b)
         return backs  # type: ignore[return-value]

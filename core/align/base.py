@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Protocol, Sequence, runtime_checkable
 
 from core.data import Item, Link
+from core.errors import LabelBridgeError
 
 __all__ = [
     "Aligner",
@@ -19,11 +20,16 @@ __all__ = [
     "links_from_scores",
     "link_set",
     "align_items",
+    "AlignError",
 ]
 
 # (source words, target words); back-translation aware aligners also accept a third
 # element: the back-translation of the target into the source language, as words.
 Pair = tuple[list[str], list[str]]
+
+
+class AlignError(LabelBridgeError):
+    """An aligner spec or input that cannot be aligned (unknown aligner, bad option, unparallel batch)."""
 
 
 @runtime_checkable
@@ -41,15 +47,15 @@ def check_pairs(pairs: Sequence[Sequence[Sequence[str]]], who: str) -> None:
         raise TypeError(f"{who}: pairs must be a list of (source words, target words), got {type(pairs).__name__}")
     for k, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) not in (2, 3):
-            raise ValueError(f"{who}: pair {k} must be (source words, target words[, back-translation words])")
+            raise AlignError(f"{who}: pair {k} must be (source words, target words[, back-translation words])")
         for side, words in zip(("source", "target", "back-translation"), pair):
             if words is None and side == "back-translation":
                 continue
             if isinstance(words, str) or not isinstance(words, Sequence):
-                raise ValueError(f"{who}: pair {k} {side} must be a list of words, got {type(words).__name__}")
+                raise AlignError(f"{who}: pair {k} {side} must be a list of words, got {type(words).__name__}")
             for i, w in enumerate(words):
                 if not isinstance(w, str) or not w or w.isspace():
-                    raise ValueError(f"{who}: pair {k} {side} word {i} is {w!r}: words must be non-empty strings")
+                    raise AlignError(f"{who}: pair {k} {side} word {i} is {w!r}: words must be non-empty strings")
 
 
 def links_from_scores(scores: dict[tuple[int, int], float]) -> list[Link]:

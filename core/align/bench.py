@@ -26,24 +26,19 @@ CPU itself varies between runs).
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from core.align.base import link_set
-from core.align.embedding import METHODS, PRECISIONS, SimAlignAligner, clear_similarity_cache
+from core.align.embedding import METHODS, SimAlignAligner, clear_similarity_cache
+from core.errors import BenchError
 
-__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "encoder_gflop", "register_bench"]
+__all__ = ["read_conll_words", "bench_align_speed", "compare_with_simalign", "encoder_gflop"]
 
 _SIMALIGN_LETTER = {"inter": "a", "itermax": "i", "mwmf": "m", "fwd": "f", "rev": "r"}
 
 
-def _user_error(message: str) -> Exception:
-    from core.cli import CliError
-
-    return CliError(message)
 
 
 def read_conll_words(path: str | Path) -> list[list[str]]:
@@ -53,7 +48,7 @@ def read_conll_words(path: str | Path) -> list[list[str]]:
     try:
         items = read(Path(path), "conll")
     except ValueError as exc:  # FormatError names the file and line
-        raise _user_error(str(exc)) from exc
+        raise BenchError(str(exc)) from exc
     return [list(it.source.words) for it in items]
 
 
@@ -135,7 +130,7 @@ def _simalign_reference(model: str, method: str, layer: int, device: str) -> Any
     try:
         from simalign import SentenceAligner
     except ImportError as exc:
-        raise _user_error("the simalign package is not installed (pip install simalign)") from exc
+        raise BenchError("the simalign package is not installed (pip install simalign)") from exc
     return SentenceAligner(
         model=model, token_type="bpe", matching_methods=_SIMALIGN_LETTER[METHODS[method]], layer=layer, device=device
     )
@@ -157,14 +152,14 @@ def bench_align_speed(
 ) -> dict[str, Any]:
     """Time ours against simalign on the first ``limit`` sentence pairs of two CoNLL files."""
     if method not in METHODS:
-        raise _user_error(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
+        raise BenchError(f"unknown method {method!r}; choose one of {sorted(METHODS)}")
     src = read_conll_words(source)
     tgt = read_conll_words(target)
     if len(src) != len(tgt):
-        raise _user_error(f"{source} has {len(src)} sentences but {target} has {len(tgt)}; they must be parallel")
+        raise BenchError(f"{source} has {len(src)} sentences but {target} has {len(tgt)}; they must be parallel")
     pairs = list(zip(src, tgt))[: limit if limit else None]
     if not pairs:
-        raise _user_error(f"{source}: no sentences")
+        raise BenchError(f"{source}: no sentences")
     return compare_with_simalign(pairs, method, layer, model, batch_size, device, block, warmup, threads, precision)
 
 
@@ -238,44 +233,3 @@ def compare_with_simalign(
         "links_simalign": sum(map(len, ref_links)),
         "compute_bound": _compute_bound(pairs, model, layer, device, ours_seconds, ref_seconds, getattr(torch, ours.compute_precision)),
     }
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="source-language CoNLL file (token<TAB>tag)")
-    parser.add_argument("--target", required=True, help="target-language CoNLL file, parallel to --source")
-    parser.add_argument("--limit", type=int, default=200, help="first N sentence pairs (0 = all; default 200)")
-    parser.add_argument("--method", default="itermax", choices=["argmax", "itermax", "match"])
-    parser.add_argument("--layer", type=int, default=8)
-    parser.add_argument("--model", default=None, help="HF id or local folder (default: settings().encoder)")
-    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (ours)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--precision", default=None, choices=list(PRECISIONS),
-        help="ours' products: auto (bf16 on a CPU with native bf16), float32 (simalign's links exactly), "
-        "bfloat16 (default: LABELBRIDGE_ALIGN_PRECISION, else auto)",
-    )  # fmt: skip
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)")
-    parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
-
-
-def _run(args: argparse.Namespace) -> int:
-    result = bench_align_speed(
-        args.source, args.target, limit=args.limit, method=args.method, layer=args.layer,
-        model=args.model, batch_size=args.batch_size, device=args.device, threads=args.threads,
-        precision=args.precision,
-    )  # fmt: skip
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k}: {v}")
-    return 0
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``align-speed`` to the ``bench`` command group of core.cli."""
-    parser = bench_subparsers.add_parser(
-        "align-speed", help="batched SimAlign vs the simalign package: pairs/second and link agreement"
-    )
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from core.align.base import Aligner, Pair, links_from_scores
+from core.align.base import Aligner, AlignError, Pair, links_from_scores
 from core.data import Link
 
 __all__ = [
@@ -79,13 +79,13 @@ def combine_points(how: str, a: Iterable[tuple[int, int]], b: Iterable[tuple[int
         return grow_diag_final(a, b)
     if how == "gdfa":
         return grow_diag_final(a, b, final_and=True)
-    raise ValueError(f"unknown combination {how!r}; choose one of {list(COMBINATIONS)}")
+    raise AlignError(f"unknown combination {how!r}; choose one of {list(COMBINATIONS)}")
 
 
 def combine_links(how: str, a: list[Link], b: list[Link], score: str = "mean") -> list[Link]:
     """Combine two link lists of one sentence pair; scores by ``score`` (max or mean)."""
     if score not in SCORE_POLICIES:
-        raise ValueError(f"unknown score policy {score!r}; choose one of {list(SCORE_POLICIES)}")
+        raise AlignError(f"unknown score policy {score!r}; choose one of {list(SCORE_POLICIES)}")
     score_a = {(ln.src, ln.tgt): ln.score for ln in a}
     score_b = {(ln.src, ln.tgt): ln.score for ln in b}
     kept = combine_points(how, score_a, score_b)
@@ -104,9 +104,9 @@ class CombinedAligner:
 
     def __init__(self, how: str, first: Aligner, second: Aligner, score: str = "mean") -> None:
         if how not in COMBINATIONS:
-            raise ValueError(f"unknown combination {how!r}; choose one of {list(COMBINATIONS)}")
+            raise AlignError(f"unknown combination {how!r}; choose one of {list(COMBINATIONS)}")
         if score not in SCORE_POLICIES:
-            raise ValueError(f"unknown score policy {score!r}; choose one of {list(SCORE_POLICIES)}")
+            raise AlignError(f"unknown score policy {score!r}; choose one of {list(SCORE_POLICIES)}")
         self.how, self.first, self.second, self.score = how, first, second, score
         self.name = f"{how}({first.name},{second.name})"
 

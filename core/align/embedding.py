@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from core.align.base import check_pairs, links_from_scores
+from core.align.base import AlignError, check_pairs, links_from_scores
 from core.data import Link
 
 __all__ = [
@@ -172,7 +172,7 @@ def _method_matrix(method: str, sim: np.ndarray, cache: dict, max_count: int, al
         return iter_max(sim, max_count=max_count, alpha_ratio=alpha)
     if method == "mwmf":
         return max_weight_match(sim)
-    raise ValueError(f"unknown matching method {method!r}")
+    raise AlignError(f"unknown matching method {method!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -388,20 +388,20 @@ class SimAlignAligner:
         ``bfloat16`` (products in bf16, see ``_PackedBert``), ``auto`` (bf16 on a CPU that
         multiplies bf16 natively, else float32) or None (``settings().align_precision``)."""
         if method not in METHODS:
-            raise ValueError(f"simalign: unknown method {method!r}; choose one of {sorted(METHODS)}")
+            raise AlignError(f"simalign: unknown method {method!r}; choose one of {sorted(METHODS)}")
         if pooling not in POOLINGS:
-            raise ValueError(f"simalign: unknown pooling {pooling!r}; choose one of {list(POOLINGS)}")
+            raise AlignError(f"simalign: unknown pooling {pooling!r}; choose one of {list(POOLINGS)}")
         if layer < 0:
-            raise ValueError(f"simalign: layer must be >= 0, got {layer}")
+            raise AlignError(f"simalign: layer must be >= 0, got {layer}")
         if batch_size < 1 or chunk_pairs < 1:
-            raise ValueError("simalign: batch_size and chunk_pairs must be >= 1")
+            raise AlignError("simalign: batch_size and chunk_pairs must be >= 1")
         where = "precision"
         if precision is None:
             from core.config import settings
 
             precision, where = settings().align_precision, "LABELBRIDGE_ALIGN_PRECISION"
         if precision not in PRECISIONS:
-            raise ValueError(f"simalign: unknown {where} {precision!r}; choose one of {list(PRECISIONS)}")
+            raise AlignError(f"simalign: unknown {where} {precision!r}; choose one of {list(PRECISIONS)}")
         self.method = method
         self.name = f"simalign:{method}"
         self.model_name = model
@@ -432,7 +432,7 @@ class SimAlignAligner:
         check_pairs(pairs, self.name)
         for m in methods:
             if m not in METHODS:
-                raise ValueError(f"simalign: unknown method {m!r}; choose one of {sorted(METHODS)}")
+                raise AlignError(f"simalign: unknown method {m!r}; choose one of {sorted(METHODS)}")
         out: dict[str, list[list[Link]]] = {m: [] for m in methods}
         for sim, src_map, tgt_map in self.similarities(pairs):
             cache: dict[str, np.ndarray] = {}
@@ -483,7 +483,7 @@ class SimAlignAligner:
         self._tokenizer, self._model = load_model(self.model_name, self.device)
         n_hidden = getattr(self._model.config, "num_hidden_layers", None)
         if n_hidden is not None and self.layer > n_hidden:
-            raise ValueError(
+            raise AlignError(
                 f"simalign: layer {self.layer} asked, but the model has only {n_hidden + 1} hidden states (0..{n_hidden})"
             )
         self._dtype = compute_dtype(self.precision, self._model.device)
@@ -561,7 +561,7 @@ class SimAlignAligner:
                 return self._forward_early(inputs, _transformer_blocks(self._model)).float()
             hidden = self._model(**inputs, output_hidden_states=True).hidden_states
         if self.layer >= len(hidden):
-            raise ValueError(f"simalign: layer {self.layer} asked, but the model has only {len(hidden)} hidden states")
+            raise AlignError(f"simalign: layer {self.layer} asked, but the model has only {len(hidden)} hidden states")
         return hidden[self.layer].float()
 
     def _subword_counts(self, sentences: list[list[str]]) -> dict[str, int]:

@@ -24,7 +24,7 @@ import inspect
 from typing import Any, Callable
 
 from core.align.backtranslation import BackTranslationAligner, StringMatchAligner
-from core.align.base import Aligner
+from core.align.base import Aligner, AlignError
 from core.align.combine import COMBINATIONS, CombinedAligner
 from core.align.embedding import METHODS, SimAlignAligner
 from core.align.statistical import EflomalAligner
@@ -91,23 +91,23 @@ def _kind(node: Node) -> str:
     name, arg, children = node
     if name in COMBINATIONS:
         if len(children) != 2 or arg is not None:
-            raise ValueError(f"{name}(A,B) takes exactly two aligners")
+            raise AlignError(f"{name}(A,B) takes exactly two aligners")
         return "combine"
     if name in _BT_NAMES:
         if len(children) not in (1, 2) or arg is not None:
-            raise ValueError(f"{name}(DIRECT[,SAME_LANGUAGE]) takes one or two aligners")
+            raise AlignError(f"{name}(DIRECT[,SAME_LANGUAGE]) takes one or two aligners")
         return "backtranslation"
     if name in KINDS and name not in ("combine", "backtranslation"):
         if children:
-            raise ValueError(f"{name} takes no inner aligners")
+            raise AlignError(f"{name} takes no inner aligners")
         if name == "simalign":
             if arg is not None and arg not in METHODS:
-                raise ValueError(f"simalign: unknown method {arg!r}; choose one of {sorted(METHODS)}")
+                raise AlignError(f"simalign: unknown method {arg!r}; choose one of {sorted(METHODS)}")
         elif arg is not None:
-            raise ValueError(f"{name} takes no ':{arg}'")
+            raise AlignError(f"{name} takes no ':{arg}'")
         return name
     known = ["simalign[:METHOD]", "eflomal", "exact", *(f"{c}(A,B)" for c in COMBINATIONS), "bt(DIRECT[,SAME])"]
-    raise ValueError(f"unknown aligner {name!r}; known: {', '.join(known)}")
+    raise AlignError(f"unknown aligner {name!r}; known: {', '.join(known)}")
 
 
 def _accepted(kind: str) -> set[str]:
@@ -130,13 +130,13 @@ def get_aligner(spec: str, **options: Any) -> Aligner:
     for k, opts in per_kind.items():
         bad = set(opts) - _accepted(k)
         if bad:
-            raise ValueError(f"{k} has no option {', '.join(sorted(bad))}; its options: {', '.join(sorted(_accepted(k)))}")
+            raise AlignError(f"{k} has no option {', '.join(sorted(bad))}; its options: {', '.join(sorted(_accepted(k)))}")
     for name in options:
         takers = [k for k in kinds_used if name in _accepted(k)]
         if not takers:
-            raise ValueError(f"no aligner in {spec!r} takes the option {name!r}")
+            raise AlignError(f"no aligner in {spec!r} takes the option {name!r}")
         if name == "model" and {"simalign", "eflomal"} <= set(takers):
-            raise ValueError(
+            raise AlignError(
                 f"option 'model' is ambiguous in {spec!r}: give simalign={{'model': ...}} and/or eflomal={{'model': ...}}"
             )
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Sequence, Union
 
-from core.align.base import Pair, check_pairs, links_from_scores
+from core.align.base import AlignError, Pair, check_pairs, links_from_scores
 from core.align.combine import COMBINATIONS, combine_points
 from core.data import Link
 
@@ -45,14 +45,14 @@ def read_parallel_text(source: ParallelText) -> list[Pair]:
         for lineno, line in enumerate(_read_lines(path), 1):
             parts = line.split(" ||| ")
             if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'source ||| target'")
+                raise AlignError(f"{path}:{lineno}: expected 'source ||| target'")
             pairs.append((parts[0].split(), parts[1].split()))
         return pairs
     if isinstance(source, tuple) and len(source) == 2 and all(isinstance(p, (str, Path)) for p in source):
         src_path, tgt_path = Path(source[0]), Path(source[1])
         src_lines, tgt_lines = _read_lines(src_path), _read_lines(tgt_path)
         if len(src_lines) != len(tgt_lines):
-            raise ValueError(f"{src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}")
+            raise AlignError(f"{src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}")
         return [(s.split(), t.split()) for s, t in zip(src_lines, tgt_lines)]
     pairs = [(list(p[0]), list(p[1])) for p in source]
     check_pairs(pairs, "eflomal extra text")
@@ -63,9 +63,9 @@ def _read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise AlignError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 ({exc})") from exc
+        raise AlignError(f"{path}: not UTF-8 ({exc})") from exc
 
 
 def _line(words: Sequence[str]) -> str:
@@ -96,11 +96,11 @@ class EflomalAligner:
     ) -> None:
         """``progress``: let eflomal print its own progress to stderr (None/False: quiet)."""
         if model not in (1, 2, 3):
-            raise ValueError(f"eflomal: model must be 1 (IBM1), 2 (+HMM) or 3 (+fertility), got {model}")
+            raise AlignError(f"eflomal: model must be 1 (IBM1), 2 (+HMM) or 3 (+fertility), got {model}")
         if symmetrize not in COMBINATIONS:
-            raise ValueError(f"eflomal: unknown symmetrize {symmetrize!r}; choose one of {list(COMBINATIONS)}")
+            raise AlignError(f"eflomal: unknown symmetrize {symmetrize!r}; choose one of {list(COMBINATIONS)}")
         if iterations is not None and len(iterations) != 3:
-            raise ValueError("eflomal: iterations must be (IBM1, HMM, fertility) iteration counts")
+            raise AlignError("eflomal: iterations must be (IBM1, HMM, fertility) iteration counts")
         self.extra = read_parallel_text(extra) if extra is not None else []
         self.lowercase = lowercase
         self.model = model

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from core.data import Item, Sentence, SpanError, Token
+from core.errors import ConfigError, LabelBridgeError
 
 __all__ = [
     "FormatError",
@@ -49,7 +50,7 @@ def _locate(path: str | os.PathLike[str], where: Where) -> str:
     return f"{path}"
 
 
-class FormatError(ValueError):
+class FormatError(LabelBridgeError):
     """Bad input or output for a file format; ``str()`` names the file and the line or item."""
 
     def __init__(self, path: str | os.PathLike[str], line_or_item: Where, message: str):
@@ -123,7 +124,7 @@ def get_format(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        raise ValueError(f"unknown format {name!r}; expected one of {', '.join(sorted(FORMATS))}") from None
+        raise ConfigError(f"unknown format {name!r}; expected one of {', '.join(sorted(FORMATS))}") from None
 
 
 def guess_format(path: str | os.PathLike[str]) -> str:

@@ -28,7 +28,7 @@ def _words_spaces(sentence: Sentence) -> tuple[list[str], list[bool], list[int]]
 
     def gap(g: str) -> None:
         if g.strip():
-            raise ValueError(f"text {g!r} between tokens is not whitespace, which a spaCy Doc cannot represent")
+            raise SpanError(f"text {g!r} between tokens is not whitespace, which a spaCy Doc cannot represent")
         if g.startswith(" ") and words and not spaces[-1]:
             spaces[-1] = True
             g = g[1:]

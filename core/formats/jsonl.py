@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from core.data import Item, Link, Sentence, Span, SpanError, Token, check_spans, make_span, snap_char_span
+from core.errors import LabelBridgeError
 from core.formats.base import FormatError, ReadReport, read_utf8, register_format, sentence_from_words
 
 __all__ = ["read_jsonl", "write_jsonl", "item_to_json", "item_from_json", "sentence_from_json", "spans_from_json"]
@@ -23,7 +24,7 @@ __all__ = ["read_jsonl", "write_jsonl", "item_to_json", "item_from_json", "sente
 Warn = Callable[[str], None]
 
 
-class JsonDataError(ValueError):
+class JsonDataError(LabelBridgeError):
     """A JSON value that does not describe a sentence, span or item (the caller adds file and line)."""
 
 

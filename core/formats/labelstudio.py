@@ -15,9 +15,9 @@ tokenization would not reproduce the tokens); every snap that moved a span is re
 from __future__ import annotations
 
 import json
+from html import escape
 from pathlib import Path
 from typing import Any, Sequence
-from html import escape
 
 from core.data import Item, Sentence, Span, SpanError, check_spans, tokenize_whitespace
 from core.formats.base import FormatError, ReadReport, read_utf8, register_format

@@ -4,7 +4,7 @@ A stage is ``list[Item] -> list[Item]``: the teacher labels sources, the transla
 targets, the back-translator stores the target translated back, the aligner adds links, the
 projection adds target spans. :class:`StageRunner` loads a stage's model once and runs it on
 batches, recording an item that fails instead of failing the batch; the database reads and
-writes around it live in ``core.pipeline.store``, so the same runner works in a loop and in
+writes around it live in ``services.pipeline.store``, so the same runner works in a loop and in
 a Ray actor.
 
 Every stage has a key, ``<kind>:<settings>`` (``align:simalign:itermax``,
@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from core.data import Item, Span
+from core.errors import LabelBridgeError
 from core.teacher import DEFAULT_TEACHER
 
 __all__ = [
+    "PipelineError",
     "STAGE_KINDS",
     "MAX_STAGE_KEY",
     "PipelineConfig",
@@ -52,6 +54,10 @@ __all__ = [
 STAGE_KINDS = ("teacher", "translate", "back-translate", "align", "project")
 MAX_STAGE_KEY = 64  # db.models.ItemStage.stage is String(64)
 MAX_NAME = 100  # span set sources and aligner names are String(100)
+
+
+class PipelineError(LabelBridgeError):
+    """A pipeline configuration that cannot run (unknown engine, wrong languages, ...)."""
 
 
 class StageLoadError(RuntimeError):
@@ -208,7 +214,7 @@ def _translator_spec(spec: str, c: PipelineConfig) -> tuple[str, dict[str, Any]]
     try:
         options["fingerprint"] = hashlib.sha1(path.read_bytes()).hexdigest()[:10]
     except OSError as exc:
-        raise ValueError(f"translation file {path}: {exc.strerror or exc}") from None
+        raise PipelineError(f"translation file {path}: {exc.strerror or exc}") from None
     return spec, options
 
 
@@ -216,10 +222,10 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
     """The stages of a run in order, each with the keys of the stages it needs."""
     c = config.resolved()
     if c.batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {c.batch_size}")
+        raise PipelineError(f"batch size must be >= 1, got {c.batch_size}")
     if c.back_translator is None and _uses_back_translation(c.aligner):
         if c.translator is None or c.translator.startswith("provided:"):
-            raise ValueError(
+            raise PipelineError(
                 f"aligner {c.aligner} needs back-translations: give a back-translator "
                 "(a provided translation file cannot translate back)"
             )
@@ -286,7 +292,7 @@ def _item_from(obj: Mapping[str, Any]) -> Item:
     from core.formats.jsonl import item_from_json
 
     def refuse(message: str) -> None:
-        raise ValueError(f"item {obj.get('id')!r} changed while encoding it: {message}")
+        raise PipelineError(f"item {obj.get('id')!r} changed while encoding it: {message}")
 
     return item_from_json(dict(obj), str(obj.get("id")), refuse)
 
@@ -365,7 +371,7 @@ def align_stage(items: list[Item], aligner) -> list[Item]:  # noqa: ANN001 (core
 
     missing = [it.id for it in items if it.target is None]
     if missing:
-        raise ValueError(f"item {missing[0]} has no target sentence to align")
+        raise PipelineError(f"item {missing[0]} has no target sentence to align")
     return align_items(items, aligner)
 
 
@@ -539,3 +545,13 @@ def _split_unprojected(items: Sequence[Item]) -> tuple[list[Item], dict[str, lis
         out.append(it.with_(meta={k: v for k, v in it.meta.items() if k != "unprojected"}))
     return out, unprojected
 
+
+
+def run_batch(runner: Callable[[StageBatch], StageOutput], batch: StageBatch) -> StageOutput:
+    """Run a stage on the items of a batch it can take; the others fail with the reason
+    found while reading them (``context[id]["error"]``)."""
+    blocked = {it.id: batch.context[it.id]["error"] for it in batch.items if batch.context.get(it.id, {}).get("error")}
+    runnable = StageBatch(batch.index, [it for it in batch.items if it.id not in blocked], batch.context)
+    out = runner(runnable) if runnable.items else StageOutput([])
+    out.errors.update(blocked)
+    return out

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from core.config import settings
-
 from core.data import Item, Link, Sentence, Span
-from core.projection.common import ProjectionResult, Unprojected, span_dict
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, span_dict
 from core.projection.heuristic import project_heuristic
 from core.projection.matching import Candidate, ngram_candidates, project_candidates, score_candidates
 from core.projection.soft import DEFAULT_TAU, SoftAlignment, soft_align
@@ -52,7 +51,6 @@ __all__ = [
     "score_candidates",
     "soft_align",
     "uses_soft_alignment",
-    "register_bench",
 ]
 
 DEFAULT_METHOD = "greedy-fused"
@@ -80,7 +78,7 @@ def _default_device() -> str:
 
 def _method(method: str) -> tuple[Callable[..., ProjectionResult], dict[str, Any]]:
     if method not in METHODS:
-        raise ValueError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ProjectionError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
     return METHODS[method]
 
 
@@ -109,7 +107,7 @@ def project_sentence(
         merged.pop("soft", None)  # the heuristic reads hard links only
     unknown = set(merged) - set(fn.__kwdefaults__ or {})
     if unknown:
-        raise ValueError(f"projection method {method!r} has no option {', '.join(sorted(unknown))}")
+        raise ProjectionError(f"projection method {method!r} has no option {', '.join(sorted(unknown))}")
     result = fn(source, source_spans, target, links, **merged)
     label = f"projection:{method}"
     result.spans = [Span(s.start, s.end, s.label, s.char_start, s.char_end, label, s.confidence) for s in result.spans]
@@ -119,7 +117,7 @@ def project_sentence(
 def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: Any) -> list[Item]:
     """Pipeline stage: fill ``target_spans`` from ``source_spans`` and ``item.alignment``.
 
-    Items without a target sentence raise ValueError (naming the item). For the fused
+    Items without a target sentence raise ProjectionError (naming the item). For the fused
     methods, a soft alignment is read from ``item.meta["soft_alignment"]`` (a SoftAlignment
     or its ``to_dict()``); items without one get it computed here, in one batch, with the
     default encoder (options ``encoder``, ``layer`` (8), ``tau``, ``device`` (the GPU when
@@ -131,7 +129,7 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
     _method(method)
     for it in items:
         if it.target is None:
-            raise ValueError(f"item {it.id}: no target sentence to project onto")
+            raise ProjectionError(f"item {it.id}: no target sentence to project onto")
     softs: list[SoftAlignment | None] = [None] * len(items)
     if uses_soft_alignment(method, **options):
         todo = []
@@ -178,7 +176,7 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
         try:
             result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
         except ValueError as exc:
-            raise ValueError(f"item {it.id}: {exc}") from exc
+            raise ProjectionError(f"item {it.id}: {exc}") from exc
         meta = dict(it.meta)
         meta["unprojected"] = [span_dict(u.span, it.source, u.reason) for u in result.unprojected]
         out.append(it.with_(target_spans=result.spans, meta=meta))
@@ -193,14 +191,7 @@ def _candidates_from_meta(item: Item) -> list[Candidate]:
             prob = d.get("probability")
             out.append(Candidate(int(d["start"]), int(d["end"]), None if prob is None else float(prob)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(
+            raise ProjectionError(
                 f"item {item.id}: candidate {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
             ) from exc
     return out
-
-
-def register_bench(bench_subparsers: Any) -> None:
-    """Add ``projection`` to core.cli's ``bench`` command group."""
-    from core.projection.bench import register_bench as _register
-
-    _register(bench_subparsers)

@@ -17,22 +17,17 @@ fused methods) after the models are loaded and warmed up on one pair; ``pairs_pe
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from core.data import Item, Sentence
+from core.errors import BenchError
 from core.tags import spans_to_tags
 
-__all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods", "register_bench"]
+__all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods"]
 
 
-def _user_error(message: str) -> Exception:
-    from core.cli import CliError
-
-    return CliError(message)
 
 
 def load_parallel_gold(
@@ -49,12 +44,12 @@ def load_parallel_gold(
         src_items = read(source, "conll")
         tgt_items = read(target, "conll")
     except ValueError as exc:  # FormatError names the file and line
-        raise _user_error(str(exc)) from exc
+        raise BenchError(str(exc)) from exc
     if len(src_items) != len(tgt_items):
-        raise _user_error(f"{source} has {len(src_items)} sentences but {target} has {len(tgt_items)}: not a parallel corpus")
+        raise BenchError(f"{source} has {len(src_items)} sentences but {target} has {len(tgt_items)}: not a parallel corpus")
     if limit is not None:
         if limit < 1:
-            raise _user_error(f"--limit must be >= 1, got {limit}")
+            raise BenchError(f"--limit must be >= 1, got {limit}")
         src_items, tgt_items = src_items[:limit], tgt_items[:limit]
     pairs = [
         Item(
@@ -113,15 +108,15 @@ def bench_projection_methods(
     aligner_spec = aligner or DEFAULT_ALIGNER
     for m in methods:
         if m not in METHODS:
-            raise _user_error(f"unknown projection method {m!r}; expected one of {', '.join(METHODS)}")
+            raise BenchError(f"unknown projection method {m!r}; expected one of {', '.join(METHODS)}")
     soft_opts = {k: options.pop(k) for k in ("encoder", "layer", "tau") if k in options}
     if back_translator and not langs:
-        raise _user_error("--back-translator needs --langs SRC,TGT (e.g. en,es)")
+        raise BenchError("--back-translator needs --langs SRC,TGT (e.g. en,es)")
     items, gold = load_parallel_gold(source, target, limit, *(langs or (None, None)))
     try:
         al = get_aligner(aligner_spec)
     except ValueError as exc:
-        raise _user_error(f"aligner {aligner_spec!r}: {exc}") from exc
+        raise BenchError(f"aligner {aligner_spec!r}: {exc}") from exc
     back_seconds = 0.0
     if back_translator:
         from core.translate import back_translate, load_translator
@@ -194,52 +189,3 @@ def _embedding_precision(aligner: Any) -> str | None:
         return aligner.compute_precision
     inner = [part for part in vars(aligner).values() if hasattr(part, "align")]
     return next((p for p in map(_embedding_precision, inner) if p), None)
-
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise _user_error(f"--option must be KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
-    parser.add_argument("--target", required=True, help="parallel target-language CoNLL file with gold tags")
-    parser.add_argument("--method", help="projection method (default: core.projection.DEFAULT_METHOD); "
-                        "a comma-separated list prints one line per method from one shared alignment")
-    parser.add_argument("--aligner", help="aligner spec (default: core.projection.DEFAULT_ALIGNER)")
-    parser.add_argument("--limit", type=int, help="only the first N sentence pairs")
-    parser.add_argument("--back-translator", help="translator spec (e.g. apertium) that back-translates the targets "
-                        "for bt(...) aligners")
-    parser.add_argument("--langs", help="SRC,TGT language codes, needed with --back-translator (e.g. en,es)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="projection option, value as JSON (e.g. threshold=0.2); repeatable")
-    parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
-
-
-def _run(args: argparse.Namespace) -> int:
-    options = dict(_parse_option(o) for o in args.option)
-    methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else None
-    langs = tuple(x.strip() for x in args.langs.split(",")) if args.langs else None
-    if langs is not None and len(langs) != 2:
-        raise _user_error(f"--langs must be SRC,TGT, got {args.langs!r}")
-    try:
-        records = bench_projection_methods(
-            args.source, args.target, methods, args.aligner, args.limit, args.back_translator, langs, **options
-        )
-    except (ValueError, TypeError) as exc:
-        raise _user_error(str(exc)) from exc
-    for record in records:
-        print(json.dumps(record, ensure_ascii=False), flush=True)
-    return 0
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``projection`` to the ``bench`` command group of core.cli."""
-    parser = bench_subparsers.add_parser("projection", help="projection strict F1 on a parallel gold corpus")
-    _add_arguments(parser)
-    parser.set_defaults(func=_run)

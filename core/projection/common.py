@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from core.data import Link, Sentence, Span
+from core.errors import LabelBridgeError
 
 __all__ = [
+    "ProjectionError",
     "ProjectionResult",
     "Unprojected",
     "is_punct",
@@ -21,6 +23,10 @@ __all__ = [
     "check_links",
     "span_dict",
 ]
+
+
+class ProjectionError(LabelBridgeError):
+    """A projection method or option that cannot run on the given input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,7 @@ def check_links(source: Sentence, target: Sentence, links: Iterable[Link], where
     n_src, n_tgt = len(source), len(target)
     for ln in out:
         if not (0 <= ln.src < n_src and 0 <= ln.tgt < n_tgt):
-            raise ValueError(f"{where}: alignment link {ln.src}-{ln.tgt} outside the sentences ({n_src} source, {n_tgt} target tokens)")
+            raise ProjectionError(f"{where}: alignment link {ln.src}-{ln.tgt} outside the sentences ({n_src} source, {n_tgt} target tokens)")
     return out
 
 

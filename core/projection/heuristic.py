@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from core.data import Link, Sentence, Span, make_span
-from core.projection.common import ProjectionResult, Unprojected, check_links, links_by_source
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, links_by_source
 
 __all__ = ["project_heuristic", "aligned_runs"]
 
@@ -48,7 +48,7 @@ def project_heuristic(
     ``None`` keeps every run that passes the ratio filter.
     """
     if max_gap < 0:
-        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+        raise ProjectionError(f"max_gap must be >= 0, got {max_gap}")
     by_src = links_by_source(check_links(source, target, links), len(source))
     proposals: list[tuple[float, int, Span, tuple[int, int]]] = []  # (confidence, entity index, span, run)
     result = ProjectionResult()

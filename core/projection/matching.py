@@ -40,7 +40,7 @@ import numpy as np
 
 from core.data import Link, Sentence, Span, make_span
 from core.projection.assign import SOLVERS, assign_greedy, assign_ilp
-from core.projection.common import ProjectionResult, Unprojected, check_links, is_punct
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, is_punct
 from core.projection.similarity import word_similarity
 from core.projection.soft import SoftAlignment
 
@@ -63,7 +63,7 @@ def ngram_candidates(target: Sentence, max_len: int = 10, trim_punct: bool = Tru
     (entities are not delimited by their quotes or commas).
     """
     if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
+        raise ProjectionError(f"max_len must be >= 1, got {max_len}")
     punct = [is_punct(w) for w in target.words]
     n = len(punct)
     out: list[Candidate] = []
@@ -123,7 +123,7 @@ def coverage_dice(
             running = np.maximum.accumulate(src_values[:, a:b_max], axis=1).sum(axis=0)  # per end b = a+1..b_max
             src_part[sel] = running[ends[sel] - a - 1]
     else:
-        raise ValueError(f"unknown aggregation {src_agg!r}")
+        raise ProjectionError(f"unknown aggregation {src_agg!r}")
     denom = n_src + tgt_len
     return np.divide(src_part + tgt_part, denom, out=np.zeros(len(starts)), where=denom > 0)
 
@@ -201,7 +201,7 @@ def score_candidates(
             total[k] += string_weight * coverage_dice(sims, sims.max(axis=0), starts, ends, "max", tgt_keep, len(ent_words))
         weight_sum += string_weight
     if weight_sum == 0:
-        raise ValueError("candidate matching needs at least one evidence with a positive weight")
+        raise ProjectionError("candidate matching needs at least one evidence with a positive weight")
     if model_weight > 0:
         probs = np.array([np.nan if c.probability is None else c.probability for c in candidates])
         has = ~np.isnan(probs)
@@ -238,7 +238,7 @@ def project_candidates(
     longest source entity when that is longer (titles of documents run past 10 words).
     """
     if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
+        raise ProjectionError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
     links = check_links(source, target, links)
     result = ProjectionResult()
     if not source_spans:
@@ -250,7 +250,7 @@ def project_candidates(
         cands = list(candidates)
     for c in cands:
         if not (0 <= c.start < c.end <= len(target)):
-            raise ValueError(f"candidate [{c.start}, {c.end}) outside the target sentence of {len(target)} tokens")
+            raise ProjectionError(f"candidate [{c.start}, {c.end}) outside the target sentence of {len(target)} tokens")
     scores = score_candidates(
         source, source_spans, target, links, cands,
         soft=soft, align_weight=align_weight, soft_weight=soft_weight, string_weight=string_weight,

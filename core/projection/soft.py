@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.data import Link
+from core.projection.common import ProjectionError
 
 __all__ = ["SoftAlignment", "soft_from_similarity", "word_similarity_matrix", "soft_align", "DEFAULT_TAU"]
 
@@ -37,7 +38,7 @@ class SoftAlignment:
             mat = np.zeros((n_src, n_tgt))
             for ln in links:
                 if not (0 <= ln.src < n_src and 0 <= ln.tgt < n_tgt):
-                    raise ValueError(f"soft alignment link {ln.src}-{ln.tgt} outside the sentences ({n_src} x {n_tgt})")
+                    raise ProjectionError(f"soft alignment link {ln.src}-{ln.tgt} outside the sentences ({n_src} x {n_tgt})")
                 mat[ln.src, ln.tgt] = ln.score
             out.append(mat)
         return out[0], out[1]
@@ -58,7 +59,7 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
 def soft_from_similarity(cosine: np.ndarray, tau: float = DEFAULT_TAU, min_prob: float = 1e-3) -> SoftAlignment:
     """Soft alignment from a (source words x target words) cosine similarity matrix."""
     if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise ProjectionError(f"tau must be > 0, got {tau}")
     if cosine.size == 0:
         return SoftAlignment()
     logits = np.asarray(cosine, dtype=np.float64) / tau

@@ -42,8 +42,6 @@ the first 20 % of the queue:
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import random
 import resource
@@ -57,6 +55,7 @@ import numpy as np
 
 from core.config import REPO_ROOT
 from core.data import Item
+from core.errors import BenchError
 from core.student.config import TrainConfig
 
 __all__ = [
@@ -65,7 +64,6 @@ __all__ = [
     "bench_student",
     "load_europarl",
     "project_for_bench",
-    "register_bench",
     "top_share",
 ]
 
@@ -79,10 +77,6 @@ SEEDS = 3  # training seeds per setting: F1 on 199 sentences moves by ~0.01-0.02
 BENCH_CONFIG = TrainConfig()
 
 
-def _user_error(message: str) -> Exception:
-    from core.cli import CliError
-
-    return CliError(message)
 
 
 # ----------------------------------------------------------------------------- data
@@ -97,14 +91,14 @@ def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
     for lang in (source.lower(), target.lower()):
         path = data_dir / f"{lang}-europarl.test.conll02"
         if not path.is_file():
-            raise _user_error(f"{path}: no such file (languages in {data_dir}: en, de, es)")
+            raise BenchError(f"{path}: no such file (languages in {data_dir}: en, de, es)")
         try:
             sides.append(read(path, "conll"))
         except FormatError as exc:
-            raise _user_error(str(exc)) from exc
+            raise BenchError(str(exc)) from exc
     src, tgt = sides
     if len(src) != len(tgt):
-        raise _user_error(f"{data_dir}: {len(src)} {source} sentences but {len(tgt)} {target} sentences")
+        raise BenchError(f"{data_dir}: {len(src)} {source} sentences but {len(tgt)} {target} sentences")
     items = []
     for i, (s, t) in enumerate(zip(src, tgt)):
         s_sent, t_sent = s.source, t.source
@@ -179,7 +173,7 @@ def _mean(values: Sequence[float]) -> float:
 
 def _seeds(config: TrainConfig, n_seeds: int) -> list[int]:
     if n_seeds < 1:
-        raise _user_error(f"--seeds must be at least 1, not {n_seeds}")
+        raise BenchError(f"--seeds must be at least 1, not {n_seeds}")
     return [config.seed + k for k in range(n_seeds)]
 
 
@@ -203,7 +197,7 @@ def bench_student(
     do) or ``random``.
     """
     if corrections_order not in ("random", "confidence"):
-        raise _user_error(f"corrections order must be random or confidence, not {corrections_order!r}")
+        raise BenchError(f"corrections order must be random or confidence, not {corrections_order!r}")
     seeds = _seeds(config, n_seeds)
     items = load_europarl(data_dir, source, target)
     train, test = items[:N_TRAIN], items[N_TRAIN : N_TRAIN + N_TEST]
@@ -353,72 +347,3 @@ def bench_queue(
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
     }
-
-
-# ------------------------------------------------------------------------------ CLI
-
-
-def _config_from_args(args: argparse.Namespace) -> TrainConfig:
-    changes = {}
-    for name in ("encoder", "epochs", "learning_rate", "batch_size", "seed", "w_gold", "w_silver", "silver_threshold", "threads", "device"):
-        value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = value
-    if args.train_embeddings:
-        changes["freeze_embeddings"] = False
-    try:
-        return replace(BENCH_CONFIG, **changes)
-    except ValueError as exc:
-        raise _user_error(str(exc)) from exc
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", default="en", help="source language code (default en)")
-    parser.add_argument("--target", required=True, help="target language code: de or es")
-    parser.add_argument("--data", default=str(DEFAULT_DATA), help="Europarl-NER folder (default ../shared/data/europarl-ner)")
-    parser.add_argument("--encoder", help="HF id or folder (default: settings().encoder)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--learning-rate", dest="learning_rate", type=float)
-    parser.add_argument("--batch-size", dest="batch_size", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--w-gold", dest="w_gold", type=float)
-    parser.add_argument("--w-silver", dest="w_silver", type=float)
-    parser.add_argument("--silver-threshold", dest="silver_threshold", type=float)
-    parser.add_argument("--threads", type=int)
-    parser.add_argument("--device", help="auto, cpu, cuda")
-    parser.add_argument("--train-embeddings", action="store_true", help="also fine-tune the embedding matrix")
-    parser.add_argument("--seeds", type=int, default=SEEDS, help=f"training seeds per setting, figures are means (default {SEEDS})")
-    parser.add_argument("--json", action="store_true", help="print one JSON object (default: key: value lines)")
-
-
-def _print(result: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k}: {v}")
-
-
-def _run_student(args: argparse.Namespace) -> int:
-    config = _config_from_args(args)
-    _print(bench_student(args.data, args.source, args.target, config, corrections_order=args.corrections_order, n_seeds=args.seeds), args.json)
-    return 0
-
-
-def _run_queue(args: argparse.Namespace) -> int:
-    _print(bench_queue(args.data, args.source, args.target, _config_from_args(args), n_seeds=args.seeds), args.json)
-    return 0
-
-
-def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``student`` and ``queue`` to core.cli's ``bench`` command group."""
-    p = bench_subparsers.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
-    _add_arguments(p)
-    p.add_argument(
-        "--corrections-order", choices=["confidence", "random"], default="confidence",
-        help="which training sentences get corrected first (default: the review queue, lowest confidence first)",
-    )  # fmt: skip
-    p.set_defaults(func=_run_student)
-    q = bench_subparsers.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")
-    _add_arguments(q)
-    q.set_defaults(func=_run_queue)

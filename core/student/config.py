@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["TrainConfig"]
+from core.errors import LabelBridgeError
+
+__all__ = [
+    "StudentError","TrainConfig"]
 
 SIDES = ("target", "source")
 CONFIDENCE_MODES = ("mean", "min")
+
+
+class StudentError(LabelBridgeError):
+    """A student setting or model folder that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,7 @@ class TrainConfig:
         if self.threads is not None and self.threads < 1:
             problems.append("threads must be at least 1")
         if problems:
-            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+            raise StudentError("invalid TrainConfig: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from core.data import Item, Sentence, Span
-from core.student.config import TrainConfig
+from core.student.config import StudentError, TrainConfig
 from core.tags import spans_to_tags
 
 __all__ = [
@@ -70,7 +70,7 @@ class Example:
 def side_of(item: Item, side: str) -> tuple[Sentence, list[Span]]:
     if side == "target":
         if item.target is None:
-            raise ValueError(f"item {item.id}: no target sentence to train on (side='target')")
+            raise StudentError(f"item {item.id}: no target sentence to train on (side='target')")
         return item.target, item.target_spans
     return item.source, item.source_spans
 
@@ -85,7 +85,7 @@ def examples_from_items(items: Sequence[Item], config: TrainConfig) -> list[Exam
         try:
             tags: list[str | None] = list(spans_to_tags(len(sentence), spans))
         except Exception as exc:  # TagError: overlapping or out-of-range spans
-            raise ValueError(f"item {item.id}: {exc}") from exc
+            raise StudentError(f"item {item.id}: {exc}") from exc
         for span in spans:
             if is_silver_source(span.source) and span.confidence is not None and span.confidence < config.silver_threshold:
                 tags[span.start : span.end] = [None] * len(span)
@@ -155,7 +155,7 @@ def split_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, i
     to the budget; only the first one carries the label).
     """
     if budget < 1:
-        raise ValueError(f"subword budget {budget} leaves no room for words")
+        raise StudentError(f"subword budget {budget} leaves no room for words")
     windows: list[tuple[int, int]] = []
     start, used = 0, 0
     for i, count in enumerate(piece_counts):
@@ -213,7 +213,7 @@ def build_windows(
                 tag = tags[s][w] if tags is not None else None
                 if tag is not None and label_ids is not None:
                     if tag not in label_ids:
-                        raise ValueError(f"sentence {s}: tag {tag!r} is not among the model's labels")
+                        raise StudentError(f"sentence {s}: tag {tag!r} is not among the model's labels")
                     first_label = label_ids[tag]
                 else:
                     first_label = IGNORE

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from core.data import Sentence, Span, make_span
+from core.student.config import StudentError
 from core.student.data import build_windows
 from core.student.model import TrainedStudent, collate
 from core.tags import spans_to_tags, tags_to_spans
@@ -89,7 +90,7 @@ def _word_probs(student: TrainedStudent, word_lists: list[list[str]], images: Se
     model.eval()
     features = None
     if not model.finetune_encoder:  # the frozen encoder's features are shared with training (cache)
-        from core.student.train import window_features
+        from core.student.features import window_features
 
         features = window_features(model, windows, pad_id, student.device, batch_size)
     try:
@@ -131,7 +132,7 @@ def predict_details(
     chosen tags over the span's words.
     """
     if images is not None and len(images) != len(sentences):
-        raise ValueError(f"{len(images)} images for {len(sentences)} sentences")
+        raise StudentError(f"{len(images)} images for {len(sentences)} sentences")
     word_lists = [s.words for s in sentences]
     all_probs = _word_probs(student, word_lists, images, batch_size)
     label_index = {t: i for i, t in enumerate(student.labels)}
@@ -190,7 +191,7 @@ def disagreement(prediction: StudentPrediction, spans: Sequence[Span]) -> float:
     if n_words == 0:
         return 0.0
     if not prediction.labels:
-        raise ValueError("the prediction carries no label list (made by predict_details?)")
+        raise StudentError("the prediction carries no label list (made by predict_details?)")
     tags = spans_to_tags(n_words, spans)
     column = {t: i for i, t in enumerate(prediction.labels)}
     probabilities = [float(prediction.probs[w, column[t]]) if t in column else 0.0 for w, t in enumerate(tags)]

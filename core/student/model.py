@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from core.student.config import TrainConfig
+from core.student.config import StudentError, TrainConfig
 from core.student.data import IGNORE, Window
 
 __all__ = [
@@ -69,7 +69,7 @@ def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
     first, last = ((i + n_states if i < 0 else i) for i in layers)
     first, last = min(max(first, 0), n_states - 1), min(max(last, 0), n_states - 1)
     if first > last:
-        raise ValueError(f"feature layers {layers} select nothing of an encoder with {n_states} hidden states")
+        raise StudentError(f"feature layers {layers} select nothing of an encoder with {n_states} hidden states")
     return first, last
 
 
@@ -328,9 +328,9 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{meta_path}: not a saved student ({exc})") from exc
+        raise StudentError(f"{meta_path}: not a saved student ({exc})") from exc
     if meta.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {READABLE_FORMATS}")
+        raise StudentError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {READABLE_FORMATS}")
     config = TrainConfig.from_dict(meta["config"])
     device = resolve_device(device)
     if meta.get("encoder_saved", True):  # format 1 always saved it
@@ -341,7 +341,7 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
     missing, unexpected = model.load_state_dict(load_file(directory / HEAD_FILE), strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
-        raise ValueError(f"{directory / HEAD_FILE}: head does not fit (missing {missing}, unexpected {unexpected})")
+        raise StudentError(f"{directory / HEAD_FILE}: head does not fit (missing {missing}, unexpected {unexpected})")
     model.to(device).eval()
     return TrainedStudent(
         model=model,
@@ -364,13 +364,13 @@ def _referenced_encoder(meta_path: Path, meta: dict[str, Any], config: TrainConf
     try:
         tokenizer, encoder = load_encoder(name, device)
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise StudentError(
             f"{meta_path}: this student keeps only its head; its frozen encoder {name!r} "
             f"(trained with {meta.get('encoder') or name!r}) cannot be loaded: {exc}"
         ) from exc
     expected = meta.get("encoder_fingerprint")
     if expected and encoder_fingerprint(encoder) != expected:
-        raise ValueError(
+        raise StudentError(
             f"{meta_path}: the encoder at {name!r} is not the one this student's head was trained on "
             f"(weights differ from {meta.get('encoder') or name!r}); restore that encoder or retrain"
         )

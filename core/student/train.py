@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import OrderedDict
 import math
 import random
 import time
@@ -14,8 +13,9 @@ import numpy as np
 import torch
 
 from core.data import Item
-from core.student.config import TrainConfig
-from core.student.data import IGNORE, Window, build_windows, examples_from_items, label_list, side_of
+from core.student.config import StudentError, TrainConfig
+from core.student.data import IGNORE, build_windows, examples_from_items, label_list, side_of
+from core.student.features import window_features
 from core.student.model import StudentModel, TrainedStudent, build_model, collate, resolve_device
 
 __all__ = ["TrainingCancelled", "train_student"]
@@ -55,41 +55,6 @@ def _trainable_state(model: StudentModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names or not k.startswith("encoder.")}
 
 
-# Frozen-mode features of recent windows, shared by the trainings of one process (a benchmark
-# trains several students on the same sentences with different labels). Float16 on the CPU.
-_FEATURE_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
-FEATURE_CACHE_WINDOWS = 3000
-
-
-def window_features(model: StudentModel, windows: Sequence[Window], pad_id: int, device: str, batch_size: int = 32) -> list[torch.Tensor]:
-    """Frozen encoder features ``[len(input_ids), dim]`` of every window (cached per process,
-    keyed by the folder/id the encoder was loaded from, the layers used and the device)."""
-    key = (str(getattr(model.encoder.config, "name_or_path", "") or id(model.encoder)), model.feature_layers, device)
-    out: list[torch.Tensor | None] = [None] * len(windows)
-    todo = []
-    for i, w in enumerate(windows):
-        cached = _FEATURE_CACHE.get((key, w.input_ids))
-        if cached is not None:
-            _FEATURE_CACHE.move_to_end((key, w.input_ids))
-            out[i] = cached
-        else:
-            todo.append(i)
-    todo.sort(key=lambda i: len(windows[i].input_ids))
-    from tqdm import tqdm
-
-    for start in tqdm(range(0, len(todo), batch_size), desc="encoder features", unit="batch", leave=False, disable=not todo):
-        chunk = todo[start : start + batch_size]
-        batch = collate([windows[i] for i in chunk], pad_id, device)
-        feats = model.features(batch["input_ids"], batch["attention_mask"]).to("cpu", torch.float16)
-        for row, i in enumerate(chunk):
-            f = feats[row, : len(windows[i].input_ids)].clone()
-            out[i] = f
-            _FEATURE_CACHE[(key, windows[i].input_ids)] = f
-    while len(_FEATURE_CACHE) > FEATURE_CACHE_WINDOWS:
-        _FEATURE_CACHE.popitem(last=False)
-    return out  # type: ignore[return-value]
-
-
 def train_student(
     train_items: Sequence[Item],
     dev_items: Sequence[Item] = (),
@@ -116,11 +81,11 @@ def train_student(
 
     examples = examples_from_items(train_items, config)
     if not examples:
-        raise ValueError("no training sentences: every item is empty")
+        raise StudentError("no training sentences: every item is empty")
     dev_examples = examples_from_items(dev_items, config) if dev_items else []
     labels = label_list(examples + dev_examples)
     if len(labels) == 1:
-        raise ValueError("the training items have no entity at all; nothing to learn")
+        raise StudentError("the training items have no entity at all; nothing to learn")
     label_ids = {t: i for i, t in enumerate(labels)}
 
     tokenizer, base_encoder = load_encoder(config.encoder, device)
@@ -152,7 +117,7 @@ def train_student(
     )
     windows = [w for w in windows if any(label != IGNORE for label in w.labels)]
     if not windows:
-        raise ValueError("every training word is masked (silver below the threshold); nothing to learn")
+        raise StudentError("every training word is masked (silver below the threshold); nothing to learn")
 
     model = build_model(encoder, len(labels), config, image_dim).to(device)
     if config.finetune_encoder and config.freeze_embeddings:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from appserver import CHROMIUM, chromium_page, running_app
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from appserver import CHROMIUM, REPO_ROOT, app_env, chromium_page, running_app, wait_for_app  # noqa: E402
 
+from db import projects
+
 sys.path.insert(0, str(REPO_ROOT))
 
 
@@ -26,21 +28,23 @@ def seed(data_dir: Path, project_name: str, external_id: str, projection: bool =
     """Seed the demo with the app's environment and project the shown project's spans with
     the default pipeline; return (project id, item id)."""
     os.environ.update({k: v for k, v in app_env(data_dir).items() if k.startswith("LABELBRIDGE_")})
-    from core.demo import DEMO_PROJECTS, project_demo, seed_demo
-    from db import queries
-    from db.engine import session_scope
+    from core.demo import DEMO_PROJECTS
+    from db.engine import init_db, session_scope
+    from db.items import find_item
+    from services.demo import project_demo, seed_demo
 
-    seed_demo(projection="none")
-    if projection:
-        for line in project_demo(projects=[d for d in DEMO_PROJECTS if d.name == project_name]):
-            print(line)
+    init_db()
     with session_scope() as s:
-        project = queries.get_project(s, project_name)
-        rows = queries.list_items(s, project.id, search=external_id, limit=100).rows
-        item = next((r for r in rows if r.external_id == external_id), None)
-        if item is None:
+        seed_demo(s, projection="none")
+        if projection:
+            for line in project_demo(s, projects=[d for d in DEMO_PROJECTS if d.name == project_name]):
+                print(line)
+    with session_scope() as s:
+        project = projects.get_project(s, project_name)
+        item_id = find_item(s, project.id, external_id)
+        if item_id is None:
             raise SystemExit(f"no demo item {external_id!r} in {project_name!r}")
-        return project.id, item.id
+        return project.id, item_id
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
 from appserver import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, running_app, wait_for_app
+
+from db import items as db_items
+from db import projects
+from db import users as db_users
 
 pytestmark = pytest.mark.browser
 
@@ -27,24 +30,23 @@ def seed(data_dir: Path, users: dict[str, str] | None = None) -> None:
     """A project of three items (and user accounts) in the app's database."""
     from core.auth import hash_password
     from core.data import Item, Link, Sentence, make_span
-    from db import queries
     from db.engine import dispose_engine, init_db, session_scope
 
     url = f"sqlite:///{data_dir / 'labelbridge.db'}"
     init_db(url)
-    items = []
+    batch = []
     for i, (name, place, conf) in enumerate([("Anna", "Berlin", 0.3), ("Berta", "Paris", 0.6), ("Carla", "Rome", 0.9)]):
         src = Sentence.from_words([name, "Weber", "lives", "in", place, "."], "en")
         tgt = Sentence.from_words([name, "Weber", "vive", "en", place, "."], "es")
-        items.append(
+        batch.append(
             Item(f"s{i}", src, [make_span(src, 0, 2, "PER"), make_span(src, 4, 5, "LOC")], tgt,
                  [make_span(tgt, 0, 2, "PER", "projection:heuristic", conf)], alignment=[Link(k, k) for k in range(6)])
         )  # fmt: skip
     with session_scope(url) as s:
-        pid = queries.create_project(s, "Browser review", "en", "es", ["PER", "ORG", "LOC", "MISC"]).id
-        queries.import_items(s, pid, items, data_dir / "media", target_span_source=None)
+        pid = projects.create_project(s, "Browser review", "en", "es", ["PER", "ORG", "LOC", "MISC"]).id
+        db_items.import_items(s, pid, batch, data_dir / "media", target_span_source=None)
         for name, role in (users or {}).items():
-            queries.create_user(s, name, role, hash_password(f"{name}-password"))
+            db_users.create_user(s, name, role, hash_password(f"{name}-password"))
     dispose_engine(url)
 
 

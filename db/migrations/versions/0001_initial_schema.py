@@ -12,9 +12,8 @@ Create Date: 2026-11-25 12:27:13.840315
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = '0001'

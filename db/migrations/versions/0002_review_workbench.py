@@ -10,8 +10,8 @@ Create Date: 2026-11-25 13:00:00
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import db.review_models  # noqa: F401  (registers the tables on Base.metadata for `db check`)
 

@@ -10,11 +10,10 @@ Create Date: 2026-11-25 13:39:26.977560
 """
 from typing import Sequence, Union
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import db.student_models  # noqa: F401  (registers the tables on Base.metadata for `db check`)
-
 
 # revision identifiers, used by Alembic.
 revision: str = '0004_student'

@@ -1,7 +1,7 @@
 """The span editor: a Streamlit Custom Component v2 (``st.components.v2.component``).
 
 The frontend is plain ES-module JavaScript and CSS committed next to this file (no npm
-build). Python sends one JSON payload (core.workbench.editor_data) and receives one event
+build). Python sends one JSON payload (core.annotations.editor.editor_data) and receives one event
 per user action through the ``event`` trigger; see editor.js for the protocol.
 """
 

@@ -1,0 +1,256 @@
+"""``python -m core.cli bench <name>``: benchmarks that print one JSON line each.
+
+Each benchmark is a plain function beside the code it measures (core.align.bench,
+core.projection.bench, core.student.bench, services.pipeline.bench,
+services.review_bench); this module only parses the options and prints the result.
+Heavy modules (torch) are imported when a benchmark runs, not when the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from typing import Any
+
+from cli.common import CliError
+
+__all__ = ["register", "run_script"]
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for k, v in result.items():
+            print(f"{k}: {v}")
+
+
+# --------------------------------------------------------------------------- align-speed
+
+
+def _add_align_speed(parser: argparse.ArgumentParser) -> None:
+    from core.align.embedding import PRECISIONS
+
+    parser.add_argument("--source", required=True, help="source-language CoNLL file (token<TAB>tag)")
+    parser.add_argument("--target", required=True, help="target-language CoNLL file, parallel to --source")
+    parser.add_argument("--limit", type=int, default=200, help="first N sentence pairs (0 = all; default 200)")
+    parser.add_argument("--method", default="itermax", choices=["argmax", "itermax", "match"])
+    parser.add_argument("--layer", type=int, default=8)
+    parser.add_argument("--model", default=None, help="HF id or local folder (default: settings().encoder)")
+    parser.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (ours)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--precision", default=None, choices=list(PRECISIONS),
+        help="ours' products: auto (bf16 on a CPU with native bf16), float32 (simalign's links exactly), "
+        "bfloat16 (default: LABELBRIDGE_ALIGN_PRECISION, else auto)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads for both (default: torch's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
+    parser.set_defaults(func=_run_align_speed)
+
+
+def _run_align_speed(args: argparse.Namespace) -> int:
+    from core.align.bench import bench_align_speed
+
+    result = bench_align_speed(
+        args.source, args.target, limit=args.limit, method=args.method, layer=args.layer, model=args.model,
+        batch_size=args.batch_size, device=args.device, threads=args.threads, precision=args.precision,
+    )  # fmt: skip
+    _print(result, args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise CliError(f"--option must be KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_projection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
+    parser.add_argument("--target", required=True, help="parallel target-language CoNLL file with gold tags")
+    parser.add_argument("--method", help="projection method (default: core.projection.DEFAULT_METHOD); "
+                        "a comma-separated list prints one line per method from one shared alignment")  # fmt: skip
+    parser.add_argument("--aligner", help="aligner spec (default: core.projection.DEFAULT_ALIGNER)")
+    parser.add_argument("--limit", type=int, help="only the first N sentence pairs")
+    parser.add_argument("--back-translator", help="translator spec (e.g. apertium) that back-translates the targets for bt(...) aligners")
+    parser.add_argument("--langs", help="SRC,TGT language codes, needed with --back-translator (e.g. en,es)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="projection option, value as JSON (e.g. threshold=0.2); repeatable")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
+    parser.set_defaults(func=_run_projection)
+
+
+def _run_projection(args: argparse.Namespace) -> int:
+    from core.projection.bench import bench_projection_methods
+
+    options = dict(_parse_option(o) for o in args.option)
+    methods = [m.strip() for m in args.method.split(",") if m.strip()] if args.method else None
+    langs = tuple(x.strip() for x in args.langs.split(",")) if args.langs else None
+    if langs is not None and len(langs) != 2:
+        raise CliError(f"--langs must be SRC,TGT, got {args.langs!r}")
+    try:
+        records = bench_projection_methods(args.source, args.target, methods, args.aligner, args.limit, args.back_translator, langs, **options)
+    except (ValueError, TypeError) as exc:
+        raise CliError(str(exc)) from exc
+    for record in records:
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def _add_pipeline(p: argparse.ArgumentParser) -> None:
+    from core.teacher import DEFAULT_TEACHER
+
+    p.add_argument("--input", required=True, help="input file (any core.formats format)")
+    p.add_argument("--limit", type=int, help="only the first N sentences")
+    p.add_argument("--src", required=True)
+    p.add_argument("--tgt", required=True)
+    p.add_argument("--teacher", default=DEFAULT_TEACHER)
+    p.add_argument("--translator", help="hf:ID | apertium | provided:FILE (default: the input's translations)")
+    p.add_argument("--aligner", default="", help="default: the projection default")
+    p.add_argument("--method", default="", help="default: the projection default")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--engine", choices=["local", "ray", "both"], default="local")
+    p.add_argument("--ray-actors", type=int)
+    p.add_argument("--keep-labels", action="store_true", help="keep the input's labels (the teacher skips labelled sentences)")
+    p.add_argument("--keep", help="folder to keep the databases and exports in")
+    p.set_defaults(func=_run_pipeline)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from core.pipeline.stages import PipelineConfig
+    from services.pipeline.bench import bench_pipeline
+
+    config = PipelineConfig(args.src, args.tgt, args.teacher, args.translator, None, args.aligner, args.method, args.batch_size)
+    result = bench_pipeline(args.input, config, engine=args.engine, limit=args.limit, keep_labels=args.keep_labels,
+                            keep=args.keep, ray_actors=args.ray_actors)  # fmt: skip
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if all(r["complete"] for r in result["runs"]) else 1
+
+
+# --------------------------------------------------------------------------- student, queue
+
+
+def _student_config(args: argparse.Namespace) -> Any:
+    from core.student.bench import BENCH_CONFIG
+
+    changes = {}
+    for name in ("encoder", "epochs", "learning_rate", "batch_size", "seed", "w_gold", "w_silver", "silver_threshold", "threads", "device"):
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if args.train_embeddings:
+        changes["freeze_embeddings"] = False
+    try:
+        return replace(BENCH_CONFIG, **changes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _add_student_options(parser: argparse.ArgumentParser) -> None:
+    from core.config import REPO_ROOT
+
+    parser.add_argument("--source", default="en", help="source language code (default en)")
+    parser.add_argument("--target", required=True, help="target language code: de or es")
+    parser.add_argument("--data", default=str(REPO_ROOT.parent / "shared" / "data" / "europarl-ner"),
+                        help="Europarl-NER folder (default ../shared/data/europarl-ner)")  # fmt: skip
+    parser.add_argument("--encoder", help="HF id or folder (default: settings().encoder)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--learning-rate", dest="learning_rate", type=float)
+    parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--w-gold", dest="w_gold", type=float)
+    parser.add_argument("--w-silver", dest="w_silver", type=float)
+    parser.add_argument("--silver-threshold", dest="silver_threshold", type=float)
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--device", help="auto, cpu, cuda")
+    parser.add_argument("--train-embeddings", action="store_true", help="also fine-tune the embedding matrix")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per setting, figures are means (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (default: key: value lines)")
+
+
+def _run_student(args: argparse.Namespace) -> int:
+    from core.student.bench import bench_student
+
+    config = _student_config(args)
+    _print(bench_student(args.data, args.source, args.target, config, corrections_order=args.corrections_order, n_seeds=args.seeds), args.json)
+    return 0
+
+
+def _run_queue(args: argparse.Namespace) -> int:
+    from core.student.bench import bench_queue
+
+    _print(bench_queue(args.data, args.source, args.target, _student_config(args), n_seeds=args.seeds), args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- review
+
+
+def _add_review(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--items", type=int, default=100_000, help="items in the generated project (default 100000)")
+    parser.add_argument("--cycles", type=int, default=200, help="accept-and-next cycles to time (default 200)")
+    parser.add_argument("--order", default="confidence", help="queue order: confidence, disagreement, uncertainty, random, original")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
+    parser.set_defaults(func=_run_review)
+
+
+def _run_review(args: argparse.Namespace) -> int:
+    from core.annotations.queue import ORDERINGS
+    from services.review_bench import bench_review
+
+    if args.items < 2 or args.cycles < 1:
+        raise CliError("--items must be at least 2 and --cycles at least 1")
+    if args.cycles >= args.items:
+        raise CliError(f"--cycles ({args.cycles}) must be smaller than --items ({args.items})")
+    if args.order not in ORDERINGS:
+        raise CliError(f"unknown --order {args.order!r}; expected one of {', '.join(ORDERINGS)}")
+    _print(bench_review(args.items, args.cycles, args.order, args.seed), args.json)
+    return 0
+
+
+# --------------------------------------------------------------------------- the group
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="benchmarks (one JSON line each)")
+    sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    _add_align_speed(sub.add_parser("align-speed", help="batched SimAlign vs the simalign package: pairs/second and link agreement"))
+    _add_projection(sub.add_parser("projection", help="projection strict F1 on a parallel gold corpus"))
+    _add_pipeline(sub.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run"))
+    student = sub.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
+    _add_student_options(student)
+    student.add_argument(
+        "--corrections-order", choices=["confidence", "random"], default="confidence",
+        help="which training sentences get corrected first (default: the review queue, lowest confidence first)",
+    )  # fmt: skip
+    student.set_defaults(func=_run_student)
+    queue = sub.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")
+    _add_student_options(queue)
+    queue.set_defaults(func=_run_queue)
+    _add_review(sub.add_parser("review", help='server-side time of "accept and next" on a generated project'))
+
+
+def run_script(name: str | None, argv: list[str] | None = None) -> int:
+    """Entry point of the thin scripts in bench/: ``bench/X.py ARGS`` = ``core.cli bench X ARGS``.
+
+    ``name`` None passes the arguments through (scripts that offer several benchmarks).
+    """
+    from cli.main import main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return main(["bench", *([name] if name else []), *args])
