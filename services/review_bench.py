@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 __all__ = ["generate_project", "bench_review"]
 
 LABELS = ["PER", "ORG", "LOC", "MISC"]
@@ -58,18 +60,18 @@ def _span(toks: list[list[Any]], start: int, end: int, label: str, confidence: f
     return {"start": start, "end": end, "label": label, "char_start": toks[start][1], "char_end": toks[end - 1][2], "confidence": confidence}
 
 
-def generate_project(url: str, n_items: int, seed: int = 0, chunk: int = 5000) -> int:
-    """A project of ``n_items`` synthetic items written with bulk INSERTs; returns its id."""
+def generate_project(s: Session, n_items: int, seed: int = 0, chunk: int = 5000) -> int:
+    """A project of ``n_items`` synthetic items written with bulk INSERTs (committed chunk by
+    chunk: this is a benchmark's own database); returns its id."""
     from sqlalchemy import insert
 
     from db import models as orm
-    from db.engine import session_scope
     from db.models import utcnow
     from db.projects import create_project
 
     rng = random.Random(seed)
-    with session_scope(url) as s:
-        project_id = create_project(s, f"bench-review-{n_items}", "en", "de", LABELS).id
+    project_id = create_project(s, f"bench-review-{n_items}", "en", "de", LABELS).id
+    s.commit()
     now = utcnow()
     for base in range(0, n_items, chunk):
         items, sets, aligns = [], [], []
@@ -89,15 +91,15 @@ def generate_project(url: str, n_items: int, seed: int = 0, chunk: int = 5000) -
             projected = [_span(t_toks, a, b, lab, round(rng.uniform(0.3, 1.0), 3)) for a, b, lab in spans if rng.random() < 0.9]
             student = [_span(t_toks, a, b, lab if rng.random() < 0.85 else rng.choice(LABELS), round(rng.uniform(0.4, 1.0), 3)) for a, b, lab in spans]
             meta.append(([_span(toks, a, b, lab, None) for a, b, lab in spans], projected, student, len(words)))
-        with session_scope(url) as s:
-            ids = list(s.scalars(insert(orm.Item).returning(orm.Item.id, sort_by_parameter_order=True), items))
-            for item_id, (gold, projected, student, n) in zip(ids, meta):
-                sets.append({"item_id": item_id, "side": "source", "source": "gold", "spans": gold, "unprojected": None, "settings": None, "created_at": now})
-                sets.append({"item_id": item_id, "side": "target", "source": "projection:heuristic", "spans": projected, "unprojected": None, "settings": None, "created_at": now})
-                sets.append({"item_id": item_id, "side": "target", "source": "student:bench", "spans": student, "unprojected": None, "settings": {"uncertainty": round(rng.random(), 3)}, "created_at": now})
-                aligns.append({"item_id": item_id, "aligner": "bench", "links": [[i, i, 1.0] for i in range(n)], "created_at": now})
-            s.execute(insert(orm.SpanSet), sets)
-            s.execute(insert(orm.Alignment), aligns)
+        ids = list(s.scalars(insert(orm.Item).returning(orm.Item.id, sort_by_parameter_order=True), items))
+        for item_id, (gold, projected, student, n) in zip(ids, meta):
+            sets.append({"item_id": item_id, "side": "source", "source": "gold", "spans": gold, "unprojected": None, "settings": None, "created_at": now})
+            sets.append({"item_id": item_id, "side": "target", "source": "projection:heuristic", "spans": projected, "unprojected": None, "settings": None, "created_at": now})
+            sets.append({"item_id": item_id, "side": "target", "source": "student:bench", "spans": student, "unprojected": None, "settings": {"uncertainty": round(rng.random(), 3)}, "created_at": now})
+            aligns.append({"item_id": item_id, "aligner": "bench", "links": [[i, i, 1.0] for i in range(n)], "created_at": now})
+        s.execute(insert(orm.SpanSet), sets)
+        s.execute(insert(orm.Alignment), aligns)
+        s.commit()
     return project_id
 
 
@@ -127,7 +129,8 @@ def bench_review(n_items: int = 100_000, cycles: int = 200, order: str = "confid
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         init_db(url)
         t0 = time.perf_counter()
-        project_id = generate_project(url, n_items, seed)
+        with session_scope(url) as s:
+            project_id = generate_project(s, n_items, seed)
         generate_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         with session_scope(url) as s:
