@@ -223,6 +223,26 @@ def _run_review(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_review_browser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--items", type=int, default=100_000, help="items in the generated project (default 100000)")
+    parser.add_argument("--cycles", type=int, default=100, help="Enter presses to time (default 100)")
+    parser.add_argument("--think-ms", type=int, default=300, help="pause between presses, as a person reads (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", help="folder to keep the database and the app log in")
+    parser.add_argument("--json", action="store_true", help="print one JSON line (default: key: value lines)")
+    parser.set_defaults(func=_run_review_browser)
+
+
+def _run_review_browser(args: argparse.Namespace) -> int:
+    from services.review_browser_bench import bench_review_browser
+
+    if args.items < 2 or args.cycles < 1 or args.cycles >= args.items:
+        raise CliError("--items must be at least 2 and --cycles between 1 and --items - 1")
+    result = bench_review_browser(args.items, args.cycles, args.think_ms, args.seed, args.keep)
+    _print(result, args.json)
+    return 0 if result["lost_edits"] == 0 and result["duplicate_edits"] == 0 else 1
+
+
 # --------------------------------------------------------------------------- the group
 
 
@@ -243,6 +263,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_student_options(queue)
     queue.set_defaults(func=_run_queue)
     _add_review(sub.add_parser("review", help='server-side time of "accept and next" on a generated project'))
+    _add_review_browser(sub.add_parser("review-browser", help='key press to next item on screen, in headless Chromium against the real app'))
 
 
 def run_script(name: str | None, argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from db.codecs import version_json
 from db.errors import check_choice, check_user
 from db.items import decode_event
 
-__all__ = ["append_edit", "history", "events_since"]
+__all__ = ["append_edit", "history", "events_since", "events_with_comment"]
 
 
 def _encode(value: Version | StatusChange | None) -> Any:
@@ -64,3 +64,17 @@ def events_since(s: Session, item_id: int, user: str, after_id: int) -> list[Edi
         select(orm.Edit).where(orm.Edit.item_id == item_id, orm.Edit.user_name == user, orm.Edit.id > after_id).order_by(orm.Edit.id)
     )
     return [decode_event(e) for e in rows]
+
+
+def events_with_comment(s: Session, project_id: int, user: str, comment: str) -> dict[int, list[int]]:
+    """item id -> ids of ``user``'s rows carrying exactly this comment (one bulk action)."""
+    out: dict[int, list[int]] = {}
+    rows = s.execute(
+        select(orm.Edit.item_id, orm.Edit.id)
+        .join(orm.Item, orm.Item.id == orm.Edit.item_id)
+        .where(orm.Item.project_id == project_id, orm.Edit.user_name == user, orm.Edit.comment == comment)
+        .order_by(orm.Edit.id)
+    )
+    for item_id, edit_id in rows:
+        out.setdefault(item_id, []).append(edit_id)
+    return out

@@ -118,3 +118,24 @@ def _adjudication_no_update(mapper, connection, target) -> None:  # noqa: ANN001
 @event.listens_for(Adjudication, "before_delete")
 def _adjudication_no_delete(mapper, connection, target) -> None:  # noqa: ANN001
     raise AppendOnlyError(f"adjudication {target.id} cannot be deleted: adjudications are append-only")
+
+
+class ClientEvent(Base):
+    """An editor event already applied, by the browser's client id and sequence number.
+
+    Written in the same transaction as the edit it made, so a retried or duplicated event
+    (a lost answer, a double send) is recognised and answered with the stored outcome
+    instead of being applied twice (migration 0005).
+    """
+
+    __tablename__ = "client_events"
+    __table_args__ = (UniqueConstraint("client_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    user_name: Mapped[str] = mapped_column(String(100))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -19,9 +19,10 @@ from db.errors import NotFoundError, QueryError, check_choice
 from db.items import load_item
 from db.stages import mark_stage
 
-__all__ = ["save_span_set", "save_target", "save_stage_results", "delete_span_sets"]
+__all__ = ["PREVIOUS_TARGETS", "save_span_set", "save_target", "save_stage_results", "delete_span_sets"]
 
 SIDES = ("source", "target")
+PREVIOUS_TARGETS = "previous_targets"  # item meta: the translations a new one replaced, oldest first
 
 
 def _item_row(s: Session, item_id: int) -> orm.Item:
@@ -107,8 +108,9 @@ def _set_target(s: Session, row: orm.Item, target: Sentence) -> bool:
     """Store a (new) target sentence; True when it changed.
 
     A changed sentence invalidates machine target spans and alignments (deleted; the
-    pipeline recomputes them). It is refused when people or gold data labelled the old
-    target (ledger.has_human_labels): their work would silently stop matching the text.
+    pipeline recomputes them); the old sentence is appended to ``meta["previous_targets"]``.
+    It is refused when people or gold data labelled the old target
+    (ledger.has_human_labels): their work would silently stop matching the text.
     """
     target.validate(f"item {row.external_id} target")
     tokens = tokens_json(target)
@@ -122,6 +124,11 @@ def _set_target(s: Session, row: orm.Item, target: Sentence) -> bool:
         for r in s.scalars(select(orm.Alignment).where(orm.Alignment.item_id == row.id)):
             s.delete(r)
         s.flush()
+        meta = dict(row.meta or {})  # the replaced translation is kept as a version, never lost
+        previous = {"text": row.target_text, "tokens": row.target_tokens, "lang": row.target_lang,
+                    "translator": meta.get("translator", "imported"), "replaced_at": orm.utcnow().isoformat()}  # fmt: skip
+        meta[PREVIOUS_TARGETS] = [*meta.get(PREVIOUS_TARGETS, []), previous]
+        row.meta = meta
     row.target_text, row.target_tokens, row.target_lang = target.text, tokens, target.lang or row.target_lang
     row.updated_at = orm.utcnow()
     return True

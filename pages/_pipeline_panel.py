@@ -16,7 +16,7 @@ from core.teacher import DEFAULT_TEACHER
 from db.engine import session_scope
 from db.errors import QueryError
 from db.jobs import JobInfo
-from db.projects import ProjectInfo, ProjectSummary
+from db.projects import ProjectInfo, ProjectSummary, project_counts
 from services.jobs import refresh_jobs, request_cancel
 from services.pipeline.run import JOB_KIND, start_pipeline_job
 from services.pipeline.store import pipeline_status
@@ -24,10 +24,10 @@ from services.pipeline.store import pipeline_status
 POLL_S = 2.0
 TEACHERS = {"spacy": "spaCy pipeline", "hf": "Hugging Face model", "gold": "Gold labels of the items"}
 TRANSLATORS = {
+    "none": "The items' own translations",
     "apertium": "Apertium (offline)",
     "hf": "Hugging Face model (NLLB, M2M-100, Marian)",
     "provided": "Translation file on the server",
-    "none": "The items' own translations",
 }
 ALIGNERS = ["simalign:itermax", "simalign:argmax", "simalign:match", "eflomal", "gdfa(simalign:itermax,eflomal)", "exact"]
 
@@ -61,21 +61,34 @@ def _spec(kind: str, detail: str, what: str) -> str | None:
 
 
 def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
+    with session_scope(url) as s:
+        n_target = project_counts(s, project.id)["with_target"]
     with st.form(f"pipeline_start_{project.id}"):
         st.markdown(f"**Run the pipeline on {project.name}** ({project.src_lang} → {project.tgt_lang})")
         c1, c2 = st.columns(2)
         teacher = c1.selectbox("Teacher", list(TEACHERS), format_func=TEACHERS.__getitem__, key=f"pl_teacher_{project.id}")
         teacher_detail = c1.text_input("Teacher model", key=f"pl_teacher_model_{project.id}", placeholder=DEFAULT_TEACHER.partition(":")[2],
                                        help="spaCy pipeline name or path (empty: the default), or a Hugging Face token-classification model id or path")
-        translator = c2.selectbox("Translator", list(TRANSLATORS), format_func=TRANSLATORS.__getitem__, key=f"pl_translator_{project.id}")
+        # The items' own translations come first (the CLI's default too): a new translation
+        # replaces them only when asked to, and the replaced text is kept as a version.
+        translator = c2.selectbox("Translator", list(TRANSLATORS), format_func=TRANSLATORS.__getitem__, key=f"pl_translator_{project.id}",
+                                  index=0 if n_target else 1)  # fmt: skip
         translator_detail = c2.text_input("Translation model or file", key=f"pl_translator_detail_{project.id}",
                                           help="Hugging Face model id/path, or a TSV/JSONL/text file of translations on the server")
         c3, c4, c5 = st.columns([2, 2, 1])
         aligner = c3.selectbox("Aligner", _aligners(), key=f"pl_aligner_{project.id}")
         method = c4.selectbox("Projection method", _methods(), key=f"pl_method_{project.id}")
         batch_size = c5.number_input("Batch size", min_value=1, max_value=4096, value=32, key=f"pl_batch_{project.id}")
+        replace = False
+        if n_target:
+            replace = st.checkbox(f"Replace the translations {n_target} item(s) already have (the old text is kept as a version)",
+                                  key=f"pl_replace_{project.id}", help="Needed with another translator than the items' own translations.")  # fmt: skip
         submitted = st.form_submit_button("Start pipeline", type="primary", icon=":material/play_arrow:")
     if not submitted:
+        return
+    if n_target and translator != "none" and not replace:
+        st.warning(f"{n_target} item(s) already have a translation. Tick “Replace the translations” to translate them again "
+                   "with this translator, or choose “The items' own translations”.")  # fmt: skip
         return
     try:
         config = PipelineConfig(

@@ -183,6 +183,7 @@ def main() -> None:
         saved=st.session_state.get("adj_saved"),
         message=st.session_state.get("adj_message"),
         position=f"{queue.index(view.id) + 1} of {len(queue)}" if view.id in queue else None,
+        prefetch=False,
     )
     span_editor(data, key=KEY, on_event=_on_event)
 

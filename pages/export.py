@@ -35,7 +35,12 @@ def build(project: ProjectInfo, fmt: str, selection: str, options: dict) -> None
     except (FormatError, ValueError) as exc:
         st.session_state.export_error = f"Export failed: {exc}"
         return
-    st.session_state.export = {"file": download, "count": len(items), "fmt": fmt}
+    st.session_state.export = {"file": download, "count": len(items), "fmt": fmt, "choice": _choice(project, fmt, selection, options)}
+
+
+def _choice(project: ProjectInfo, fmt: str, selection: str, options: dict) -> tuple:
+    """What a built file was built from: the download is offered only while it still matches."""
+    return (project.id, fmt, selection, tuple(sorted((k, str(v)) for k, v in options.items())))
 
 
 def main() -> None:
@@ -63,6 +68,9 @@ def main() -> None:
     if error := st.session_state.pop("export_error", None):
         st.warning(error)
     export = st.session_state.get("export")
+    if export and export.get("choice") != _choice(project, fmt, selection, options):
+        st.session_state.pop("export", None)  # built for other choices: never offer a stale file
+        export = None
     if export:
         download = export["file"]
         st.success(f"{download.filename}: {export['count']} item(s), {len(download.data):,} bytes ({export['fmt']}).")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.config import settings
-from core.transfer import format_names
+from core.demo import sample_images_zip, sample_items
+from core.formats import FormatError, get_format, guess_format
+from core.highlight import escape_markdown
+from core.transfer import export_download, format_names
 from db.engine import session_scope
 from db.errors import QueryError
 from db.projects import ProjectSummary, create_project, list_projects
@@ -115,18 +120,50 @@ def create_form() -> None:
     st.rerun()
 
 
+def _carries_translations(fmt: str, upload) -> bool:  # noqa: ANN001 (an UploadedFile or None)
+    """Whether the chosen format (or, for "auto", the uploaded file's) can hold translations."""
+    try:
+        name = guess_format(upload.name) if fmt == AUTO and upload is not None else fmt
+        return name == AUTO or get_format(name).translations
+    except (FormatError, ValueError):
+        return True
+
+
+@st.cache_data(show_spinner=False)
+def _sample(fmt: str) -> tuple[str, bytes, str]:
+    with tempfile.TemporaryDirectory(prefix="labelbridge-sample-") as tmp:
+        download = export_download(sample_items(), fmt, Path(tmp), "sample")
+    return download.filename, download.data, download.mime
+
+
+def sample_files() -> None:
+    """Small files in every format, made from the demo (with translations and, where the
+    format names images, the pictures as a zip), to see what an import expects."""
+    with st.expander("Sample files"):
+        st.caption("Four demo sentences with their translation; the first two name a picture from the images zip.")
+        cols = st.columns(3)
+        for k, fmt in enumerate(format_names()):
+            name, data, mime = _sample(fmt)
+            cols[k % 3].download_button(f"{fmt}: {name}", data, file_name=name, mime=mime, key=f"sample_{fmt}")
+        cols[len(format_names()) % 3].download_button("Images (zip)", sample_images_zip(sample_items()), file_name="sample-images.zip",
+                                                      mime="application/zip", key="sample_images")  # fmt: skip
+
+
 def import_form(project: ProjectSummary) -> None:
-    st.markdown(f"**Import items into {project.name}**")
+    st.markdown(f"**Import items into {escape_markdown(project.name)}**")
     upload = st.file_uploader("Data file", key="import_file", help="CoNLL, JSONL, Label Studio JSON, …")
     c1, c2 = st.columns(2)
     fmt = c1.selectbox("Format", [AUTO, *format_names()], key="import_format")
-    translations = c2.radio("Translations", list(TRANSLATIONS), format_func=TRANSLATIONS.__getitem__, key="import_translations")
+    translations = "file"
+    if _carries_translations(fmt, upload):
+        translations = c2.radio("Translations", list(TRANSLATIONS), format_func=TRANSLATIONS.__getitem__, key="import_translations")
     images_zip = st.file_uploader("Images (optional zip, matched by the items' image names)", type=["zip"], key="import_images")
     images_dir = st.text_input("…or an image folder on the server (optional)", key="import_images_dir")
+    sample_files()
     if not st.button("Import", type="primary", disabled=upload is None):
         return
     result = run_import(project.id, upload.name, upload.getvalue(), None if fmt == AUTO else fmt, translations,
-                        images_zip.getvalue() if images_zip else None, images_dir.strip() or None)
+                        images_zip.getvalue() if images_zip else None, images_dir.strip() or None)  # fmt: skip
     st.session_state.import_result = result
     st.rerun()
 

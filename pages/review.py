@@ -2,10 +2,11 @@
 
 One item at a time in the span editor (pages/components/span_editor): the source with its
 entities, the translation with the projected spans (confidence and provenance), the lines
-between them, the image; keyboard editing on both sides. Every action is stored at once
-as the person's own version (services.review) and the editor shows a "saved" mark; undo/redo
-work after reloads; a change made meanwhile in another tab is shown as a conflict for the
-person to decide. The sidebar holds the queue: progress, filters, order, jump to an item.
+between them, the image; keyboard editing on both sides. The editor holds the next items of
+the queue in the browser, so Enter shows the next sentence at once; every action goes to the
+database in the background (services.editor) and is acknowledged once stored. The editor
+and the panels about its item run in an ``st.fragment``: an editor event reruns only them.
+The sidebar holds the queue: progress, filters, order, jump to an item, and the fast modes.
 """
 
 from __future__ import annotations
@@ -17,24 +18,33 @@ from core.annotations.editor import editor_data
 from core.annotations.ledger import ReviewView
 from core.annotations.queue import ORDERINGS, STATUSES, QueueFilter
 from core.config import settings
-from core.highlight import label_colours, spans_html
+from core.highlight import escape_markdown, label_colours, spans_html
 from core.media import thumbnail_data_uri
 from db.engine import session_scope
 from db.items import find_item, item_project
 from db.projects import ProjectInfo, get_project
-from db.queue import queue_next
+from db.queue import queue_count, queue_next, queue_position, queue_rows
 from db.review_state import Progress, annotators, progress
 from db.stats import reshuffle
+from db.students import student_prediction_counts
 from pages._auth import project_or_info, require_role
 from pages._common import ensure_navigation
 from pages.components.span_editor import pending_event, span_editor
+from services.bulk import accept_confident, count_confident, undo_bulk
 from services.editor import apply_correction, find_correction_items, handle_event, resolve_conflict
 from services.queue import ensure_stats
-from services.review import item_history, load_view
+from services.review import item_history, load_views
 
 URL = settings().db_url
 EDITOR = "span_editor"
 ANYONE = "(anyone)"
+PREFETCH = 8  # items after the shown one that the browser holds (Enter shows the next at once)
+IMAGES_AHEAD = 3  # items whose picture is sent with them (the rest arrive when they come closer)
+
+
+def md(text: object) -> str:
+    """A user-supplied string shown literally inside Markdown."""
+    return escape_markdown(str(text))
 
 
 # --------------------------------------------------------------------------- queue settings
@@ -49,9 +59,11 @@ def current_filter() -> QueueFilter:
     ss = st.session_state
     low, high = ss.get("q_conf", (0.0, 1.0))
     annotator = ss.get("q_annot")
+    binary = ss.get("q_binary")
+    labels = tuple(ss.get("q_labels") or ())
     return QueueFilter(
         statuses=tuple(ss.get("q_status") or STATUSES),
-        labels=tuple(ss.get("q_labels") or ()),
+        labels=(binary,) if binary else labels,
         min_confidence=low if low > 0.0 else None,
         max_confidence=high if high < 1.0 else None,
         min_disagreement=ss.get("q_dis") or None,
@@ -62,19 +74,21 @@ def current_filter() -> QueueFilter:
     )
 
 
-def queue_sidebar(project: ProjectInfo, user_name: str, can_see_others: bool) -> tuple[QueueFilter, int]:
-    """Progress, queue settings and "jump to item" in the sidebar; returns the queue
-    settings and the number of items in the project."""
+def queue_sidebar(project: ProjectInfo, user_name: str, can_see_others: bool) -> QueueFilter:
+    """Progress, queue settings, "jump to item" and the fast modes in the sidebar."""
     ss = st.session_state
     ss.setdefault("q_status", ["new"])
     ss.setdefault("q_order", "confidence")
     with session_scope(URL) as s:
         people = annotators(s, project.id) if can_see_others else [user_name]
         per_person = progress(s, project.id, sorted({*people, user_name}) if can_see_others else [user_name])
+        has_student = bool(student_prediction_counts(s, project.id))
+    orders = [o for o in ORDERINGS if o != "uncertainty" or has_student]  # without a student it would equal another order
+    if ss.q_order not in orders:
+        ss.q_order = "confidence"
     mine = per_person.get(user_name) or Progress(0, {})
     sb = st.sidebar
-    done = mine.done
-    sb.progress(done / mine.total if mine.total else 0.0, text=f"Your progress: {done} / {mine.total} reviewed")
+    sb.progress(mine.done / mine.total if mine.total else 0.0, text=f"Your progress: {mine.done} / {mine.total} reviewed")
     sb.caption(" · ".join(f"{st_}: {mine.counts.get(st_, 0)}" for st_ in ("skipped", "flagged")))
     if can_see_others and len(per_person) > 1:
         with sb.expander("Progress per annotator"):
@@ -84,7 +98,8 @@ def queue_sidebar(project: ProjectInfo, user_name: str, can_see_others: bool) ->
             )
     with sb.expander("Queue", expanded=True):
         st.multiselect("Status", STATUSES, key="q_status", on_change=_queue_changed, help="Your own status of each item.")
-        st.selectbox("Order", list(ORDERINGS), format_func=ORDERINGS.__getitem__, key="q_order", on_change=_queue_changed)
+        st.selectbox("Order", orders, format_func=ORDERINGS.__getitem__, key="q_order", on_change=_queue_changed,
+                     help=None if has_student else "Student uncertainty appears once a student version has predicted this project.")  # fmt: skip
         if ss.q_order == "random":
             st.number_input("Seed", min_value=0, step=1, key="q_seed", on_change=_queue_changed, help="The same seed gives the same order (for everyone in this project).")
         st.multiselect("Label", list(project.labels), key="q_labels", on_change=_queue_changed)
@@ -94,7 +109,9 @@ def queue_sidebar(project: ProjectInfo, user_name: str, can_see_others: bool) ->
             st.selectbox("Annotator", [ANYONE, *people], key="q_annot", on_change=_queue_changed, help="Items this person worked on.")
         st.text_input("Text search", key="q_text", on_change=_queue_changed, placeholder="id or words")
     sb.text_input("Jump to item", key="q_jump", on_change=_jump, args=(project.id,), placeholder="item id or #number")
-    return current_filter(), mine.total
+    filt = current_filter()
+    fast_modes(project, user_name, filt)
+    return filt
 
 
 def _jump(project_id: int) -> None:
@@ -106,52 +123,113 @@ def _jump(project_id: int) -> None:
     if found is None:
         st.session_state.rv_message = ("warning", f"No item {ref!r} in this project.")
     else:
-        st.session_state.item_id = found
-        _clear_item_state()
+        _show(found)
     st.session_state.q_jump = ""
 
 
-def _clear_item_state() -> None:
-    for key in ("review_conflict", "rv_occurrences"):
-        st.session_state.pop(key, None)
+def _show(item_id: int | None) -> None:
+    """Make ``item_id`` the item shown, and tell the editor to start there."""
+    ss = st.session_state
+    if item_id is not None and item_id != ss.get("item_id"):
+        for key in ("review_conflict", "review_correction", "rv_occurrences"):
+            ss.pop(key, None)
+    ss.item_id = item_id
+    ss.rv_reset = ss.get("rv_reset", 0) + 1
+
+
+# --------------------------------------------------------------------------- fast modes
+
+
+def _bulk_accept(project_id: int, user: str, threshold: float) -> None:
+    with session_scope(URL) as s:
+        report = accept_confident(s, project_id, user, current_filter(), threshold)
+    st.session_state.rv_bulk = report.batch if report.item_ids else None
+    st.session_state.pop("rv_bulk_confirm", None)
+    text = f"Accepted {len(report.item_ids)} item(s) with confidence ≥ {threshold:.2f}."
+    if report.conflicts:
+        text += f" {report.conflicts} item(s) changed meanwhile and were left alone."
+    st.session_state.rv_message = ("info", text)
+    _show(None)
+
+
+def _undo_bulk(project_id: int, user: str) -> None:
+    batch = st.session_state.pop("rv_bulk", None)
+    if not batch:
+        return
+    with session_scope(URL) as s:
+        n = undo_bulk(s, project_id, user, batch)
+    st.session_state.rv_message = ("info", f"Took back the bulk accept of {n} item(s).")
+    _show(None)
+
+
+def fast_modes(project: ProjectInfo, user: str, filt: QueueFilter) -> None:
+    """Accept every confident item of the queue at once; a yes/no pass over one label."""
+    ss = st.session_state
+    with st.sidebar.expander("Fast modes"):
+        st.selectbox("Yes/no for one label", [None, *project.labels], format_func=lambda x: "off" if x is None else x, key="q_binary",
+                     on_change=_queue_changed, help="Shows the items with a suggested span of this label and asks about each: A yes, R no.")  # fmt: skip
+        threshold = st.slider("Accept all with confidence at least", 0.5, 1.0, 0.9, step=0.01, key="q_bulk_threshold")
+        if ss.get("rv_bulk_confirm") != threshold:
+            st.button("Count them", key="bulk_count", on_click=lambda: ss.update(rv_bulk_confirm=threshold))
+        else:
+            with session_scope(URL) as s:
+                n = count_confident(s, project.id, user, filt, threshold)
+            st.caption(f"{n} item(s) of this queue have every suggested span at ≥ {threshold:.2f}.")
+            st.button(f"Accept {n} item(s)", type="primary", key="bulk_go", disabled=n == 0, on_click=_bulk_accept, args=(project.id, user, threshold))
+        if ss.get("rv_bulk"):
+            st.button("Undo the last bulk accept", key="bulk_undo", on_click=_undo_bulk, args=(project.id, user))
 
 
 # --------------------------------------------------------------------------- editor events
 
 
 def _on_editor_event() -> None:
-    """Runs before the script: store the event at once, then show the next item."""
+    """Runs before the fragment: store the event, answer it (once stored), set what to show."""
+    ss = st.session_state
     event = pending_event(EDITOR)
-    ctx = st.session_state.get("rv_ctx")
+    ctx = ss.get("rv_ctx")
     if not event or not ctx:
         return
     with session_scope(URL) as s:
         outcome = handle_event(s, ctx["user"], ctx["project_id"], event, current_filter(), ctx["labels"])
-    st.session_state.rv_ack = {"client": event.get("client"), "seq": event.get("seq")}
-    st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
-    st.session_state.rv_message = outcome.message
+    # committed: only now is the event acknowledged
+    ok = outcome.message is None or outcome.message[0] != "error"
+    message = {"kind": outcome.message[0], "text": outcome.message[1]} if outcome.message else None
+    ss.rv_ack = {"client": event.get("client"), "seq": event.get("seq"), "ok": ok, "item": outcome.edited_item or event.get("item"),
+                 "head": outcome.head, "status": outcome.status, "message": message}  # fmt: skip
+    ss.rv_saved = outcome.saved or ss.get("rv_saved")
     if outcome.conflict is not None:
-        st.session_state.review_conflict = outcome.conflict
+        ss.review_conflict = outcome.conflict
     if outcome.correction is not None:
-        st.session_state.review_correction = outcome.correction
-        st.session_state.pop("rv_occurrences", None)
-    if outcome.item_id is not None and outcome.item_id != st.session_state.get("item_id"):
-        st.session_state.item_id = outcome.item_id
-        _clear_item_state()
+        ss.review_correction = outcome.correction
+        ss.pop("rv_occurrences", None)
+    queued, total = ss.get("rv_total", (None, 0))
+    if outcome.status and outcome.edited_item and event.get("action") in ("accept_all", "skip", "flag") and queued is not None and outcome.status not in queued.statuses:
+        ss.rv_total = (queued, max(0, total - 1))  # it left this queue
+    shown = event.get("current")
+    if event.get("action") in ("next", "prev") or not isinstance(shown, int):
+        _show(outcome.item_id)  # the browser had no item of its own to go to
+    elif shown != ss.get("item_id"):
+        ss.item_id = shown
+        for key in ("review_correction", "rv_occurrences"):
+            if getattr(ss.get(key), "item_id", shown) != shown:
+                ss.pop(key, None)
 
 
-def _resolve(keep_mine: bool) -> None:
-    conflict = st.session_state.pop("review_conflict", None)
-    ctx = st.session_state.get("rv_ctx")
+def _resolve(mode: str) -> None:
+    ss = st.session_state
+    conflict = ss.pop("review_conflict", None)
+    ctx = ss.get("rv_ctx")
     if conflict is None or ctx is None:
         return
-    if keep_mine:
-        with session_scope(URL) as s:
-            outcome = resolve_conflict(s, ctx["user"], conflict)
-        st.session_state.rv_saved = outcome.saved or st.session_state.get("rv_saved")
-        st.session_state.rv_message = outcome.message
+    if mode == "theirs":
+        ss.rv_message = ("info", "Kept the stored version; your change was dropped.")
     else:
-        st.session_state.rv_message = ("info", "Kept the stored version; your change was dropped.")
+        with session_scope(URL) as s:
+            outcome = resolve_conflict(s, ctx["user"], conflict, prefer_mine=mode == "mine-labels")
+        ss.rv_saved = outcome.saved or ss.get("rv_saved")
+        ss.rv_message = outcome.message
+    _show(conflict.item_id)  # reload the item as stored now
 
 
 def show_conflict(view: ReviewView, colours: dict[str, str]) -> None:
@@ -161,7 +239,7 @@ def show_conflict(view: ReviewView, colours: dict[str, str]) -> None:
     with st.container(border=True):
         st.error("Your last change was not saved: this item changed since you opened it.")
         for when, who, what in conflict.changes:
-            st.markdown(f"- {when:%H:%M:%S} **{who}**: {what}")
+            st.markdown(f"- {when:%H:%M:%S} **{md(who)}**: {md(what)}")
         if conflict.side is not None and conflict.theirs is not None:
             sentence = view.sentence(conflict.side)
             c1, c2 = st.columns(2)
@@ -169,11 +247,14 @@ def show_conflict(view: ReviewView, colours: dict[str, str]) -> None:
             c1.html(spans_html(sentence, conflict.mine, colours))
             c2.caption("Stored now")
             c2.html(spans_html(sentence, conflict.theirs, colours))
-            b1, b2 = st.columns(2)
-            b1.button("Apply my change on top of it", type="primary", on_click=_resolve, args=(True,), key="conflict_mine")
-            b2.button("Keep the stored version", on_click=_resolve, args=(False,), key="conflict_theirs")
+            b1, b2, b3 = st.columns(3)
+            b1.button("Apply my change on top of it", type="primary", on_click=_resolve, args=("mine",), key="conflict_mine",
+                      help="Your additions and removals on top of the stored spans; an addition that overlaps a stored span is left out.")  # fmt: skip
+            b2.button("Use my labels where they overlap", on_click=_resolve, args=("mine-labels",), key="conflict_mine_labels",
+                      help="Like the first, but your span replaces a stored span it overlaps (e.g. your relabel).")  # fmt: skip
+            b3.button("Keep the stored version", on_click=_resolve, args=("theirs",), key="conflict_theirs")
         else:
-            st.button("Show the stored version", on_click=_resolve, args=(False,), key="conflict_theirs")
+            st.button("Show the stored version", on_click=_resolve, args=("theirs",), key="conflict_theirs")
 
 
 # --------------------------------------------------------------------------- apply to all occurrences
@@ -199,6 +280,7 @@ def _apply_occurrences(project_id: int) -> None:
     if report.refused:
         text += f" {report.refused} occurrence(s) left alone: another span overlaps them partly."
     st.session_state.rv_message = ("info", text)
+    st.session_state.rv_reset = st.session_state.get("rv_reset", 0) + 1  # the prefetched items changed
 
 
 def _dismiss_correction() -> None:
@@ -206,30 +288,31 @@ def _dismiss_correction() -> None:
     st.session_state.pop("rv_occurrences", None)
 
 
-def show_correction(project_id: int) -> None:
+def show_correction(project_id: int, item_id: int) -> None:
     correction = st.session_state.get("review_correction")
-    if correction is None:
+    if correction is None or correction.item_id != item_id:
         return
-    what = f"as **{correction.label}**" if correction.label else "as **no entity**"
+    what = f"as **{md(correction.label)}**" if correction.label else "as **no entity**"
+    text = md(correction.text)
     with st.container(border=True):
         found = st.session_state.get("rv_occurrences")
         if found is None:
             c1, c2, c3 = st.columns([5, 2, 1])
-            c1.markdown(f"You marked ‘{correction.text}’ {what} ({'translation' if correction.side == 'target' else 'source'}). The same string may occur in other items.")
+            c1.markdown(f"You marked ‘{text}’ {what} ({'translation' if correction.side == 'target' else 'source'}). The same string may occur in other items.")
             c2.button("Find other occurrences", on_click=_find_occurrences, args=(project_id,), key="occ_find")
             c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
         elif not found:
             c1, c3 = st.columns([7, 1])
-            c1.markdown(f"No other item contains ‘{correction.text}’.")
+            c1.markdown(f"No other item contains ‘{text}’.")
             c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
         else:
             c1, c2, c3 = st.columns([5, 2, 1])
-            c1.markdown(f"‘{correction.text}’ occurs in **{len(found)}** other item(s){' (first 500)' if len(found) >= 500 else ''}.")
+            c1.markdown(f"‘{text}’ occurs in **{len(found)}** other item(s){' (first 500)' if len(found) >= 500 else ''}.")
             c2.button(f"Apply to all {len(found)}", type="primary", on_click=_apply_occurrences, args=(project_id,), key="occ_apply")
             c3.button("Dismiss", on_click=_dismiss_correction, key="occ_dismiss")
 
 
-# --------------------------------------------------------------------------- item
+# --------------------------------------------------------------------------- the item and the next ones
 
 
 def _ensure_stats(project_id: int) -> None:
@@ -255,9 +338,7 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
             first = queue_next(s, project_id, user, filt)
             if first is None:
                 ss.rv_message = ("info", "No item matches these queue settings.")
-            else:
-                ss.item_id = first
-                _clear_item_state()
+            _show(first)
         wanted = ss.get("item_id")
         if wanted is None:
             try:
@@ -267,6 +348,14 @@ def current_item(project_id: int, user: str, filt: QueueFilter) -> int | None:
         if wanted is not None and item_project(s, wanted) == project_id:
             return wanted
         return queue_next(s, project_id, user, filt) or queue_next(s, project_id, user, QueueFilter(statuses=STATUSES, order="original"))
+
+
+def next_ids(s, project_id: int, user: str, filt: QueueFilter, anchor: int) -> list[int]:  # noqa: ANN001
+    """The items of the queue after ``anchor`` (wrapping to its start), for the browser."""
+    ids = [r.id for r in queue_rows(s, project_id, user, filt, limit=PREFETCH, after_item_id=anchor) if r.id != anchor]
+    if len(ids) < PREFETCH:
+        ids += [r.id for r in queue_rows(s, project_id, user, filt, limit=PREFETCH) if r.id != anchor and r.id not in ids][: PREFETCH - len(ids)]
+    return ids
 
 
 def compare_sets(view: ReviewView, colours: dict[str, str]) -> None:
@@ -286,7 +375,7 @@ def compare_sets(view: ReviewView, colours: dict[str, str]) -> None:
             if side in sides_:
                 options[f"annotator {name}"] = sides_[side]
         if side in view.adjudicated:
-            options["adjudicated gold"] = view.adjudicated[side].spans
+            options["adjudicated gold"] = list(view.adjudicated[side].spans)
         chosen = st.multiselect("Span sets", list(options), default=list(options)[:3], key="cmp_sets")
         mine = view.spans[side]
         for name in chosen:
@@ -312,6 +401,45 @@ def show_history(view: ReviewView) -> None:
         )
 
 
+@st.fragment
+def workbench(project: ProjectInfo, user_name: str, can_see_others: bool, filt: QueueFilter) -> None:
+    """The editor (the shown item and the next ones) and the panels about the shown item;
+    an editor event reruns only this."""
+    ss = st.session_state
+    anchor = ss.get("item_id")
+    with session_scope(URL) as s:
+        ids = [anchor, *next_ids(s, project.id, user_name, filt, anchor)]
+        views = load_views(s, ids, user_name)
+        place = queue_position(s, project.id, user_name, filt, anchor)
+    total = ss.get("rv_total", (None, 0))[1]
+    if not views:
+        st.info("This item is gone; pick another one in the sidebar.")
+        return
+    view = views[0]
+    st.query_params["item"] = str(view.id)
+    labels = list(project.labels)
+    ss.rv_ctx = {"user": user_name, "project_id": project.id, "labels": labels}
+    images = {v.id: thumbnail_data_uri(v.record.image_path) for v in views[:IMAGES_AHEAD]}
+    message = ss.pop("rv_message", None)
+    data = editor_data(
+        views, labels, ack=ss.get("rv_ack"), saved=ss.get("rv_saved"), message=message, images=images,
+        queue={"index": place, "total": total} if place is not None else None, reset=ss.setdefault("rv_reset", 0),
+        binary=ss.get("q_binary"),
+    )  # fmt: skip
+    span_editor(data, key=EDITOR, on_event=_on_editor_event)
+    if view.record.image_path is not None and images.get(view.id) is None:
+        st.warning(f"The image of this item cannot be read: {md(view.record.image_path.name)}")
+    colours = label_colours([*labels, *(s.label for spans in view.spans.values() for s in spans)])
+    show_conflict(view, colours)
+    show_correction(project.id, view.id)
+    if view.status == "flagged" and view.flag_comment:
+        st.warning(f"You flagged this item: {md(view.flag_comment)}")
+    if view.other_status and can_see_others:
+        st.caption("Other annotators: " + ", ".join(f"{md(n)} ({s})" for n, s in sorted(view.other_status.items())))
+    compare_sets(view, colours)
+    show_history(view)
+
+
 def main() -> None:
     st.title("Review")
     user = require_role("annotator", URL)
@@ -321,41 +449,15 @@ def main() -> None:
     with session_scope(URL) as s:
         project = get_project(s, project_id)
     _ensure_stats(project_id)
-    filt, total = queue_sidebar(project, user.name, user.can("reviewer"))
+    filt = queue_sidebar(project, user.name, user.can("reviewer"))
     item_id = current_item(project_id, user.name, filt)
     if item_id is None:
         st.info(f"Project {project.name} has no items yet: import a file on the Projects page.")
         return
-    with session_scope(URL) as s:
-        view = load_view(s, item_id, user.name)
-    st.session_state.item_id = view.id
-    st.query_params["item"] = str(view.id)
-    labels = list(project.labels)
-    st.session_state.rv_ctx = {"user": user.name, "project_id": project_id, "labels": labels}
-
-    data = editor_data(
-        view,
-        labels,
-        ack=st.session_state.get("rv_ack"),
-        saved=st.session_state.get("rv_saved"),
-        message=st.session_state.get("rv_message"),
-        image_uri=thumbnail_data_uri(view.record.image_path),
-        position=f"{view.record.position + 1} of {total}",
-    )
-    span_editor(data, key=EDITOR, on_event=_on_editor_event)
-    if view.record.image_path is not None and data["image"] is None:
-        st.warning(f"The image of this item cannot be read: {view.record.image_path}")
-
-    colours = label_colours([*labels, *(s.label for spans in view.spans.values() for s in spans)])
-    show_conflict(view, colours)
-    show_correction(project_id)
-    if view.status == "flagged" and view.flag_comment:
-        st.warning(f"You flagged this item: {view.flag_comment}")
-    others = {n: st_ for n, st_ in view.other_status.items()}
-    if others and user.can("reviewer"):
-        st.caption("Other annotators: " + ", ".join(f"{n} ({s})" for n, s in sorted(others.items())))
-    compare_sets(view, colours)
-    show_history(view)
+    st.session_state.item_id = item_id
+    with session_scope(URL) as s:  # counted on a full run only: on 100,000 items it costs a few 100 ms
+        st.session_state.rv_total = (filt, queue_count(s, project_id, user.name, filt))
+    workbench(project, user.name, user.can("reviewer"), filt)
 
 
 ensure_navigation()

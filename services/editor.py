@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.annotations.edits import describe_change, find_occurrences, merge_three_way, spans_from_payload
 from core.annotations.queue import QueueFilter
 from core.data import Sentence, Span, SpanError
+from db.client_events import applied_outcome, record_applied
 from db.errors import NotFoundError, QueryError
 from db.items import load_item, occurrence_items
 from db.queue import queue_next
@@ -83,6 +85,21 @@ class EventOutcome:
     correction: Correction | None = None
     queue_empty: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    edited_item: int | None = None  # the item the event wrote to (None: nothing was written)
+    head: int | None = None  # the person's new head on that item
+    status: str | None = None  # their status of it now
+    duplicate: bool = False  # the event was applied before (a retry): nothing was written now
+
+    def to_json(self) -> dict[str, Any]:
+        """What is kept of an applied event, to answer a retry of it the same way."""
+        return {"item_id": self.item_id, "saved": self.saved, "message": list(self.message) if self.message else None,
+                "queue_empty": self.queue_empty, "edited_item": self.edited_item, "head": self.head, "status": self.status}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "EventOutcome":
+        message = data.get("message")
+        return cls(data.get("item_id"), data.get("saved"), tuple(message) if message else None, queue_empty=bool(data.get("queue_empty")),
+                   edited_item=data.get("edited_item"), head=data.get("head"), status=data.get("status"), duplicate=True)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- events
@@ -118,10 +135,30 @@ def _next(s: Session, project_id: int, user: str, filt: QueueFilter, item_id: in
 def handle_event(s: Session, user: str, project_id: int, event: Mapping[str, Any], filt: QueueFilter, labels: Sequence[str]) -> EventOutcome:
     """Store one editor event at once and say which item to show next.
 
-    ``event``: {action, item, head, side?, spans?, before?, op?, comment?}. Nothing raises
-    for a person's mistake: conflicts, refused spans and empty queues come back in the
-    outcome for the page to show. The caller commits the session.
+    ``event``: {action, item, head, side?, spans?, before?, op?, comment?, client?, seq?}.
+    Nothing raises for a person's mistake: conflicts, refused spans and empty queues come
+    back in the outcome for the page to show. An event with a client id and sequence number
+    is applied at most once: a retry gets the stored outcome (``duplicate``). The caller
+    commits the session.
     """
+    client, seq = event.get("client"), event.get("seq")
+    if not (isinstance(client, str) and client and isinstance(seq, int)):
+        return _handle(s, user, project_id, event, filt, labels)
+    stored = applied_outcome(s, client, seq)
+    if stored is not None:
+        return EventOutcome.from_json(stored)
+    outcome = _handle(s, user, project_id, event, filt, labels)
+    if outcome.edited_item is not None:
+        try:
+            record_applied(s, client, seq, user, outcome.edited_item, str(event.get("action") or ""), outcome.to_json())
+        except IntegrityError:  # the same event, applied by a concurrent request first: keep that one
+            s.rollback()
+            stored = applied_outcome(s, client, seq)
+            return EventOutcome.from_json(stored) if stored is not None else EventOutcome(outcome.edited_item, message=("error", "Not saved: try again."))
+    return outcome
+
+
+def _handle(s: Session, user: str, project_id: int, event: Mapping[str, Any], filt: QueueFilter, labels: Sequence[str]) -> EventOutcome:
     action = str(event.get("action") or "")
     try:
         item_id = int(event["item"])
@@ -135,30 +172,31 @@ def handle_event(s: Session, user: str, project_id: int, event: Mapping[str, Any
         if action in ("undo", "redo"):
             move = review.undo if action == "undo" else review.redo
             try:
-                move(s, item_id, user, head)
+                result = move(s, item_id, user, head)
             except NothingToUndoError as exc:
                 return EventOutcome(item_id, message=("info", str(exc)))
             except ReviewConflictError as exc:
                 return EventOutcome(item_id, message=("error", str(exc)), conflict=_conflict_info(exc, None, [], [], frozenset(), action))
-            return EventOutcome(item_id, saved=f"Saved {_now_text()} · {action} done")
+            return EventOutcome(item_id, saved=f"Saved {_now_text()} · {action} done", edited_item=item_id, head=result.head, status=result.status)
         if action in ("accept_all", "skip", "flag"):
             try:
                 if action == "accept_all":
-                    review.accept_item(s, item_id, user, head)
+                    result = review.accept_item(s, item_id, user, head)
                     saved = f"Saved {_now_text()} · item accepted"
                 elif action == "skip":
-                    review.set_status(s, item_id, user, "skipped", base_head=head)
+                    result = review.set_status(s, item_id, user, "skipped", base_head=head)
                     saved = f"Saved {_now_text()} · item skipped"
                 else:
                     comment = str(event.get("comment") or "").strip()
-                    review.set_status(s, item_id, user, "flagged", comment, base_head=head)
+                    result = review.set_status(s, item_id, user, "flagged", comment, base_head=head)
                     saved = f"Saved {_now_text()} · item flagged: {comment}"
             except ReviewConflictError as exc:
                 return EventOutcome(item_id, message=("error", str(exc)), conflict=_conflict_info(exc, None, [], [], frozenset(), action))
+            done = {"edited_item": item_id, "head": result.head, "status": result.status}
             nxt = _next(s, project_id, user, filt, item_id)
             if nxt is None or nxt == item_id:
-                return EventOutcome(item_id, saved=saved, message=("info", "That was the last item of this queue."), queue_empty=True)
-            return EventOutcome(nxt, saved=saved)
+                return EventOutcome(item_id, saved=saved, message=("info", "That was the last item of this queue."), queue_empty=True, **done)
+            return EventOutcome(nxt, saved=saved, **done)
         if action in ("next", "prev"):
             nxt = _next(s, project_id, user, filt, item_id, backwards=action == "prev")
             if nxt is None:
@@ -188,11 +226,12 @@ def _edit(s: Session, user: str, project_id: int, item_id: int, head: int, side:
     before_payload = event.get("before")
     before = spans_from_payload(sentence, before_payload, None, f"human:{user}", f"{side} spans") if before_payload is not None else view.spans[side]
     try:
-        review.save_edit(s, item_id, side, spans, user, head, pending=_pending(payload), action=EDIT_OPS[op], comment=op)
+        result = review.save_edit(s, item_id, side, spans, user, head, pending=_pending(payload), action=EDIT_OPS[op], comment=op)
     except ReviewConflictError as exc:
         return EventOutcome(item_id, message=("error", str(exc)), conflict=_conflict_info(exc, side, before, spans, _pending(payload), "edit"))
     correction = _correction(side, sentence, before, spans, item_id) if op in ("add", "relabel", "delete") else None
-    return EventOutcome(item_id, saved=f"Saved {_now_text()} · {describe_change(before, spans, sentence)}", correction=correction)
+    return EventOutcome(item_id, saved=f"Saved {_now_text()} · {describe_change(before, spans, sentence)}", correction=correction,
+                        edited_item=item_id, head=result.head, status=result.status)  # fmt: skip
 
 
 def _conflict_info(exc: ReviewConflictError, side: str | None, base: list[Span], mine: list[Span], pending: frozenset, action: str) -> ConflictInfo:

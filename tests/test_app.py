@@ -150,3 +150,27 @@ def test_demo_button_seeds_and_starts_projection_jobs(lb_env, monkeypatch) -> No
     table, job_table = at.dataframe[0].value, at.dataframe[1].value
     assert list(table["Items"]) == [43, 43] and list(table["With image"]) == [7, 7]
     assert list(job_table["Status"]) == ["done", "done"] and set(job_table["Project"]) == {"Demo (en→es)", "Demo (en→de)"}
+
+
+def test_export_never_offers_a_file_built_for_other_choices(project_id) -> None:
+    at = start("pages/export.py", project=project_id)
+    by_label(at.selectbox, "Format").set_value("jsonl")
+    by_label(at.button, "Build file").click().run()
+    assert at.session_state["export"]["file"].filename == "Tiny.jsonl" and len(at.get("download_button")) == 1
+    by_label(at.selectbox, "Format").set_value("conll").run()  # another format chosen: the JSONL file is not offered
+    assert len(at.get("download_button")) == 0 and "export" not in at.session_state
+    by_label(at.button, "Build file").click().run()
+    assert at.session_state["export"]["file"].filename.endswith(".conll") and len(at.get("download_button")) == 1
+
+
+def test_projects_page_offers_sample_files_and_asks_about_translations_only_where_they_fit(project_id) -> None:
+    from core.formats import FORMATS
+
+    at = start(project=project_id)
+    names = [b.label for b in at.get("download_button")]
+    assert len(names) == len(FORMATS) + 1 and any(n.startswith("jsonl: sample.jsonl") for n in names) and "Images (zip)" in names
+    assert any(r.label == "Translations" for r in at.radio)  # "auto": the file decides
+    by_label(at.selectbox, "Format").set_value("conll").run()
+    assert not any(r.label == "Translations" for r in at.radio)  # CoNLL carries no translations
+    by_label(at.selectbox, "Format").set_value("labelstudio").run()
+    assert any(r.label == "Translations" for r in at.radio)

@@ -101,3 +101,45 @@ def test_a_job_whose_worker_died_is_shown_failed(project_id: int) -> None:
     assert any("stopped without finishing" in e.value for e in at.error)
     with session_scope() as s:
         assert jobs.get_job(s, job.id).status == "failed"
+
+
+def test_the_form_keeps_imported_translations_unless_asked_to_replace_them(lb_env: Path) -> None:
+    from core.data import Item, Sentence, make_span
+    from db.engine import dispose_engine, init_db, session_scope
+
+    init_db()
+    src = Sentence.from_words(["Anna", "lives", "in", "Berlin", "."], "en")
+    human = Sentence.from_words(["Anna", "vive", "en", "Berlín", "."], "es")  # a person's translation
+    with session_scope() as s:
+        pid = projects.create_project(s, "Own", "en", "es", ["PER", "LOC"]).id
+        db_items.import_items(s, pid, [Item("a", src, [make_span(src, 0, 1, "PER")], human)])
+    try:
+        at = open_app(project=pid)
+        assert by_label(at.selectbox, "Translator").value == "none"  # the items' own translations by default
+        by_label(at.selectbox, "Translator").set_value("apertium")
+        by_label(at.button, "Start pipeline").click().run()
+        assert any("already have a translation" in w.value for w in at.warning), [w.value for w in at.warning]
+        with session_scope() as s:
+            assert jobs.list_jobs(s, pid) == []  # nothing started, nothing replaced
+            assert db_items.load_items(s, db_items.item_ids(s, pid))[0].target.text == "Anna vive en Berlín ."
+    finally:
+        dispose_engine()
+
+
+def test_a_replaced_translation_is_kept_as_a_version(lb_env: Path) -> None:
+    from core.data import Item, Sentence
+    from db import span_sets
+    from db.engine import dispose_engine, init_db, session_scope
+
+    init_db()
+    src = Sentence.from_words(["Anna", "lives", "here", "."], "en")
+    with session_scope() as s:
+        pid = projects.create_project(s, "Versions", "en", "es", ["PER"]).id
+        db_items.import_items(s, pid, [Item("a", src, [], Sentence.from_words(["Anna", "vive", "aquí", "."], "es"))])
+        (item_id,) = db_items.item_ids(s, pid)
+        assert span_sets.save_target(s, item_id, Sentence.from_words(["Anna", "vive", "acá", "."], "es"))
+        record = db_items.load_item(s, item_id)
+    dispose_engine()
+    assert record.target.text == "Anna vive acá ."
+    (old,) = record.meta[span_sets.PREVIOUS_TARGETS]
+    assert old["text"] == "Anna vive aquí ." and old["translator"] == "imported" and old["tokens"][2] == ["aquí", 10, 14]

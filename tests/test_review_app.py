@@ -255,3 +255,17 @@ def test_review_conflict_panel_applies_my_change_on_top(project) -> None:
     with session_scope() as s:
         now = review.load_view(s, ids[0], "reviewer").spans["target"]
     assert {x.key() for x in now} == {(0, 1, "PER"), (1, 2, "MISC"), (3, 4, "LOC")}
+
+
+def test_student_uncertainty_order_is_offered_only_with_a_student(project) -> None:
+    from db.engine import session_scope
+    from db.span_sets import save_span_set
+
+    pid, ids = project
+    at = start("pages/review.py", project=pid)
+    assert "uncertainty" not in at.sidebar.selectbox(key="q_order").options
+    with session_scope() as s:
+        tgt = review.load_view(s, ids[0], "ann").record.target
+        save_span_set(s, ids[0], "target", "student:1", [make_span(tgt, 0, 1, "PER", "student:1", 0.5)], settings={"uncertainty": 0.5})
+    at.run()
+    assert "Student uncertainty (highest first)" in at.sidebar.selectbox(key="q_order").options

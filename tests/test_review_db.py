@@ -341,3 +341,40 @@ def test_login_sessions(env) -> None:
         assert users.user_for_session(s, expired) is None
         with pytest.raises(errors.NotFoundError):
             users.create_login_session(s, "nobody")
+
+
+def test_history_tells_an_undo_as_the_change_it_reversed(env) -> None:
+    url, pid, ids, media = env
+    v = view(url, ids[0], "ann", media)
+    tgt = v.item.target
+    with session_scope(url) as s:
+        h = review.save_edit(s, ids[0], "target", [*v.spans["target"], make_span(tgt, 4, 5, "LOC", "human:ann")], "ann", v.head).head
+        h = review.save_edit(s, ids[0], "target", list(v.spans["target"]), "ann", h).head  # removes LOC again
+        h = review.undo(s, ids[0], "ann", h).head  # restores LOC
+        review.redo(s, ids[0], "ann", h)
+        entries = review.item_history(s, ids[0])
+    assert [e.what for e in entries] == [
+        "added LOC 'Berlín'", "removed LOC 'Berlín'", "undo: added LOC 'Berlín'", "redo: removed LOC 'Berlín'",
+    ]  # fmt: skip
+
+
+def test_bulk_accept_of_confident_items_is_one_edit_each_and_undoable(env) -> None:
+    from services import bulk
+
+    url, pid, ids, media = env
+    filt = QueueFilter()  # ann's new items; projection confidences 0.9, 0.2, 0.6, 0.4, 0.8
+    with session_scope(url) as s:
+        assert bulk.count_confident(s, pid, "ann", filt, 0.7) == 2
+        report = bulk.accept_confident(s, pid, "ann", filt, 0.7)
+    assert sorted(report.item_ids) == sorted([ids[0], ids[4]]) and report.conflicts == 0
+    with session_scope(url) as s:
+        assert [(e.action, e.comment) for e in edits.history(s, ids[0])] == [("accept", report.batch)]
+        assert review_state.progress(s, pid, ["ann"])["ann"].done == 2
+        assert bulk.count_confident(s, pid, "ann", filt, 0.7) == 0  # they left ann's "new" queue
+        v = review.load_view(s, ids[4], "ann", media)
+        review.save_edit(s, ids[4], "target", [], "ann", v.head)  # ann changes one of them afterwards
+        assert bulk.undo_bulk(s, pid, "ann", report.batch) == 1  # only the untouched one is taken back
+    assert view(url, ids[0], "ann", media).status == "new" and not view(url, ids[0], "ann", media).own["target"]
+    assert view(url, ids[4], "ann", media).status == "reviewed"
+    with session_scope(url) as s:
+        assert db_items.load_item(s, ids[0]).status == "new"  # the shared status follows the ledger

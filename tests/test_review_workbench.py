@@ -62,17 +62,21 @@ def payload(spans) -> list[dict]:
 
 def test_editor_data_carries_tokens_spans_links_and_unprojected(env) -> None:
     url, pid, ids = env
-    data = editor_data(load(url, ids[1]), LABELS, ack={"client": "c", "seq": 3}, saved="Saved", position="#2 of 3")
+    data = editor_data([load(url, ids[1]), load(url, ids[2])], LABELS, ack={"client": "c", "seq": 3}, saved="Saved", position="#2 of 3",
+                       queue={"index": 1, "total": 3}, reset=4)  # fmt: skip
     json.dumps(data)  # what the component receives must be JSON
-    assert data["item"]["id"] == ids[1] and data["item"]["head"] == 0 and data["item"]["position"] == "#2 of 3"
+    first = data["items"][0]
+    assert first["item"]["id"] == ids[1] and first["item"]["head"] == 0 and first["item"]["position"] == "#2 of 3"
+    assert [it["item"]["id"] for it in data["items"]] == [ids[1], ids[2]]  # the next item travels with it
+    assert data["queue"] == {"index": 1, "total": 3} and data["reset"] == 4 and data["prefetch"] is True
     assert [lab["name"] for lab in data["labels"]] == LABELS and data["labels"][0]["colour"].startswith("#")
-    target = data["sides"]["target"]
+    target = first["sides"]["target"]
     assert target["tokens"] == ["Berta", "wohnt", "in", "Berlin", "."] and target["spaces"] == [True, True, True, True, False]
     assert target["spans"] == [{"start": 0, "end": 1, "label": "PER", "source": "projection:heuristic", "confidence": 0.3, "pending": True}]
     assert target["suggestion"] == "projection:heuristic" and not target["own"]
-    assert data["origins"] == [0]  # the PER span came from source span 0 over the word links
-    assert data["unprojected"] == [{"start": 3, "end": 4, "label": "LOC", "text": "Berlin"}]
-    assert data["links"][:2] == [[0, 0], [1, 1]] and data["ack"] == {"client": "c", "seq": 3}
+    assert first["origins"] == [0]  # the PER span came from source span 0 over the word links
+    assert first["unprojected"] == [{"start": 3, "end": 4, "label": "LOC", "text": "Berlin"}]
+    assert first["links"][:2] == [[0, 0], [1, 1]] and data["ack"] == {"client": "c", "seq": 3}
 
 
 def test_label_then_accept_and_next_follow_the_queue(env) -> None:
@@ -154,3 +158,57 @@ def test_skip_flag_and_navigation(env) -> None:
     flagged = QueueFilter(statuses=("flagged",), order="original")
     with session_scope(url) as s:
         assert [r.id for r in dbqueue.queue_rows(s, pid, "ann", flagged)] == [ids[1]]
+
+
+def test_a_repeated_event_is_applied_once_and_answered_the_same(env) -> None:
+    url, pid, ids = env
+    filt = QueueFilter()
+    v = load(url, ids[1])
+    spans = payload(v.spans["target"]) + [{"start": 3, "end": 4, "label": "LOC"}]
+    event = {"action": "edit", "op": "add", "side": "target", "item": ids[1], "head": v.head, "spans": spans, "client": "tab-1", "seq": 7}
+    first = in_session(url, editor.handle_event, "ann", pid, event, filt, LABELS)
+    again = in_session(url, editor.handle_event, "ann", pid, event, filt, LABELS)  # a retry after a lost answer
+    assert first.edited_item == ids[1] and not first.duplicate and again.duplicate
+    assert (again.head, again.status, again.saved) == (first.head, first.status, first.saved)
+    accept = {"action": "accept_all", "item": ids[1], "head": first.head, "client": "tab-1", "seq": 8}
+    a1 = in_session(url, editor.handle_event, "ann", pid, accept, filt, LABELS)
+    a2 = in_session(url, editor.handle_event, "ann", pid, accept, filt, LABELS)
+    assert a1.item_id == a2.item_id == ids[2] and a2.duplicate
+    with session_scope(url) as s:
+        assert [e.action for e in edits.history(s, ids[1])] == ["edit", "accept"]  # once each, however often sent
+    other = in_session(url, editor.handle_event, "ann", pid, {**event, "client": "tab-2"}, filt, LABELS)  # another tab, same seq
+    assert not other.duplicate and other.message[0] == "error"  # its stale head is a conflict, not a replay
+
+
+def test_the_conflict_dialog_can_apply_a_relabel(env) -> None:
+    url, pid, ids = env
+    filt = QueueFilter(statuses=STATUSES, order="original")
+    tab1, tab2 = load(url, ids[0]), load(url, ids[0])
+    base = payload(tab1.spans["target"])
+    in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "add", "side": "target", "item": ids[0], "head": tab1.head,
+                                                      "spans": base + [{"start": 3, "end": 4, "label": "LOC"}], "before": base}, filt, LABELS)  # fmt: skip
+    # tab 2 turns Anna (PER, stored) into ORG and Berlin into MISC: both overlap stored spans
+    mine = [{"start": 0, "end": 1, "label": "ORG"}, {"start": 3, "end": 4, "label": "MISC"}]
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "relabel", "side": "target", "item": ids[0],
+                                                            "head": tab2.head, "spans": mine, "before": base}, filt, LABELS)  # fmt: skip
+    plain = in_session(url, editor.resolve_conflict, "ann", out.conflict)
+    assert plain.message[0] == "warning" and "MISC [3, 4)" in plain.message[1]  # the overlapping addition was left out
+    assert [s.key() for s in load(url, ids[0]).spans["target"]] == [(0, 1, "ORG"), (3, 4, "LOC")]
+    again = in_session(url, editor.resolve_conflict, "ann", out.conflict)  # nothing new to apply: never "saved"
+    assert again.saved is None and "Nothing was saved" in again.message[1]
+    mine_wins = in_session(url, editor.resolve_conflict, "ann", out.conflict, prefer_mine=True)
+    assert mine_wins.saved and mine_wins.message is None
+    assert [s.key() for s in load(url, ids[0]).spans["target"]] == [(0, 1, "ORG"), (3, 4, "MISC")]
+
+
+def test_a_relabelled_span_is_the_persons_without_machine_confidence(env) -> None:
+    url, pid, ids = env
+    v = load(url, ids[1])
+    relabel = [{"start": 0, "end": 1, "label": "ORG", "source": "human:ann", "confidence": 0.3, "pending": False}]
+    out = in_session(url, editor.handle_event, "ann", pid, {"action": "edit", "op": "relabel", "side": "target", "item": ids[1],
+                                                            "head": v.head, "spans": relabel}, QueueFilter(), LABELS)  # fmt: skip
+    assert out.saved
+    (span,) = load(url, ids[1]).spans["target"]
+    assert (span.label, span.source, span.confidence) == ("ORG", "human:ann", None)
+    shown = editor_data(load(url, ids[1]), LABELS)["items"][0]["sides"]["target"]["spans"][0]
+    assert shown["confidence"] is None

@@ -7,7 +7,6 @@ import pytest
 from core.data import Item, Sentence, make_span
 from core.translate import (
     ApertiumTranslator,
-    ProvidedTranslator,
     TranslationError,
     TranslatorUnavailable,
     UnknownLanguage,

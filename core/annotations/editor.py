@@ -1,5 +1,12 @@
-"""What the span editor component is sent for one item (JSON-serializable), built from
-the ledger's view of it. Pure: the Review and Adjudicate pages and the bench use it."""
+"""What the span editor component is sent (JSON-serializable), built from the ledger's
+views. Pure: the Review and Adjudicate pages and the bench use it.
+
+The editor holds a small queue in the browser: the item shown now and the next few of the
+person's queue (``items``), so Enter shows the next sentence at once while the save goes to
+the server in the background. ``reset`` tells it to drop what it shows and start from
+``items[0]`` (a new filter, a jump, a resolved conflict); ``ack`` answers the event with
+that client id and sequence number once the database has it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,12 @@ from core.annotations.ledger import ReviewView
 from core.data import Sentence, Span
 from core.highlight import label_colours
 
-__all__ = ["editor_data"]
+__all__ = ["editor_data", "item_payload", "label_palette"]
 
 
 def _tokens(sentence: Sentence) -> tuple[list[str], list[bool]]:
     words = [t.text for t in sentence.tokens]
-    spaces = [
-        i + 1 < len(sentence.tokens) and sentence.tokens[i + 1].start > t.end for i, t in enumerate(sentence.tokens)
-    ]
+    spaces = [i + 1 < len(sentence.tokens) and sentence.tokens[i + 1].start > t.end for i, t in enumerate(sentence.tokens)]
     return words, spaces
 
 
@@ -35,27 +40,22 @@ def _span_payload(spans: Sequence[Span], pending: frozenset[tuple[int, int, str]
     ]
 
 
-def editor_data(
-    view: ReviewView,
-    labels: Sequence[str],
-    *,
-    ack: Mapping[str, Any] | None = None,
-    saved: str | None = None,
-    message: tuple[str, str] | None = None,
-    image_uri: str | None = None,
-    position: str | None = None,
-    readonly: bool = False,
-    show_links: bool = False,
-) -> dict[str, Any]:
-    """Everything the span editor shows for one item (JSON-serializable)."""
+def label_palette(labels: Sequence[str], views: Sequence[ReviewView] = ()) -> list[dict[str, str]]:
+    """The project's labels (then any other label the spans use) with their colours."""
+    names = list(labels)
+    for view in views:
+        for spans in view.spans.values():
+            for s in spans:
+                if s.label not in names:
+                    names.append(s.label)
+    colours = label_colours(names)
+    return [{"name": lab, "colour": colours[lab]} for lab in names]
+
+
+def item_payload(view: ReviewView, *, image_uri: str | None = None, position: str | None = None) -> dict[str, Any]:
+    """One item as the editor shows it: tokens, spans, links, what was not projected."""
     record = view.record
     item = view.item
-    all_labels = list(labels) or sorted({s.label for spans in view.spans.values() for s in spans})
-    for spans in view.spans.values():
-        for s in spans:
-            if s.label not in all_labels:
-                all_labels.append(s.label)
-    colours = label_colours(all_labels)
     sides: dict[str, Any] = {}
     for side, sentence in (("source", item.source), ("target", item.target)):
         if sentence is None:
@@ -69,7 +69,6 @@ def editor_data(
             "own": view.own[side],
             "suggestion": view.suggestion_source[side],
         }
-    links = [[ln.src, ln.tgt] for ln in item.alignment]
     origins: list[int | None] = []
     unprojected: list[dict[str, Any]] = []
     if item.target is not None:
@@ -86,18 +85,58 @@ def editor_data(
             "flag_comment": view.flag_comment,
             "position": position,
         },
-        "user": view.user,
-        "labels": [{"name": lab, "colour": colours[lab]} for lab in all_labels],
         "sides": sides,
         "origins": origins,
-        "links": links,
+        "links": [[ln.src, ln.tgt] for ln in item.alignment],
         "unprojected": unprojected,
         "image": image_uri,
+        "has_image": record.image_path is not None,
         "can_undo": view.undo_side is not None,
         "can_redo": view.redo_side is not None,
+    }
+
+
+def editor_data(
+    views: ReviewView | Sequence[ReviewView],
+    labels: Sequence[str],
+    *,
+    ack: Mapping[str, Any] | None = None,
+    saved: str | None = None,
+    message: tuple[str, str] | None = None,
+    images: Mapping[int, str | None] | None = None,
+    image_uri: str | None = None,
+    position: str | None = None,
+    queue: Mapping[str, Any] | None = None,
+    reset: int = 0,
+    readonly: bool = False,
+    show_links: bool = False,
+    binary: str | None = None,
+    prefetch: bool = True,
+) -> dict[str, Any]:
+    """Everything the span editor is sent: the item shown now and the next ones of the queue.
+
+    ``views``: the item to show first, then the next items of the queue (or one view).
+    ``images``: item id -> thumbnail data URI (the first items only: the rest arrive later).
+    ``queue``: ``{"index": place of views[0] in the queue, "total": items in the queue}``.
+    ``binary``: a label: the editor asks yes/no for each suggested span of that label.
+    ``prefetch`` False: every navigation goes to the server (pages without a queue).
+    """
+    views = [views] if isinstance(views, ReviewView) else list(views)
+    images = dict(images or {})
+    if image_uri is not None and views:
+        images.setdefault(views[0].id, image_uri)
+    items = [item_payload(v, image_uri=images.get(v.id), position=position if k == 0 else None) for k, v in enumerate(views)]
+    return {
+        "user": views[0].user if views else None,
+        "labels": label_palette(labels, views),
+        "items": items,
+        "queue": dict(queue) if queue else None,
+        "reset": int(reset),
         "ack": dict(ack or {}),
         "saved": saved,
         "message": {"kind": message[0], "text": message[1]} if message else None,
         "readonly": readonly,
         "show_links": show_links,
+        "binary": binary,
+        "prefetch": prefetch,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from core.data import Item, Span, check_spans
 
@@ -22,6 +23,8 @@ __all__ = [
     "LABELS",
     "load_demo_items",
     "reference_target_spans",
+    "sample_items",
+    "sample_images_zip",
 ]
 
 DEMO_DIR = Path(__file__).resolve().parent
@@ -60,3 +63,28 @@ def reference_target_spans(item: Item) -> list[Span] | None:
         for d in raw
     ]
     return check_spans(item.target, spans, f"item {item.id} {REFERENCE_KEY}")
+
+
+def sample_items(n: int = 4) -> list[Item]:
+    """A few demo items for the import help's sample files: source spans, a translation, and
+    (for the first ones) an image by file name, as in the images zip of ``sample_images_zip``."""
+    items = load_demo_items(DEMO_PROJECTS[0])
+    with_image = [it for it in items if it.image][: max(1, n // 2)]
+    without = [it for it in items if not it.image][: n - len(with_image)]
+    return [it.with_(meta={k: v for k, v in it.meta.items() if k != REFERENCE_KEY}) for it in with_image + without]
+
+
+def sample_images_zip(items: Sequence[Item]) -> bytes:
+    """A zip of the pictures the sample items name (drawn now; nothing binary is committed)."""
+    import io
+    import tempfile
+    import zipfile
+
+    from core.demo.images import render_demo_images
+
+    names = {it.image for it in items if it.image}
+    buf = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="labelbridge-sample-") as tmp, zipfile.ZipFile(buf, "w") as zf:
+        for path in render_demo_images(Path(tmp), names):
+            zf.write(path, path.name)
+    return buf.getvalue()

@@ -94,6 +94,7 @@ class Format:
     writer: Writer
     extensions: tuple[str, ...]  # lower-case suffixes including the dot
     folder: bool = False  # also the format of a folder (and of a path without suffix)
+    translations: bool = False  # its files can carry a translation of each sentence
 
     @property
     def read_options(self) -> tuple[str, ...]:
@@ -112,10 +113,10 @@ FORMATS: dict[str, Format] = {}
 
 
 def register_format(
-    name: str, *, reader: Reader, writer: Writer, extensions: Sequence[str] = (), folder: bool = False
+    name: str, *, reader: Reader, writer: Writer, extensions: Sequence[str] = (), folder: bool = False, translations: bool = False
 ) -> Format:
     """Add a format to the registry (format modules call this when they are imported)."""
-    fmt = Format(name, reader, writer, tuple(e.lower() for e in extensions), folder)
+    fmt = Format(name, reader, writer, tuple(e.lower() for e in extensions), folder, translations)
     FORMATS[name] = fmt
     return fmt
 

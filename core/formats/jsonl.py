@@ -247,4 +247,4 @@ def dump_json(obj: Any, path: Path, where: str, **kwargs: Any) -> str:
         raise FormatError(path, where, f"cannot be written as JSON: {exc}") from None
 
 
-register_format("jsonl", reader=read_jsonl, writer=write_jsonl, extensions=(".jsonl",))
+register_format("jsonl", reader=read_jsonl, writer=write_jsonl, extensions=(".jsonl",), translations=True)

@@ -221,4 +221,4 @@ def read_labelstudio(path: Path, report: ReadReport, *, lang: str | None = None)
     return items
 
 
-register_format("labelstudio", reader=read_labelstudio, writer=write_labelstudio, extensions=(".json",))
+register_format("labelstudio", reader=read_labelstudio, writer=write_labelstudio, extensions=(".json",), translations=True)

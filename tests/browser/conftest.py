@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from appserver import CHROMIUM, chromium_page, running_app
+
+from services.app_runner import CHROMIUM, chromium_page, running_app
 
 
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001

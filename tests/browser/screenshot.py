@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from appserver import CHROMIUM, REPO_ROOT, app_env, chromium_page, running_app, wait_for_app  # noqa: E402
-
 from db import projects
+from services.app_runner import CHROMIUM, REPO_ROOT, app_env, chromium_page, running_app, wait_for_app  # noqa: E402
 
 sys.path.insert(0, str(REPO_ROOT))
 

@@ -4,7 +4,8 @@ uploader, open Review and see the sentence; a screenshot goes to artifacts/."""
 from __future__ import annotations
 
 import pytest
-from appserver import REPO_ROOT, wait_for_app
+
+from services.app_runner import REPO_ROOT, wait_for_app
 
 pytestmark = pytest.mark.browser
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from appserver import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, running_app, wait_for_app
 
 from db import items as db_items
 from db import projects
 from db import users as db_users
+from services.app_runner import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, running_app, wait_for_app
 
 pytestmark = pytest.mark.browser
 

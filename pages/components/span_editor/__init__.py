@@ -1,8 +1,10 @@
 """The span editor: a Streamlit Custom Component v2 (``st.components.v2.component``).
 
 The frontend is plain ES-module JavaScript and CSS committed next to this file (no npm
-build). Python sends one JSON payload (core.annotations.editor.editor_data) and receives one event
-per user action through the ``event`` trigger; see editor.js for the protocol.
+build): four parts (queue.js: the browser's queue and the outbox; edit.js: editing, keys,
+mouse; draw.js: drawing; main.js: the entry point) concatenated into one module. Python
+sends one JSON payload (core.annotations.editor.editor_data) and receives one event per
+user action through the ``event`` trigger; see queue.js for the protocol.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from typing import Any, Callable
 import streamlit as st
 
 _HERE = Path(__file__).resolve().parent
+JS_PARTS = ("queue.js", "edit.js", "draw.js", "main.js")
 
 _COMPONENT = st.components.v2.component(
     "labelbridge.span_editor",
     css=(_HERE / "editor.css").read_text(encoding="utf-8"),
-    js=(_HERE / "editor.js").read_text(encoding="utf-8"),
+    js="\n".join((_HERE / part).read_text(encoding="utf-8") for part in JS_PARTS),
 )
 
 

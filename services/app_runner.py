@@ -1,8 +1,8 @@
 """Start the real app (``streamlit run app.py``) on a free port and drive it with Chromium.
 
-Shared by the browser tests (through conftest.py) and by ``screenshot.py``, which refreshes
-docs/review.png. The app gets its own LABELBRIDGE_DATA/LABELBRIDGE_DB, so nothing touches
-the developer's database.
+Shared by the browser benchmark (``bench review-browser``), the browser tests and
+``tests/browser/screenshot.py``. The app gets its own LABELBRIDGE_DATA/LABELBRIDGE_DB, so
+nothing touches the person's database.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from core.config import REPO_ROOT
+
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "REPO_ROOT", "app_env", "chromium_page", "free_port", "running_app", "wait_for_app"]
+
 CHROMIUM = Path(os.environ.get("LABELBRIDGE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
