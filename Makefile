@@ -40,7 +40,7 @@ seed: setup
 	$(PY) -m core.cli demo seed
 
 demo: seed
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.port $(PORT)
+	$(VENV)/bin/streamlit run serve.py --server.headless true --server.port $(PORT)
 
 # Chromium drives the browser tests; a PostgreSQL server lets the DB tests run on it too.
 test-deps: $(VENV)/.test-installed

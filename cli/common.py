@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from sqlalchemy.engine import make_url
 
 from core.config import settings
 
-__all__ = ["CliError", "add_db", "add_db_project", "db_url"]
+__all__ = ["CliError", "add_db", "add_db_project", "db_url", "progress_bar"]
 
 
 class CliError(Exception):
@@ -35,3 +37,18 @@ def db_url(args: argparse.Namespace) -> str:
         if not path.is_absolute():
             return u.set(database=str(path.resolve())).render_as_string(hide_password=False)
     return url
+
+
+@contextmanager
+def progress_bar(desc: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback (bytes read of a file) drawn as a tqdm bar on
+    stderr; silent when stderr is not a terminal (logs, tests)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=desc, unit="B", unit_scale=True, disable=None, leave=False) as bar:
+        def update(done: int, total: int) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield update

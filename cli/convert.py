@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Iterator
 
-from cli.common import CliError
-from core.formats import FORMATS, FormatError, ReadReport, get_format, guess_format, read, write
+from cli.common import CliError, progress_bar
+from core.formats import FORMATS, FormatError, ReadReport, get_format, guess_format, iter_read, write
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--skip-comments", action="store_true", help="conll input: drop # comments, -DOCSTART- lines and layout")
     p.add_argument("--split", help="hf input: the split of a DatasetDict")
     p.add_argument("--labels", help="hf output: comma-separated label set, fixing the ClassLabel ids across splits")
+    p.add_argument("--fix-encoding", action="store_true",
+                   help="repair text encoded twice (mojibake such as 'EspaÃ±a'); the reader warns when it finds some")
     p.add_argument("--lang", help="language code of the sentences (sets Sentence.lang; spacy.blank(LANG) for spacy)")
     p.set_defaults(func=run_convert)
 
@@ -64,15 +66,25 @@ def run_convert(args: argparse.Namespace) -> int:
             read_opts["lang"] = args.lang  # every reader takes lang
             if "lang" in get_format(dst_fmt).write_options:
                 write_opts["lang"] = args.lang
+        if args.fix_encoding:
+            if "fix_encoding" not in get_format(src_fmt).read_options:
+                raise CliError(f"--fix-encoding applies to CoNLL input (token files) only, not to {src_fmt} (its spans use character offsets)")
+            read_opts["fix_encoding"] = True
         report = ReadReport()
-        items = read(args.input, src_fmt, report=report, **read_opts)
+        count = 0
+        with progress_bar(f"reading {args.input}") as bar:
+            def counted() -> Iterator[Any]:
+                nonlocal count
+                for item in iter_read(args.input, src_fmt, report=report, progress=bar, **read_opts):
+                    count += 1
+                    yield item
+            write(counted(), args.output, dst_fmt, **write_opts)  # streams when both formats do (bounded memory)
         for w in report.warnings:
             print(f"warning: {w}", file=sys.stderr)
-        write(items, args.output, dst_fmt, **write_opts)
     except FormatError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"{exc.filename or args.input}: {exc.strerror or exc}") from None
-    print(f"{len(items)} items: {args.input} ({src_fmt}) -> {args.output} ({dst_fmt}); "
+    print(f"{count} items: {args.input} ({src_fmt}) -> {args.output} ({dst_fmt}); "
           f"{len(report.warnings)} warnings", file=sys.stderr)
     return 0

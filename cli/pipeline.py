@@ -35,6 +35,10 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     add_db_project(p)
     p.add_argument("--input", help="file to import first (any core.formats format); items already there are skipped")
     p.add_argument("--format", dest="input_format", help="input format (default: from the extension)")
+    p.add_argument("--images", metavar="DIR", help="folder of the input's images: relative image paths are read from it "
+                   "(default: the input file's folder); no image outside it is read")
+    p.add_argument("--fix-encoding", action="store_true",
+                   help="repair text of the input encoded twice (mojibake such as 'EspaÃ±a'); the reader warns when it finds some")
     p.add_argument("--src", help="source language (required to create the project)")
     p.add_argument("--tgt", help="target language (required to create the project)")
     p.add_argument("--teacher", default=DEFAULT_TEACHER, help=f"hf:ID_OR_PATH | spacy:NAME | gold (default {DEFAULT_TEACHER})")
@@ -130,11 +134,14 @@ def _open_project(url: str, args: argparse.Namespace, label_map: Any) -> Any:
 
 
 def _import(url: str, project_id: int, args: argparse.Namespace, src_lang: str) -> None:
-    from core.formats import FormatError, ReadReport, read
+    from core.formats import FormatError, ReadReport, get_format, guess_format, read
 
     report = ReadReport()
+    options = {"fix_encoding": True} if getattr(args, "fix_encoding", False) else {}
+    if options and "fix_encoding" not in get_format(args.input_format or guess_format(args.input)).read_options:
+        raise CliError(f"--fix-encoding applies to CoNLL input (token files) only, not to {args.input}")
     try:
-        items = read(args.input, args.input_format, report=report, lang=src_lang)
+        items = read(args.input, args.input_format, report=report, lang=src_lang, **options)
     except FormatError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -145,12 +152,38 @@ def _import(url: str, project_id: int, args: argparse.Namespace, src_lang: str) 
         items = items[: args.limit]
     if args.drop_labels:
         items = [it.with_(source_spans=[], target_spans=[]) for it in items]
+    items, root = _with_images(items, args)
     try:
         with session_scope(url) as s:
-            rep = import_items(s, project_id, items, span_source=None if args.drop_labels else "gold")
+            rep = import_items(s, project_id, items, span_source=None if args.drop_labels else "gold", image_root=root)
     except ItemImportError as exc:
         raise CliError(f"{args.input}: {exc}") from None
     print(f"imported {rep.added} item(s) from {args.input}; {len(rep.skipped_duplicates)} already in the project", file=sys.stderr)
+
+
+def _with_images(items: list, args: argparse.Namespace) -> tuple[list, Path | None]:
+    """The items with their relative image paths found, and the folder they are read from:
+    --images (a reference is found there or by its file name below it), else the input's
+    folder when some item names a relative path (an export with its ``images/`` beside)."""
+    from core.transfer import match_images
+
+    relative = any(it.image and "://" not in it.image and not Path(it.image).is_absolute() and not _is_hash(it.image) for it in items)
+    if args.images is None:
+        return items, (Path(args.input).resolve().parent if relative else None)
+    root = Path(args.images).expanduser().resolve()
+    if not root.is_dir():
+        raise CliError(f"--images {args.images}: no such folder")
+    matched, problems = match_images(items, root)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise CliError(f"{args.input}: images not found in {root}: {'; '.join(problems[:3])}{more}")
+    return matched, root
+
+
+def _is_hash(ref: str) -> bool:
+    import re
+
+    return re.fullmatch(r"(sha256:)?[0-9a-fA-F]{64}", ref.strip()) is not None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -228,7 +261,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.formats import FormatError, get_format, write
+    from core.formats import FormatError, get_format
+    from core.transfer import IMAGES_FOLDER, export_files
     from services.export import export_selection
 
     if args.reviewed_only and args.adjudicated_only:
@@ -248,8 +282,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         if missing:
             raise CliError(f"{len(missing)} item(s) have no target sentence (first: {missing[0]}); run the pipeline first or use --side source")
     try:
-        write(items, args.out, args.out_format, **options)
+        written = export_files(items, Path(args.out), args.out_format, **options)
     except FormatError as exc:
         raise CliError(str(exc)) from None
-    print(f"{len(items)} item(s) of {info.name} -> {args.out} ({args.out_format})", file=sys.stderr)
+    except OSError as exc:
+        raise CliError(f"{exc.filename or args.out}: {exc.strerror or exc}") from None
+    images = [p for p in written[1:] if p.parent.name == IMAGES_FOLDER]
+    extra = "".join(f"; with {p}" for p in written[1:] if p not in images)
+    extra += f"; with {len(images)} image(s) in {images[0].parent}" if images else ""
+    print(f"{len(items)} item(s) of {info.name} -> {args.out} ({args.out_format}){extra}", file=sys.stderr)
     return 0

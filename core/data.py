@@ -198,6 +198,10 @@ class Item:
     image: str | None = None  # a path, URL or content hash; resolved by the caller
     meta: dict[str, Any] = field(default_factory=dict)
     alignment: list[Link] = field(default_factory=list)
+    # side ("source"/"target") -> who decided its labels (gold, human:<user>, adjudicated);
+    # a side not named is undecided (machine suggestion or unlabelled). Lets a writer tell a
+    # reviewed item without entities from one nobody looked at.
+    labelled_by: dict[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> "Item":
         """A copy with some fields replaced (stages return new items, never mutate)."""

@@ -6,6 +6,10 @@ only keeps the hash and the relative path. Every image is checked with Pillow be
 is written: an allowed format, a size and pixel budget (a decompression bomb is refused
 before it is decoded) and a full decode, so a truncated or corrupt file is refused at
 import time with its name, not later in the review page.
+
+A file is read only when it is a regular file (a FIFO would block forever, ``/dev/zero``
+would stream until memory runs out) and never beyond the size limit; ``contained_path``
+is the one test of "this path lies inside that folder" that imports use.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import base64
 import hashlib
 import io
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -30,7 +35,9 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "ImageError",
     "ImageInfo",
+    "contained_path",
     "inspect_image",
+    "read_image_file",
     "store_image",
     "thumbnail_data_uri",
 ]
@@ -56,26 +63,82 @@ class ImageInfo:
     created: bool = False  # True when this call wrote the file (used to clean up on failure)
 
 
-def _read(data: bytes | Path, name: str | None) -> tuple[bytes, str]:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data), name or "<image bytes>"
-    path = Path(data)
+def contained_path(path: Path, folder: Path) -> Path | None:
+    """``path`` with ``..`` and links resolved when it lies inside ``folder`` (resolved too),
+    else None: a reference or a link cannot lead an import out of its image folder."""
+    try:
+        resolved = Path(path).resolve()
+        root = Path(folder).resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
+        return None
+    return resolved if resolved.is_relative_to(root) else None
+
+
+def read_image_file(path: Path, *, name: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of an image file, read so that no path can hang or exhaust the process.
+
+    Only a regular file is opened (``stat`` first: a FIFO, a device or a folder is refused
+    before opening; the opened file must be the one that was checked) and at most
+    ``max_bytes + 1`` bytes are read (default MAX_IMAGE_BYTES, looked up at call time).
+    Raises ImageError naming ``name`` (default: the path).
+    """
+    limit = MAX_IMAGE_BYTES if max_bytes is None else max_bytes
     label = name or str(path)
     try:
-        return path.read_bytes(), label
+        checked = os.stat(path)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{label}: cannot read image file ({getattr(exc, 'strerror', None) or exc})") from exc
+    if not stat.S_ISREG(checked.st_mode):
+        raise ImageError(f"{label}: not a regular file (FIFOs, devices and folders are not read)")
+    if checked.st_size > limit:
+        raise ImageError(f"{label}: {checked.st_size} bytes is more than the limit of {limit} bytes")
+    try:
+        # O_NONBLOCK: should a FIFO replace the file after the check, opening it still returns.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise ImageError(f"{label}: cannot read image file ({exc.strerror or exc})") from exc
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino):
+            raise ImageError(f"{label}: the file changed while it was opened")
+        parts: list[bytes] = []
+        left = limit + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            parts.append(block)
+            left -= len(block)
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read image file ({exc.strerror or exc})") from exc
+    finally:
+        os.close(fd)
+    raw = b"".join(parts)
+    if len(raw) > limit:
+        raise ImageError(f"{label}: more than the limit of {limit} bytes")
+    return raw
+
+
+def _read(data: bytes | Path, name: str | None, max_bytes: int) -> tuple[bytes, str]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data), name or "<image bytes>"
+    return read_image_file(Path(data), name=name, max_bytes=max_bytes), name or str(data)
 
 
 def inspect_image(
     data: bytes | Path,
     *,
     name: str | None = None,
-    max_bytes: int = MAX_IMAGE_BYTES,
-    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[bytes, ImageInfo]:
-    """Validate an image without writing it; return its bytes and what it would be stored as."""
-    raw, label = _read(data, name)
+    """Validate an image without writing it; return its bytes and what it would be stored as.
+
+    The limits default to MAX_IMAGE_BYTES and MAX_IMAGE_PIXELS, looked up at call time.
+    """
+    max_bytes = MAX_IMAGE_BYTES if max_bytes is None else max_bytes
+    max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    raw, label = _read(data, name, max_bytes)
     if len(raw) == 0:
         raise ImageError(f"{label}: empty file")
     if len(raw) > max_bytes:
@@ -118,8 +181,8 @@ def store_image(
     media_dir: Path,
     *,
     name: str | None = None,
-    max_bytes: int = MAX_IMAGE_BYTES,
-    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
 ) -> ImageInfo:
     """Validate and store an image under its content hash. Idempotent for the same bytes.
 

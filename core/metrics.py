@@ -1,5 +1,11 @@
 """Entity-level evaluation: seqeval in strict IOB2 mode, the measure the NER literature reports.
 
+Gold is scored as its file wrote it. A reader that repairs tags (the CoNLL reader turns an
+``I-`` without a ``B-`` into a span, as conlleval does) keeps the tags as written in
+``item.meta["written_tags"]`` and ``gold_tags`` scores those, so an invalid gold tag counts
+as seqeval strict counts it (no entity), never as the repair; ``item_scores`` reports how
+many gold sentences had repaired tags.
+
 Strict mode counts an entity as correct only when its type and exact token boundaries match,
 so a projection that catches "European" of "European Parliament" earns nothing. Every score
 in LabelBridge (benchmarks, the review page, student training) goes through this module so
@@ -14,11 +20,13 @@ from typing import Sequence
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from core.data import Sentence, Span
+from core.data import Item, Sentence, Span
 from core.errors import ConfigError
-from core.tags import TagError, spans_to_tags
+from core.tags import TagError, spans_to_tags, tags_to_spans
 
-__all__ = ["entity_scores", "span_scores"]
+__all__ = ["WRITTEN_TAGS", "entity_scores", "gold_tags", "item_scores", "span_scores"]
+
+WRITTEN_TAGS = "written_tags"  # item.meta key: {side: the IOB2 tags as the file wrote them}
 
 _AVERAGES = ("micro avg", "macro avg", "weighted avg")
 
@@ -85,3 +93,45 @@ def span_scores(
             except TagError as exc:
                 raise ConfigError(f"sentence {i}: {side} spans: {exc}") from exc
     return entity_scores(gold_tags, pred_tags)
+
+
+def gold_tags(item: Item, side: str = "source") -> tuple[list[str], bool]:
+    """The gold IOB2 tags of one side of an item, and whether they are the tags as written.
+
+    The written tags count when a reader kept them (``meta["written_tags"][side]``) and the
+    side's spans are still the ones the reader made of them; once a person changed the
+    spans, the spans are the gold."""
+    sentence = item.source if side == "source" else item.target
+    spans = item.source_spans if side == "source" else item.target_spans
+    if sentence is None:
+        raise ConfigError(f"item {item.id}: no {side} sentence")
+    written = (item.meta.get(WRITTEN_TAGS) or {}).get(side) if isinstance(item.meta.get(WRITTEN_TAGS), dict) else None
+    if isinstance(written, list) and len(written) == len(sentence):
+        try:
+            repaired, _issues = tags_to_spans(sentence, written, "IOB2")
+        except TagError:
+            repaired = None
+        if repaired is not None and sorted(s.key() for s in repaired) == sorted(s.key() for s in spans):
+            return [str(tag) for tag in written], True
+    return spans_to_tags(len(sentence), spans), False
+
+
+def item_scores(gold: Sequence[Item], pred: Sequence[Sequence[Span]], side: str = "source") -> dict:
+    """``entity_scores`` of predicted spans against the gold items' ``side``, scored strictly
+    on the tags as written (``gold_tags``); adds ``repaired_gold``: the gold sentences whose
+    written tags a reader had to repair (scored as written)."""
+    if len(gold) != len(pred):
+        raise ConfigError(f"{len(gold)} gold items but {len(pred)} predicted span lists")
+    gold_lists: list[list[str]] = []
+    pred_lists: list[list[str]] = []
+    repaired = 0
+    for i, (item, p) in enumerate(zip(gold, pred)):
+        tags, as_written = gold_tags(item, side)
+        if as_written and tags != spans_to_tags(len(tags), item.source_spans if side == "source" else item.target_spans):
+            repaired += 1
+        gold_lists.append(tags)
+        try:
+            pred_lists.append(spans_to_tags(len(tags), p))
+        except TagError as exc:
+            raise ConfigError(f"sentence {i}: predicted spans: {exc}") from exc
+    return {**entity_scores(gold_lists, pred_lists), "repaired_gold": repaired}

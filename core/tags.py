@@ -15,7 +15,7 @@ TagError: that is an unknown tag scheme, not something to repair.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from core.data import Sentence, Span, make_span
 from core.errors import LabelBridgeError
@@ -48,30 +48,51 @@ def _split(tag: str, position: int, scheme: str) -> tuple[str, str]:
     return prefix, label
 
 
+class SchemeDetector:
+    """``detect_scheme`` fed in parts (a file's sentences as they are read, in bounded memory).
+
+    Feed each sentence's tags followed by ``"O"`` (or the whole flattened file at once)."""
+
+    __slots__ = ("bioes", "prev", "starts_with_i", "b_after_same", "b_seen")
+
+    def __init__(self) -> None:
+        self.bioes = False
+        self.prev = "O"
+        self.starts_with_i = False
+        self.b_after_same = True
+        self.b_seen = False
+
+    def feed(self, tags: Iterable[str]) -> None:
+        prev = self.prev
+        for t in tags:
+            if t != "O" and t.partition("-")[0] in ("S", "E"):
+                self.bioes = True
+            if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
+                self.starts_with_i = True
+            if t.startswith("B-"):
+                self.b_seen = True
+                if prev == "O" or prev[2:] != t[2:]:
+                    self.b_after_same = False
+            prev = t
+        self.prev = prev
+
+    def scheme(self) -> str:
+        if self.bioes:
+            return "BIOES"
+        if self.starts_with_i and (not self.b_seen or self.b_after_same):
+            return "IOB1"
+        return "IOB2"
+
+
 def detect_scheme(tags: Sequence[str]) -> str:
     """Guess the scheme of a tag sequence (or of all tags of a file, flattened).
 
     BIOES when S- or E- occur; IOB1 when some span starts with I- and B- only ever appears
     right after a span of the same label; IOB2 otherwise (the default, also for all-O).
     """
-    prefixes = {t.partition("-")[0] for t in tags if t != "O"}
-    if prefixes & {"S", "E"}:
-        return "BIOES"
-    prev = "O"
-    starts_with_i = False
-    b_after_same = True
-    b_seen = False
-    for t in tags:
-        if t.startswith("I-") and (prev == "O" or prev[2:] != t[2:]):
-            starts_with_i = True
-        if t.startswith("B-"):
-            b_seen = True
-            if prev == "O" or prev[2:] != t[2:]:
-                b_after_same = False
-        prev = t
-    if starts_with_i and (not b_seen or b_after_same):
-        return "IOB1"
-    return "IOB2"
+    detector = SchemeDetector()
+    detector.feed(tags)
+    return detector.scheme()
 
 
 def tags_to_spans(

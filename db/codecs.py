@@ -24,6 +24,7 @@ __all__ = [
     "sentence_from_json",
     "links_json",
     "links_from_json",
+    "batched",
 ]
 
 CHUNK = 500  # ids per IN (...) query: well below every database's parameter limit
@@ -39,6 +40,18 @@ def utc(dt: datetime | None) -> datetime | None:
 def chunks(seq: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
+    """Lists of ``n`` items from any iterable (the last shorter): itertools.batched of 3.12."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def columns(model: type) -> list[Any]:

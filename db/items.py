@@ -27,11 +27,12 @@ from core.annotations.records import (
 )
 from core.config import settings as app_settings
 from core.data import Item, Span, SpanError
-from core.media import ImageError, store_image
+from core.media import ImageError, contained_path, store_image
 from db import models as orm
 from db import review_models as rm
 from db.codecs import (
     CHUNK,
+    batched,
     chunks,
     columns,
     links_from_json,
@@ -81,27 +82,58 @@ class ImportReport:
 _SHA256 = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
 
 
-def _resolve_image(ref: str, image_root: Path | None) -> Path | str:
-    """A file path for an item's image reference, or the sha256 of an image already stored."""
+def _image_label(ref: str, image_root: Path | None) -> str:
+    """A reference as an untrusted caller's error may show it: a relative reference as
+    written, a file inside the image folder relative to it, else only the file name (never
+    a server path)."""
+    path = Path(ref)
+    if not path.is_absolute():
+        return ref
+    if image_root is not None:
+        inside = contained_path(path, image_root)
+        if inside is not None:
+            return inside.relative_to(Path(image_root).resolve()).as_posix()
+    return path.name
+
+
+def _resolve_image(ref: str, image_root: Path | None, trusted: bool) -> Path | str:
+    """A file path for an item's image reference, or the sha256 of an image already stored.
+
+    With ``image_root`` the file must lie inside it once ``..`` and links are resolved,
+    whatever the caller. Without one, only a trusted caller (the command line, whose user
+    names their own files) may name an absolute path. An untrusted caller (the web import)
+    gets a regular file or "X not found or not allowed" for every refusal about the path,
+    missing and forbidden alike, so its errors say nothing about the server's files.
+    """
     m = _SHA256.match(ref.strip().lower())
     if m:
         return m.group(1)
     if "://" in ref:
         raise ImageError(f"{ref}: image URLs are not fetched; download the image and import the file")
-    path = Path(ref).expanduser()
+    path = Path(ref).expanduser() if trusted else Path(ref)
     if not path.is_absolute():
         if image_root is None:
             raise ImageError(f"{ref}: relative image path but no image folder was given")
         path = Path(image_root) / path
-    return path
+    if image_root is None:
+        if not trusted:
+            raise ImageError(f"{_image_label(ref, image_root)} not found or not allowed")
+        return path  # core.media reads only a regular file and says precisely why not
+    inside = contained_path(path, image_root)
+    if inside is None or not (trusted or inside.is_file()):  # is_file: stat and S_ISREG
+        if trusted:
+            raise ImageError(f"{ref}: outside the image folder {image_root}")
+        raise ImageError(f"{_image_label(ref, image_root)} not found or not allowed")
+    return inside
 
 
-def _validate(batch: list[Any], existing: set[str]) -> tuple[list[tuple[int, Item]], list[str], list[str]]:
+def _validate(batch: Sequence[Any], existing: set[str], seen: set[str], offset: int) -> tuple[list[tuple[int, Item]], list[str], list[str]]:
+    """Valid new items of one chunk as (position in the whole input, item); ``seen`` holds
+    the ids of the chunks before, so a repeated id is found across chunks."""
     errors: list[str] = []
-    seen: set[str] = set()
     duplicates: list[str] = []
     fresh: list[tuple[int, Item]] = []
-    for pos, it in enumerate(batch):
+    for pos, it in enumerate(batch, start=offset):
         where = f"position {pos} (id {getattr(it, 'id', None)!r})"
         if not isinstance(it, Item):
             errors.append(f"{where}: not an Item but {type(it).__name__}")
@@ -124,9 +156,10 @@ def _validate(batch: list[Any], existing: set[str]) -> tuple[list[tuple[int, Ite
 
 
 def _image_rows(
-    s: Session, fresh: list[tuple[int, Item]], media_dir: Path, image_root: Path | None, created_files: list[Path]
+    s: Session, fresh: list[tuple[int, Item]], media_dir: Path, image_root: Path | None, created_files: list[Path], trusted: bool
 ) -> tuple[dict[int, orm.Image], list[orm.Image], list[str]]:
-    """Validate and store the images (content-addressed); new files go to ``created_files``."""
+    """Validate and store the images (content-addressed); new files go to ``created_files``.
+    Errors for an untrusted caller name files as _image_label does, never by server path."""
     errors: list[str] = []
     image_rows: dict[int, orm.Image] = {}  # position -> image row (new or already stored)
     new_images: list[orm.Image] = []
@@ -135,13 +168,13 @@ def _image_rows(
         if not it.image:
             continue
         try:
-            ref = _resolve_image(it.image, image_root)
+            ref = _resolve_image(it.image, image_root, trusted)
             if isinstance(ref, str):
                 row = by_sha.get(ref) or s.scalars(select(orm.Image).where(orm.Image.sha256 == ref)).first()
                 if row is None:
                     raise ImageError(f"{it.image}: no stored image with that sha256")
             else:
-                info = store_image(ref, media_dir)
+                info = store_image(ref, media_dir, name=None if trusted else _image_label(str(ref), image_root))
                 if info.created:
                     created_files.append(media_dir / info.path)
                 row = by_sha.get(info.sha256) or s.scalars(select(orm.Image).where(orm.Image.sha256 == info.sha256)).first()
@@ -157,6 +190,9 @@ def _image_rows(
     return image_rows, new_images, errors
 
 
+IMPORT_CHUNK = 5000  # items validated and written at a time: bounds the memory of an import
+
+
 def import_items(
     s: Session,
     project_id: int,
@@ -166,12 +202,18 @@ def import_items(
     span_source: str | None = "gold",
     target_span_source: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    trusted_paths: bool = True,
 ) -> ImportReport:
-    """Add items to a project, all or nothing.
+    """Add items to a project, all or nothing, in bounded memory.
 
-    Every item is validated first (``Item.validate``, id, meta, image); when any is bad,
-    ItemImportError lists them all (by position and id) and nothing is stored (images
-    written by this call are removed again). Items whose id is already in the project, or
+    ``items`` may be a generator (``core.formats.iter_read``): it is consumed in chunks of
+    ``IMPORT_CHUNK`` items, each validated and written in the session's transaction, so a
+    file of any size imports holding one chunk. Every item is validated (``Item.validate``,
+    id, meta, image); when any is bad, ItemImportError lists them all (by position and id)
+    once the whole input was read, nothing more is written after the first bad chunk, and
+    the caller rolls the transaction back (``session_scope`` does, as does every caller
+    here), so nothing is stored; images written by this call are removed again. Items whose id is already in the project, or
     repeated in the input, are skipped and reported.
 
     Spans are stored as span sets grouped by their own ``Span.source``. ``span_source``
@@ -180,80 +222,111 @@ def import_items(
     for "not labelled yet". ``target_span_source`` does the same for the target side.
     Pass None for unlabelled data. The alignment is stored under
     ``item.meta.get("aligner", "import")``. Labels not yet in the project are appended.
-    ``on_progress(done, total)`` is called while items are written.
+    ``on_progress(done, total)`` is called after each chunk (total: the items read so far).
+
+    Image references: a sha256 names an image already stored; a relative path is read
+    from ``image_root``; with ``image_root`` every image file must lie inside it once
+    ``..`` and links are resolved (an absolute path is accepted only when it does, as
+    core.transfer.match_images writes them). ``trusted_paths`` (default, the command line
+    and the demo: a local user names their own files) also reads an absolute path when no
+    image folder is given, with precise errors. The web import passes False: nothing
+    outside ``image_root`` is read and every refusal about a path reads "image X not
+    found or not allowed", never an absolute path. Only regular files are read, at most
+    core.media.MAX_IMAGE_BYTES + 1 bytes each.
     """
     project = get_project(s, project_id)
     media_dir = Path(media_dir) if media_dir is not None else app_settings().media_dir
-    batch = list(items)
-    existing: set[str] = set()
-    ids = [it.id for it in batch if isinstance(getattr(it, "id", None), str)]
-    for chunk in chunks(ids):
-        existing.update(s.scalars(select(orm.Item.external_id).where(orm.Item.project_id == project.id, orm.Item.external_id.in_(chunk))))
-    fresh, duplicates, errors = _validate(batch, existing)
-    if errors:
-        raise ItemImportError(errors)
-
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    errors: list[str] = []
+    new_labels: list[str] = []
     created_files: list[Path] = []
+    added = images = 0
+    last = s.scalar(select(func.max(orm.Item.position)).where(orm.Item.project_id == project.id))
+    next_pos = 0 if last is None else last + 1
+    offset = 0
     try:
-        image_rows, new_images, errors = _image_rows(s, fresh, media_dir, image_root, created_files)
+        for batch in batched(items, IMPORT_CHUNK):
+            existing: set[str] = set()
+            ids = [it.id for it in batch if isinstance(getattr(it, "id", None), str)]
+            for chunk in chunks(ids):
+                existing.update(s.scalars(select(orm.Item.external_id).where(orm.Item.project_id == project.id, orm.Item.external_id.in_(chunk))))
+            fresh, dups, bad = _validate(batch, existing, seen, offset)
+            offset += len(batch)
+            duplicates.extend(dups)
+            errors.extend(bad)
+            if errors:
+                continue  # keep validating the rest, write nothing more
+            image_rows, new_images, bad = _image_rows(s, fresh, media_dir, image_root, created_files, trusted_paths)
+            if bad:
+                errors.extend(bad)
+                continue
+            s.add_all(new_images)
+            s.flush()
+            labels = [sp.label for _, it in fresh for sp in (*it.source_spans, *it.target_spans)]
+            if labels:
+                new_labels.extend(add_project_labels(s, project.id, labels))
+            next_pos = _insert_items(s, project, fresh, image_rows, next_pos, span_source, target_span_source)
+            added += len(fresh)
+            images += len(image_rows)
+            if on_progress is not None:
+                on_progress(added, offset)
         if errors:
             raise ItemImportError(errors)
-        s.add_all(new_images)
-        s.flush()
-        labels = [sp.label for _, it in fresh for sp in (*it.source_spans, *it.target_spans)]
-        new_labels = add_project_labels(s, project.id, labels) if labels else ()
-
-        last = s.scalar(select(func.max(orm.Item.position)).where(orm.Item.project_id == project.id))
-        next_pos = 0 if last is None else last + 1
-        now = orm.utcnow()
-        # Bulk INSERT ... RETURNING (no ORM object per row): 100,000 items import in one call.
-        item_rows = [
-            {
-                "project_id": project.id, "external_id": it.id, "position": next_pos + k,
-                "source_text": it.source.text, "source_tokens": tokens_json(it.source),
-                "source_lang": it.source.lang or project.src_lang,
-                "target_text": it.target.text if it.target is not None else None,
-                "target_tokens": tokens_json(it.target) if it.target is not None else None,
-                "target_lang": (it.target.lang or project.tgt_lang) if it.target is not None else None,
-                "image_id": image_rows[pos].id if pos in image_rows else None, "meta": dict(it.meta),
-                "status": "new", "flag_comment": None, "version": 1, "created_at": now, "updated_at": now,
-            }
-            for k, (pos, it) in enumerate(fresh)
-        ]  # fmt: skip
-        new_ids: list[int] = []
-        for part in chunks(item_rows):
-            new_ids.extend(s.scalars(insert(orm.Item).returning(orm.Item.id, sort_by_parameter_order=True), list(part)))
-            if on_progress is not None:
-                on_progress(len(new_ids), len(item_rows))
-        set_rows: list[dict[str, Any]] = []
-        align_rows: list[dict[str, Any]] = []
-        for item_id, (_, it) in zip(new_ids, fresh):
-            for side, spans, declared in (
-                ("source", it.source_spans, span_source),
-                ("target", it.target_spans, target_span_source if it.target is not None else None),
-            ):
-                groups: dict[str, list[Span]] = defaultdict(list)
-                if declared:
-                    groups[declared] = []
-                for sp in spans:
-                    groups[sp.source].append(sp)
-                for source, group in groups.items():
-                    set_rows.append({"item_id": item_id, "side": side, "source": source,
-                                     "spans": spans_json(sorted(group, key=lambda x: x.start), False),
-                                     "unprojected": None, "settings": None, "created_at": now})  # fmt: skip
-            if it.alignment:
-                align_rows.append({"item_id": item_id, "aligner": str(it.meta.get("aligner", "import")),
-                                   "links": links_json(it.alignment), "created_at": now})  # fmt: skip
-        for table, values in ((orm.SpanSet, set_rows), (orm.Alignment, align_rows)):
-            for part in chunks(values, CHUNK * 4):
-                s.execute(insert(table), list(part))
     except BaseException as exc:
         for path in created_files:
             path.unlink(missing_ok=True)
         if isinstance(exc, IntegrityError):
             raise ItemImportError([f"the project changed during the import ({exc.orig}); run it again"]) from exc
         raise
-    return ImportReport(len(new_ids), tuple(duplicates), len(image_rows), tuple(new_labels))
+    return ImportReport(added, tuple(duplicates), images, tuple(new_labels))
+
+
+def _insert_items(
+    s: Session, project: Any, fresh: list[tuple[int, Item]], image_rows: dict[int, orm.Image], next_pos: int,
+    span_source: str | None, target_span_source: str | None,
+) -> int:  # fmt: skip
+    """Bulk INSERT ... RETURNING of one chunk (no ORM object per row); the next position."""
+    now = orm.utcnow()
+    item_rows = [
+        {
+            "project_id": project.id, "external_id": it.id, "position": next_pos + k,
+            "source_text": it.source.text, "source_tokens": tokens_json(it.source),
+            "source_lang": it.source.lang or project.src_lang,
+            "target_text": it.target.text if it.target is not None else None,
+            "target_tokens": tokens_json(it.target) if it.target is not None else None,
+            "target_lang": (it.target.lang or project.tgt_lang) if it.target is not None else None,
+            "image_id": image_rows[pos].id if pos in image_rows else None, "meta": dict(it.meta),
+            "status": "new", "flag_comment": None, "version": 1, "created_at": now, "updated_at": now,
+        }
+        for k, (pos, it) in enumerate(fresh)
+    ]  # fmt: skip
+    new_ids: list[int] = []
+    for part in chunks(item_rows):
+        new_ids.extend(s.scalars(insert(orm.Item).returning(orm.Item.id, sort_by_parameter_order=True), list(part)))
+    set_rows: list[dict[str, Any]] = []
+    align_rows: list[dict[str, Any]] = []
+    for item_id, (_, it) in zip(new_ids, fresh):
+        for side, spans, declared in (
+            ("source", it.source_spans, span_source),
+            ("target", it.target_spans, target_span_source if it.target is not None else None),
+        ):
+            groups: dict[str, list[Span]] = defaultdict(list)
+            if declared:
+                groups[declared] = []
+            for sp in spans:
+                groups[sp.source].append(sp)
+            for source, group in groups.items():
+                set_rows.append({"item_id": item_id, "side": side, "source": source,
+                                 "spans": spans_json(sorted(group, key=lambda x: x.start), False),
+                                 "unprojected": None, "settings": None, "created_at": now})  # fmt: skip
+        if it.alignment:
+            align_rows.append({"item_id": item_id, "aligner": str(it.meta.get("aligner", "import")),
+                               "links": links_json(it.alignment), "created_at": now})  # fmt: skip
+    for table, values in ((orm.SpanSet, set_rows), (orm.Alignment, align_rows)):
+        for part in chunks(values, CHUNK * 4):
+            s.execute(insert(table), list(part))
+    return next_pos + len(fresh)
 
 
 # --------------------------------------------------------------------------- loading

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.auth import hash_password
+from core.highlight import escape_markdown
 from db.engine import session_scope
 from db.errors import QueryError
 from db.users import (
@@ -31,7 +32,7 @@ from db.users import (
     set_user_role,
     user_for_session,
 )
-from services.users import check_login
+from services.users import check_login, issue_cookie_code
 
 AUTH_ENV = "LABELBRIDGE_AUTH"
 COOKIE = "labelbridge_session"
@@ -40,12 +41,17 @@ ROLE_RANK = {"annotator": 0, "reviewer": 1, "admin": 2}
 
 _COOKIE_JS = """
 export default function ({ data }) {
+  // The session token never reaches this script: it gets a one-time code, which serve.py
+  // exchanges for an HttpOnly cookie. Each code and each logout is sent once.
   if (!data) return;
-  if (data.token) {
-    document.cookie = `${data.name}=${data.token}; path=/; max-age=${data.max_age}; SameSite=Strict`;
-  } else if (data.clear) {
-    document.cookie = `${data.name}=; path=/; max-age=0; SameSite=Strict`;
-  }
+  const sent = (window.__lbCookie = window.__lbCookie || new Set());
+  const once = (key, path, body) => {
+    if (sent.has(key)) return;
+    sent.add(key);
+    fetch(path, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+  };
+  if (data.code) once(`code:${data.code}`, "/lb-session", { code: data.code });
+  else if (data.clear) once(`end:${data.clear}`, "/lb-session/end");
 }
 """
 _cookie_component = st.components.v2.component("labelbridge.session_cookie", js=_COOKIE_JS)
@@ -83,7 +89,7 @@ def current_user(url: str | None = None) -> CurrentUser | None:
     if user is None:
         if found is not None:
             st.session_state.pop("auth_user", None)
-            st.session_state.auth_logged_out = True  # clears the stale cookie
+            st.session_state.auth_logged_out = (st.session_state.get("auth_logged_out") or 0) + 1  # clears the stale cookie
             st.session_state.login_error = "Your session ended (your password or role changed, or it expired). Log in again."
         return None
     st.session_state.auth_user = {"name": user.name, "role": user.role, "token": token}
@@ -94,19 +100,23 @@ def _log_in(url: str | None, name: str, role: str) -> None:
     with session_scope(url) as s:
         token = create_login_session(s, name, SESSION_HOURS)
     st.session_state.auth_user = {"name": name, "role": role, "token": token}
+    st.session_state.auth_cookie_code = issue_cookie_code(token)
     st.session_state.pop("auth_logged_out", None)
 
 
 def _on_login(url: str | None) -> None:
     name = (st.session_state.get("login_name") or "").strip()
     password = st.session_state.get("login_password") or ""
-    with session_scope(url) as s:
-        user = check_login(s, name, password) if name and password else None
-    if user is None:
-        st.session_state.login_error = "Unknown user name or wrong password."
-        return
     st.session_state.login_password = ""
-    _log_in(url, user.name, user.role)
+    if not name or not password:
+        st.session_state.login_error = "Give your user name and password."
+        return
+    with session_scope(url) as s:
+        result = check_login(s, name, password, st.context.ip_address)
+    if result.user is None:
+        st.session_state.login_error = result.error
+        return
+    _log_in(url, result.user.name, result.user.role)
 
 
 def _on_first_admin(url: str | None) -> None:
@@ -156,7 +166,9 @@ def _on_logout(url: str | None) -> None:
     if found:
         with session_scope(url) as s:
             end_login_session(s, found.get("token"))
-    st.session_state.auth_logged_out = True
+    st.session_state.auth_logged_out = st.session_state.get("auth_logged_out") or 0
+    st.session_state.auth_logged_out += 1
+    st.session_state.pop("auth_cookie_code", None)
     for key in ("item_id", "review_conflict", "review_correction"):
         st.session_state.pop(key, None)
 
@@ -164,19 +176,19 @@ def _on_logout(url: str | None) -> None:
 def sidebar_user(url: str | None, user: CurrentUser) -> None:
     """Who is logged in, and the log-out button."""
     if user.logged_in:
-        st.sidebar.markdown(f"Logged in as **{user.name}** ({user.role})")
+        st.sidebar.markdown(f"Logged in as **{escape_markdown(user.name)}** ({user.role})")
         st.sidebar.button("Log out", on_click=_on_logout, args=(url,), key="logout")
 
 
 def cookie_writer() -> None:
-    """Keep the browser's session cookie in step with the login (set while logged in,
-    cleared after a logout). Rendered on every run: the cookie is written once the
-    browser runs the component, and identical data costs nothing on later runs."""
-    found = st.session_state.get("auth_user")
-    if found:
-        data = {"name": COOKIE, "token": found["token"], "max_age": SESSION_HOURS * 3600}
+    """Keep the browser's session cookie in step with the login: after a login the page gets
+    a one-time code that serve.py turns into an HttpOnly cookie; after a logout, a request
+    that clears it."""
+    code = st.session_state.get("auth_cookie_code")
+    if code and st.session_state.get("auth_user"):
+        data = {"code": code}
     elif st.session_state.get("auth_logged_out"):
-        data = {"name": COOKIE, "clear": True}
+        data = {"clear": st.session_state.auth_logged_out}
     else:
         return
     with st.sidebar:
@@ -190,7 +202,7 @@ def require_role(role: str, url: str | None = None) -> CurrentUser:
         st.error("Log in first.")
         st.stop()
     if not user.can(role):
-        st.error(f"This page needs the {role} role; you are logged in as {user.name} ({user.role}).")
+        st.error(f"This page needs the {role} role; you are logged in as {escape_markdown(user.name)} ({user.role}).")
         st.stop()
     return user
 

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import settings
+from core.highlight import escape_markdown
 from core.pipeline import PipelineConfig
 from core.teacher import DEFAULT_TEACHER
 from db.engine import session_scope
@@ -64,7 +65,7 @@ def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
     with session_scope(url) as s:
         n_target = project_counts(s, project.id)["with_target"]
     with st.form(f"pipeline_start_{project.id}"):
-        st.markdown(f"**Run the pipeline on {project.name}** ({project.src_lang} → {project.tgt_lang})")
+        st.markdown(f"**Run the pipeline on {escape_markdown(project.name)}** ({escape_markdown(project.src_lang)} → {escape_markdown(project.tgt_lang)})")
         c1, c2 = st.columns(2)
         teacher = c1.selectbox("Teacher", list(TEACHERS), format_func=TEACHERS.__getitem__, key=f"pl_teacher_{project.id}")
         teacher_detail = c1.text_input("Teacher model", key=f"pl_teacher_model_{project.id}", placeholder=DEFAULT_TEACHER.partition(":")[2],

@@ -20,7 +20,7 @@ from core.annotations.ledger import ReviewView
 from core.annotations.merge import merge_versions
 from core.config import settings
 from core.data import SpanError
-from core.highlight import label_colours, spans_html
+from core.highlight import escape_markdown, label_colours, spans_html
 from db.adjudications import count_adjudicated
 from db.engine import session_scope
 from db.errors import QueryError
@@ -141,7 +141,7 @@ def main() -> None:
         project = get_project(s, project_id)
         rows = adjudication_queue(s, project_id, only_open=not show_done)
         n_done = count_adjudicated(s, project_id)
-    st.caption(f"{len(rows)} item(s) reviewed by two or more annotators{'' if show_done else ' and not adjudicated yet'} · {n_done} adjudicated in {project.name}")
+    st.caption(f"{len(rows)} item(s) reviewed by two or more annotators{'' if show_done else ' and not adjudicated yet'} · {n_done} adjudicated in {escape_markdown(project.name)}")
     queue = [r.id for r in rows]
     wanted = st.session_state.get("adjudicate_item")
     if wanted not in queue:
@@ -202,7 +202,7 @@ def main() -> None:
         st.dataframe(pd.DataFrame(table), hide_index=True, key=f"adj_table_{side}")
         if side in view.adjudicated:
             a = view.adjudicated[side]
-            st.caption(f"Adjudicated by {a.user} on {a.created_at:%Y-%m-%d %H:%M} from {', '.join(a.merged_from) or '—'}")
+            st.caption(f"Adjudicated by {escape_markdown(a.user)} on {a.created_at:%Y-%m-%d %H:%M} from {escape_markdown(', '.join(a.merged_from)) or '—'}")
 
 
 ensure_navigation()

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.annotations.agreement import agreement
 from core.config import settings
+from core.highlight import escape_markdown
 from db.engine import session_scope
 from db.projects import get_project
 from db.review_state import annotators, progress
@@ -33,7 +34,7 @@ def main() -> None:
         people = annotators(s, project_id)
         per_person = progress(s, project_id, people)
     if len(people) < 2:
-        st.info(f"Agreement needs at least two annotators; {len(people)} worked on {project.name} so far.")
+        st.info(f"Agreement needs at least two annotators; {len(people)} worked on {escape_markdown(project.name)} so far.")
         return
     c1, c2 = st.columns([3, 1])
     chosen = c1.multiselect("Annotators", people, default=people, key="agreement_people")

@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.config import settings
 from core.formats import FormatError, get_format
+from core.highlight import escape_markdown
 from core.transfer import export_download, format_names
 from db.engine import session_scope
 from db.projects import ProjectInfo, get_project, project_counts
@@ -52,7 +53,7 @@ def main() -> None:
     with session_scope(URL) as s:
         project = get_project(s, project_id)
         counts = project_counts(s, project_id)
-    st.markdown(f"**{project.name}** · {counts['total']} items · {counts['reviewed']} reviewed · {counts['with_target']} with a translation")
+    st.markdown(f"**{escape_markdown(project.name)}** · {counts['total']} items · {counts['reviewed']} reviewed · {counts['with_target']} with a translation")
 
     c1, c2 = st.columns(2)
     fmt = c1.selectbox("Format", format_names(), index=format_names().index("jsonl") if "jsonl" in format_names() else 0)
@@ -73,8 +74,12 @@ def main() -> None:
         export = None
     if export:
         download = export["file"]
-        st.success(f"{download.filename}: {export['count']} item(s), {len(download.data):,} bytes ({export['fmt']}).")
+        st.success(f"{escape_markdown(download.filename)}: {export['count']} item(s), {len(download.data):,} bytes ({export['fmt']}).")
         st.download_button(f"Download {download.filename}", download.data, file_name=download.filename, mime=download.mime, type="primary")
+        for k, (name, data) in enumerate(download.extras.items()):
+            what = "the labeling config (Label Studio: project settings, Labeling Interface, Code)" if name.endswith(".config.xml") else (
+                "the images; unpack beside the file, or give the zip as the images archive when you import it" if name.endswith("-images.zip") else "a file that goes with it")
+            st.download_button(f"Download {name}", data, file_name=name, help=what, key=f"export_extra_{k}")
 
 
 ensure_navigation()

@@ -116,7 +116,7 @@ def create_form() -> None:
         st.error(str(exc))
         return
     st.session_state.project_id = project.id
-    st.session_state.flash = f"Created project {project.name!r}."
+    st.session_state.flash = f"Created project '{escape_markdown(project.name)}'."
     st.rerun()
 
 
@@ -159,21 +159,22 @@ def import_form(project: ProjectSummary) -> None:
         translations = c2.radio("Translations", list(TRANSLATIONS), format_func=TRANSLATIONS.__getitem__, key="import_translations")
     images_zip = st.file_uploader("Images (optional zip, matched by the items' image names)", type=["zip"], key="import_images")
     images_dir = st.text_input("…or an image folder on the server (optional)", key="import_images_dir")
+    fix = st.checkbox("Repair text encoded twice (mojibake such as “EspaÃ±a”; CoNLL files)", key="import_fix_encoding")
     sample_files()
     if not st.button("Import", type="primary", disabled=upload is None):
         return
     result = run_import(project.id, upload.name, upload.getvalue(), None if fmt == AUTO else fmt, translations,
-                        images_zip.getvalue() if images_zip else None, images_dir.strip() or None)  # fmt: skip
+                        images_zip.getvalue() if images_zip else None, images_dir.strip() or None, fix)  # fmt: skip
     st.session_state.import_result = result
     st.rerun()
 
 
 def run_import(project_id: int, name: str, data: bytes, fmt: str | None, translations: str,
-               images_zip: bytes | None, images_dir: str | None) -> dict:
+               images_zip: bytes | None, images_dir: str | None, fix_encoding: bool = False) -> dict:
     """Read, match images and store (services.projects); a dict for the result panel."""
     with session_scope(URL) as s:
         result = import_upload(s, project_id, name, data, fmt, keep_translations=translations != "none",
-                               images_zip=images_zip, images_dir=images_dir)  # fmt: skip
+                               images_zip=images_zip, images_dir=images_dir, fix_encoding=fix_encoding)  # fmt: skip
     return dataclasses.asdict(result)
 
 
@@ -182,22 +183,25 @@ def show_import_result() -> None:
     if not result:
         return
     if result.get("errors"):
-        st.error(f"Nothing was imported from {result['file']}:")
-        st.markdown("\n".join(f"- `{e}`" for e in result["errors"][:50]))
+        st.error(f"Nothing was imported from {escape_markdown(result['file'])}:")
+        st.markdown("\n".join(f"- {escape_markdown(e)}" for e in result["errors"][:50]))
         if len(result["errors"]) > 50:
             st.caption(f"… and {len(result['errors']) - 50} more")
         return
     st.success(
-        f"Imported {result['added']} item(s) from {result['file']}; "
+        f"Imported {result['added']} item(s) from {escape_markdown(result['file'])}; "
         f"{result['images']} image(s) stored; {len(result['duplicates'])} duplicate(s) skipped."
     )
     if result["new_labels"]:
-        st.info("New labels added to the project: " + ", ".join(result["new_labels"]))
+        st.info("New labels added to the project: " + escape_markdown(", ".join(result["new_labels"])))
     if result["duplicates"]:
-        st.caption("Skipped ids already in the project: " + ", ".join(result["duplicates"][:30]))
+        st.caption("Skipped ids already in the project: " + escape_markdown(", ".join(result["duplicates"][:30])))
+    for w in result["warnings"]:
+        if "encoded twice" in w:  # mojibake: the whole file is affected, not one repair
+            st.warning(escape_markdown(w))
     if result["warnings"]:
         with st.expander(f"{len(result['warnings'])} repair(s) made while reading"):
-            st.markdown("\n".join(f"- `{w}`" for w in result["warnings"][:200]))
+            st.markdown("\n".join(f"- {escape_markdown(w)}" for w in result["warnings"][:200]))
 
 
 ensure_navigation()

@@ -381,7 +381,7 @@ def compare_sets(view: ReviewView, colours: dict[str, str]) -> None:
         for name in chosen:
             spans = options[name]
             score = f1(matches(spans, mine), len(spans), len(mine))
-            st.caption(f"{name} · {len(spans)} span(s) · exact F1 vs yours {score:.2f}")
+            st.caption(f"{md(name)} · {len(spans)} span(s) · exact F1 vs yours {score:.2f}")
             st.html(spans_html(sentence, spans, colours))
 
 
@@ -452,7 +452,7 @@ def main() -> None:
     filt = queue_sidebar(project, user.name, user.can("reviewer"))
     item_id = current_item(project_id, user.name, filt)
     if item_id is None:
-        st.info(f"Project {project.name} has no items yet: import a file on the Projects page.")
+        st.info(f"Project {md(project.name)} has no items yet: import a file on the Projects page.")
         return
     st.session_state.item_id = item_id
     with session_scope(URL) as s:  # counted on a full run only: on 100,000 items it costs a few 100 ms

@@ -1,4 +1,4 @@
-"""Start the real app (``streamlit run app.py``) on a free port and drive it with Chromium.
+"""Start the real app (``streamlit run serve.py``) on a free port and drive it with Chromium.
 
 Shared by the browser benchmark (``bench review-browser``), the browser tests and
 ``tests/browser/screenshot.py``. The app gets its own LABELBRIDGE_DATA/LABELBRIDGE_DB, so
@@ -74,7 +74,7 @@ def running_app(data_dir: Path, timeout: float = 90.0) -> Iterator[str]:
     port = free_port()
     log = data_dir / "streamlit.log"
     cmd = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"),
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "serve.py"),
         "--server.headless=true",
         f"--server.port={port}",
         "--server.address=127.0.0.1",

@@ -1,18 +1,26 @@
 """Importing a file into a project: read it (any format), match its images, store it all
-or nothing, and say what happened."""
+or nothing, and say what happened.
+
+The file comes from a browser, so it is not trusted with the server's files: its images
+are read only from the uploaded zip or the given server folder (never an absolute path,
+never outside the folder once ``..`` and links are resolved), and every refusal about a
+path reads "not found or not allowed", so an import cannot probe the file system."""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from sqlalchemy.orm import Session
 
-from core.formats import FormatError, ReadReport
-from core.transfer import ArchiveError, drop_translations, match_images, read_upload, unpack_images
+from core.data import Item
+from core.formats import FormatError, ReadReport, get_format, guess_format
+from core.transfer import ArchiveError, iter_upload, match_images, unpack_images
+from db.codecs import batched
 from db.errors import ItemImportError, QueryError
-from db.items import import_items
+from db.items import IMPORT_CHUNK, import_items
 
 __all__ = ["ImportResult", "import_upload"]
 
@@ -38,16 +46,19 @@ def import_upload(
     keep_translations: bool = True,
     images_zip: bytes | None = None,
     images_dir: str | None = None,
+    fix_encoding: bool = False,
 ) -> ImportResult:
-    """Read an uploaded file and store its items; errors leave the database untouched."""
+    """Read an uploaded file and store its items; errors leave the database untouched.
+
+    The file is read as it is stored (``core.transfer.iter_upload``, chunks of
+    ``db.items.IMPORT_CHUNK``), so a large CoNLL or JSONL file imports in bounded memory.
+    Images come from ``images_zip`` (unpacked in a private folder) or ``images_dir`` (a
+    folder on the server); without either only sha256 references to stored images work.
+    ``fix_encoding`` repairs text encoded twice in CoNLL files (readers of formats with
+    character offsets only warn: a repair would move the spans).
+    """
     report = ReadReport()
     with tempfile.TemporaryDirectory(prefix="labelbridge-import-") as tmp:
-        try:
-            items = read_upload(name, data, Path(tmp) / "file", fmt, report=report)
-        except (FormatError, ValueError, TypeError) as exc:
-            return ImportResult(name, [str(exc)])
-        if not keep_translations:
-            items = drop_translations(items)
         root = None
         if images_zip is not None:
             try:
@@ -57,17 +68,33 @@ def import_upload(
         elif images_dir:
             root = Path(images_dir).expanduser()
             if not root.is_dir():
-                return ImportResult(name, [f"image folder {images_dir} does not exist"])
-        if root is not None:
-            items, problems = match_images(items, root)
-            if problems:
-                return ImportResult(name, [f"image not found: {p}" for p in problems])
+                return ImportResult(name, ["the image folder: not found or not allowed"])
         try:
-            rep = import_items(s, project_id, items, image_root=root)
+            fmt = fmt or guess_format(name)
+            options = {"fix_encoding": True} if fix_encoding and "fix_encoding" in get_format(fmt).read_options else {}
+            items = iter_upload(name, data, Path(tmp) / "file", fmt, report=report, **options)
+            if not keep_translations:
+                items = (it.with_(target=None, target_spans=[], alignment=[]) for it in items)
+            if root is not None:
+                items = _matched(items, root)
+            rep = import_items(s, project_id, items, image_root=root, trusted_paths=False)
         except ItemImportError as exc:
             s.rollback()  # nothing of a refused import may be committed
             return ImportResult(name, list(exc.errors))
+        except (FormatError, ValueError, TypeError) as exc:
+            s.rollback()
+            return ImportResult(name, [str(exc)])
         except QueryError as exc:
             s.rollback()
             return ImportResult(name, [str(exc)])
     return ImportResult(name, [], rep.added, list(rep.skipped_duplicates), rep.images_stored, list(rep.new_labels), [str(w) for w in report.warnings])
+
+
+def _matched(items: Iterable[Item], root: Path) -> Iterator[Item]:
+    """``match_images`` chunk by chunk (the import streams); the first chunk with images
+    not found stops the import (import_items removes the images it stored)."""
+    for chunk in batched(items, IMPORT_CHUNK):
+        found, problems = match_images(chunk, root)
+        if problems:
+            raise ItemImportError([f"image not found or not allowed: {p}" for p in problems])
+        yield from found

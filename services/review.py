@@ -11,6 +11,8 @@ queue numbers are recomputed.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +52,7 @@ __all__ = [
     "item_history",
 ]
 
-RETRIES = 3
+RETRIES = 5
 T = TypeVar("T")
 
 
@@ -141,6 +143,7 @@ def _retrying(s: Session, item_id: int, user: str, side: str | None, fn: Callabl
             if "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
                 raise
             s.rollback()
+        time.sleep(random.uniform(0, 0.005 * 2**attempt))  # two writers that keep colliding fall out of step
     view = load_view(s, item_id, user)
     raise ReviewConflictError(item_id, view.spans.get(side) if side else None, side, view.head, [])
 

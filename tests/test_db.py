@@ -726,11 +726,11 @@ def test_users_and_passwords(db_url: str, monkeypatch) -> None:
     with session_scope(db_url) as s:
         with pytest.raises(QueryError, match="unknown role"):
             users.create_user(s, "bob", "boss")
-        assert check_login(s, "alice", "s3cret") == alice
-        assert check_login(s, "alice", "wrong") is None and check_login(s, "nobody", "x") is None
+        assert check_login(s, "alice", "s3cret").user == alice
+        assert check_login(s, "alice", "wrong").user is None and check_login(s, "nobody", "x").user is None
         users.create_user(s, "bob")
         assert users.get_user(s, "bob").has_password is False and users.get_password_hash(s, "bob") is None
         users.set_password_hash(s, "bob", hash_password("pw"))
-        assert check_login(s, "bob", "pw") is not None
+        assert check_login(s, "bob", "pw").user is not None
         assert users.set_user_role(s, "bob", "admin").role == "admin"
         assert [u.name for u in users.list_users(s)] == ["alice", "bob"]

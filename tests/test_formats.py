@@ -375,26 +375,37 @@ def test_labelstudio_export_is_label_studio_task_json(tmp_path):
     full = tasks[0]
     assert full["data"]["id"] == "full-1" and full["data"]["text"] == "Angela Merkel visited Paris."
     assert full["data"]["translation"] == "Angela Merkel besuchte Paris."
-    # mixed sources (gold + teacher) -> one prediction whose model_version names them
-    (prediction,) = full["predictions"]
-    assert prediction["model_version"] == "gold+projection:simalign+teacher"
-    result = prediction["result"]
-    assert result[1] == {
-        "id": "s1", "from_name": "label", "to_name": "text", "type": "labels",
+    assert full["id"] == 1 and [t["id"] for t in tasks] == [1, 2, 3, 4, 5]  # label-studio-converter keys tasks by id
+    # gold spans are the annotation, each model's spans one prediction (issue #14)
+    assert full["annotations"] == [{"ground_truth": True, "result": [{
+        "id": "s0", "from_name": "label", "to_name": "text", "type": "labels",
+        "value": {"start": 0, "end": 13, "text": "Angela Merkel", "labels": ["PER"]},
+    }]}]
+    assert full["data"]["labelled_by"] == {"source": "gold"}
+    assert [p["model_version"] for p in full["predictions"]] == ["projection:simalign", "teacher"]
+    teacher = full["predictions"][1]
+    assert teacher["score"] == 0.875 and teacher["result"] == [{
+        "id": "s0", "from_name": "label", "to_name": "text", "type": "labels",
         "value": {"start": 22, "end": 27, "text": "Paris", "labels": ["LOC"], "score": 0.875},
-    }
-    assert result[2]["from_name"] == "label_translation" and result[2]["to_name"] == "translation"
-    assert len({r["id"] for r in result}) == len(result)
+    }]
+    assert full["predictions"][0]["result"][0]["from_name"] == "label_translation"
     words = tasks[2]
-    assert words["annotations"] == [{"result": [{
+    assert words["annotations"] == [{"ground_truth": True, "result": [{
         "id": "s0", "from_name": "label", "to_name": "text", "type": "labels",
         "value": {"start": 4, "end": 6, "text": "EU", "labels": ["ORG"]},
     }]}]
-    assert "annotations" not in tasks[1] and "predictions" not in tasks[1]  # no spans: unlabelled
+    assert "annotations" not in tasks[1] and "predictions" not in tasks[1]  # no spans, nobody decided: unlabelled
     back = read(out)
-    assert [spans_of(b) for b in back] == [spans_of(i) for i in items]
+    # A side a person decided reads back as the annotation (the teacher's suggestion on it is a
+    # prediction Label Studio shows beside it); an undecided side as its prediction.
+    assert [s.source for s in back[0].source_spans] == ["gold"] and spans_of(back[0]) == [(0, 2, "PER")]
+    assert [(s.source, s.confidence) for s in back[0].target_spans] == [("projection:simalign", 0.5)]
+    assert [spans_of(b) for b in back[1:]] == [spans_of(i) for i in items[1:]]
     assert [spans_of(b, "target") for b in back] == [spans_of(i, "target") for i in items]
     assert back[4].source.tokens == items[4].source.tokens  # data.tokens kept "Dr.Smith" split
+    assert (tmp_path / "tasks.config.xml").read_text() == labelstudio_config(
+        sorted({s.label for it in items for s in it.source_spans + it.target_spans}), translation=True, image=True
+    )
 
 
 def test_labelstudio_tokens_are_exported_only_when_whitespace_would_differ(tmp_path):

@@ -1,4 +1,4 @@
-"""core.formats hf (datasets folder / parquet) and spacy (DocBin), checked with the libraries' own loaders."""
+"""core.formats hf (datasets folder / parquet), checked with the library's own loaders (DocBin: test_formats_docbin.py)."""
 
 from __future__ import annotations
 
@@ -136,54 +136,32 @@ def test_hf_replaces_an_existing_dataset_folder_atomically(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
 
-# --- spacy ---------------------------------------------------------------------------------
 
+def test_hf_extra_columns_are_kept_in_meta_and_written_back(tmp_path):
+    """A CoNLL-2003-style dataset (pos_tags, chunk_tags as ClassLabel ids) keeps its columns."""
+    import datasets
+    from datasets import ClassLabel, Features, List, Value
 
-def test_spacy_docbin_loads_with_spacys_own_reader(tmp_path):
-    import spacy
-    from spacy.tokens import DocBin
-
-    items = mixed_items()
-    out = write(items, tmp_path / "train.spacy", lang="en")
-    nlp = spacy.blank("en")
-    docs = list(DocBin().from_disk(out).get_docs(nlp.vocab))
-    assert [d.text for d in docs] == [i.source.text for i in items]
-    assert [(e.text, e.label_) for e in docs[0].ents] == [("Angela Merkel", "PER"), ("Paris", "LOC")]
-    assert [(e.text, e.label_) for e in docs[1].ents] == [("Smith", "PER"), ("Berlin", "LOC")]
-    assert [t.text for t in docs[1] if not t.is_space] == ["Dr.", "Smith", "visited", "Berlin"]
-    assert [(e.text, e.label_) for e in docs[2].ents] == [("Paris", "LOC"), ("London", "LOC")]  # adjacent kept apart
-    back = read(out)
-    # one side per DocBin: ids, lang, meta, image, span sources and confidences ride in user_data
-    assert back == [i.with_(target=None, target_spans=[], alignment=[]) for i in items]
-    assert write(back, tmp_path / "again.spacy", lang="en").read_bytes() == out.read_bytes()
-
-
-def test_spacy_foreign_docbin_and_target_side(tmp_path):
-    import spacy
-    from spacy.tokens import DocBin, Span
-
-    nlp = spacy.blank("de")
-    doc = nlp("Angela Merkel besuchte Paris.")
-    doc.ents = [Span(doc, 0, 2, "PER"), Span(doc, 3, 4, "LOC")]
-    DocBin(docs=[doc]).to_disk(tmp_path / "foreign.spacy")
-    (item,) = read(tmp_path / "foreign.spacy", lang="de")
-    assert item.id == "foreign:1" and item.source.lang == "de"
-    assert item.source.words == ["Angela", "Merkel", "besuchte", "Paris", "."]
-    assert spans_of(item) == [(0, 2, "PER"), (3, 4, "LOC")] and item.source_spans[0].source == "gold"
-
-    full = read(DATA / "mini.jsonl")[0]
-    (tgt,) = read(write([full], tmp_path / "tgt.spacy", side="target"))
-    assert tgt.source.text == full.target.text and spans_of(tgt) == spans_of(full, "target")
-
-
-def test_spacy_bad_input_and_unrepresentable_text(tmp_path):
-    (tmp_path / "junk.spacy").write_bytes(b"\x00garbage")
-    with pytest.raises(FormatError, match="not a spaCy DocBin"):
-        read(tmp_path / "junk.spacy")
-    s = Sentence("a-b", [Token("a", 0, 1), Token("b", 2, 3)])
-    with pytest.raises(FormatError) as err:
-        write([Item("dash", s, [])], tmp_path / "x.spacy")
-    assert "item 'dash'" in str(err.value) and "not whitespace" in str(err.value)
-    with pytest.raises(FormatError, match="spaCy has no language"):
-        write([Item("a", Sentence.from_text("a"), [])], tmp_path / "y.spacy", lang="zz-nope")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.spacy"]
+    features = Features({
+        "id": Value("string"), "tokens": List(Value("string")),
+        "pos_tags": List(ClassLabel(names=["NNP", "VBZ", "."])), "chunk_tags": List(ClassLabel(names=["O", "B-NP", "B-VP"])),
+        "ner_tags": List(ClassLabel(names=["O", "B-PER", "I-PER"])), "source_url": Value("string"),
+    })  # fmt: skip
+    rows = {"id": ["0"], "tokens": [["Anna", "sleeps", "."]], "pos_tags": [[0, 1, 2]], "chunk_tags": [[1, 2, 0]],
+            "ner_tags": [[1, 0, 0]], "source_url": ["https://example.org/1"]}  # fmt: skip
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "ds"))
+    report = ReadReport()
+    [item] = read(tmp_path / "ds", "hf", report=report)
+    assert item.meta["hf_columns"] == {"pos_tags": ["NNP", "VBZ", "."], "chunk_tags": ["B-NP", "B-VP", "O"],
+                                       "source_url": "https://example.org/1"}  # fmt: skip
+    [warning] = [str(w) for w in report.warnings]
+    assert "pos_tags, chunk_tags, source_url" in warning and "hf_columns" in warning
+    write([item], tmp_path / "out")
+    back = datasets.load_from_disk(str(tmp_path / "out"))
+    assert back[0]["pos_tags"] == ["NNP", "VBZ", "."] and back[0]["source_url"] == "https://example.org/1"
+    assert "hf_columns" not in (back[0].get("meta") or "")
+    [again] = read(tmp_path / "out", "hf", report=ReadReport())
+    assert again.meta["hf_columns"] == item.meta["hf_columns"] and spans_of(again) == [(0, 1, "PER")]
+    # JSONL keeps them in meta too
+    write([item], tmp_path / "x.jsonl")
+    assert read(tmp_path / "x.jsonl")[0].meta["hf_columns"]["pos_tags"] == ["NNP", "VBZ", "."]

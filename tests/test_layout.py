@@ -25,6 +25,7 @@ ALLOWED = {
     "cli": {"core", "db", "services", "cli"},
     "pages": {"core", "db", "services", "pages"},
     "app": {"core", "db", "services", "pages"},
+    "serve": {"core", "services"},
 }
 # ``python -m core.cli`` is the documented entry point: these two files only hand over to cli/.
 ENTRY_POINTS = {"core.cli", "core.__main__"}
@@ -42,6 +43,7 @@ def _sources() -> dict[str, Path]:
                 parts.pop()
             out[".".join(parts)] = path
     out["app"] = REPO_ROOT / "app.py"
+    out["serve"] = REPO_ROOT / "serve.py"
     return out
 
 
@@ -210,7 +212,7 @@ def test_db_never_commits_on_its_own() -> None:
 def test_pages_hold_no_sql_and_no_orm() -> None:
     bad = []
     for module, path in SOURCES.items():
-        if _layer(module) not in ("pages", "app"):
+        if _layer(module) not in ("pages", "app", "serve"):
             continue
         for target, _, line in _imports(module):
             if target in ("db.models", "db.review_models", "db.student_models"):

@@ -67,3 +67,71 @@ def test_span_scores_rejects_overlapping_spans_naming_the_sentence():
     bad = [make_span(s, 0, 2, "PER"), make_span(s, 1, 3, "LOC")]
     with pytest.raises(ValueError, match="sentence 0: predicted"):
         span_scores([s], [[]], [bad])
+
+
+# ---------------------------------------------------------------- scored as written (strict)
+
+
+def _perturb(lines: list[str], every: int = 5) -> list[str]:
+    """Every ``every``-th B- tag written as I- (an I- without a B-: invalid strict IOB2)."""
+    out, seen = [], 0
+    for line in lines:
+        parts = line.rstrip("\n").split("\t") if "\t" in line else line.rstrip("\n").split(" ")
+        if len(parts) >= 2 and parts[-1].startswith("B-"):
+            seen += 1
+            if seen % every == 0:
+                parts[-1] = "I-" + parts[-1][2:]
+                line = ("\t" if "\t" in line else " ").join(parts) + "\n"
+        out.append(line)
+    return out
+
+
+def test_reader_repairs_are_not_scored_as_entities(tmp_path):
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from core.formats import read
+    from core.metrics import gold_tags, item_scores
+
+    path = tmp_path / "gold.conll"
+    path.write_text("Anna\tI-PER\nlives\tO\nin\tO\nBonn\tB-LOC\n\nSiemens\tB-ORG\n\n", encoding="utf-8")
+    gold = read(path, "conll")  # repaired on reading: Anna becomes a PER span (with a warning)
+    assert [s.label for s in gold[0].source_spans] == ["PER", "LOC"]
+    assert gold_tags(gold[0]) == (["I-PER", "O", "O", "B-LOC"], True)
+    s0, s1 = gold[0].source, gold[1].source
+    pred = [[make_span(s0, 0, 1, "PER"), make_span(s0, 3, 4, "LOC")], [make_span(s1, 0, 1, "ORG")]]
+    scores = item_scores(gold, pred)
+    raw = [["I-PER", "O", "O", "B-LOC"], ["B-ORG"]]
+    predicted = [["B-PER", "O", "O", "B-LOC"], ["B-ORG"]]
+    assert scores["f1"] == pytest.approx(f1_score(raw, predicted, mode="strict", scheme=IOB2, zero_division=0))
+    assert scores["support"] == 2  # strict seqeval: the I-PER without B- is no entity
+    assert scores["repaired_gold"] == 1
+    # once a person edits the spans, the spans are the gold
+    edited = gold[0].with_(source_spans=[make_span(s0, 3, 4, "LOC")])
+    assert gold_tags(edited) == (["O", "O", "O", "B-LOC"], False)
+
+
+def test_perturbed_europarl_scores_equal_seqeval_strict_on_the_raw_tags(europarl_dir, tmp_path):
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    from core.formats import read
+    from core.metrics import item_scores, span_scores
+
+    original = europarl_dir / "es-europarl.test.conll02"
+    perturbed = tmp_path / "es-perturbed.conll02"
+    perturbed.write_text("".join(_perturb(original.read_text(encoding="utf-8").splitlines(keepends=True))), encoding="utf-8")
+    gold = read(perturbed, "conll")
+    pred = [it.source_spans for it in read(original, "conll")]
+    raw = [[line.split()[-1] for line in block.splitlines() if line.strip() and not line.startswith("-DOCSTART-")]
+           for block in perturbed.read_text(encoding="utf-8").split("\n\n") if block.strip()]
+    raw = [tags for tags in raw if tags]
+    pred_tags = [[("B-" if k == s.start else "I-") + s.label if (s := next((x for x in p if x.start <= k < x.end), None)) else "O"
+                  for k in range(len(t))] for p, t in zip(pred, raw)]
+    assert len(raw) == len(gold)
+    strict = f1_score(raw, pred_tags, mode="strict", scheme=IOB2, zero_division=0)
+    scores = item_scores(gold, pred)
+    assert scores["f1"] == pytest.approx(strict)
+    assert scores["repaired_gold"] > 0
+    repaired = span_scores([it.source for it in gold], [it.source_spans for it in gold], pred)["f1"]
+    assert repaired > strict  # what conlleval-style repair would report: not what we report

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from apptest_support import open_app
 
 from db import items as db_items
 from db import jobs, projects
+from tests.apptest_support import open_app
 from tests.test_pipeline import WORDS, tiny_items, write_translations
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest

@@ -5,12 +5,12 @@ roles (LABELBRIDGE_AUTH=on)."""
 from __future__ import annotations
 
 import pytest
-from apptest_support import open_app
 
 from core.data import Item, Link, Sentence, make_span
 from db import items as db_items
 from db import projects, users
 from services import review
+from tests.apptest_support import open_app
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 
@@ -106,7 +106,7 @@ def test_review_queue_order_filters_jump_and_progress(project) -> None:
     at.toggle(key="history_on").set_value(True).run()
     assert frame(at, "Who", "What")["Action"].tolist() == ["accept"]
     at.toggle(key="cmp_on").set_value(True).run()
-    assert any("projection:heuristic · 1 span(s) · exact F1 vs yours 1.00" in c.value for c in at.caption)
+    assert any("projection:heuristic · 1 span(s) · exact F1 vs yours 1.00" in c.value.replace("\\", "") for c in at.caption)  # escaped for Markdown
 
 
 def test_review_label_filter_and_annotator_filter(project) -> None:
@@ -269,3 +269,20 @@ def test_student_uncertainty_order_is_offered_only_with_a_student(project) -> No
         save_span_set(s, ids[0], "target", "student:1", [make_span(tgt, 0, 1, "PER", "student:1", 0.5)], settings={"uncertainty": 0.5})
     at.run()
     assert "Student uncertainty (highest first)" in at.sidebar.selectbox(key="q_order").options
+
+
+def test_user_strings_are_shown_literally_not_as_markdown(project, monkeypatch) -> None:
+    from core.highlight import escape_markdown
+    from services.editor import Correction
+
+    pid, ids = project
+    token = "![b](http://127.0.0.1:8998/b.png)"  # an image a browser would fetch if rendered
+    at = start("pages/review.py", project=pid, item=ids[0])
+    at.session_state["review_correction"] = Correction("target", (token,), "LOC", ids[0])
+    at.run()
+    shown = "\n".join(m.value for m in at.markdown)
+    assert escape_markdown(token) in shown and token not in shown
+    monkeypatch.setenv("LABELBRIDGE_AUTH", "off")
+    at = start("pages/review.py", project=pid, item=ids[0])
+    at.sidebar.text_input(key="user_name").input("**bold** [x](http://evil/)").run()
+    assert not at.exception

@@ -378,3 +378,55 @@ def test_bulk_accept_of_confident_items_is_one_edit_each_and_undoable(env) -> No
     assert view(url, ids[4], "ann", media).status == "reviewed"
     with session_scope(url) as s:
         assert db_items.load_item(s, ids[0]).status == "new"  # the shared status follows the ledger
+
+
+def test_two_processes_saving_one_item_lose_no_edit_and_raise_nothing(env, tmp_path) -> None:
+    """Two worker processes (two people) save 2 x 60 edits on the same item at once: every
+    event is stored or answered as a conflict, none raises, none is lost."""
+    import json
+    import subprocess
+    import sys
+
+    from core.config import REPO_ROOT
+
+    url, pid, ids, media = env
+    script = """
+import json, sys
+from core.annotations.queue import QueueFilter
+from db.engine import session_scope
+from services.editor import handle_event
+url, pid, item, user = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+stored = conflicts = 0
+head = 0
+last = None
+for k in range(60):
+    label = ["PER", "ORG"][k % 2]
+    event = {"action": "edit", "op": "add", "side": "target", "item": item, "head": head,
+             "spans": [{"start": 4, "end": 5, "label": label}], "client": user, "seq": k + 1}
+    with session_scope(url) as s:
+        out = handle_event(s, user, pid, event, QueueFilter(), ["PER", "ORG", "LOC", "MISC"])
+    if out.edited_item is not None:
+        stored += 1
+        head = out.head
+        last = label
+    elif out.conflict is not None or (out.message and "changed since" in out.message[1]):
+        conflicts += 1
+    else:
+        raise SystemExit(f"unexpected outcome {out}")
+print(json.dumps({"stored": stored, "conflicts": conflicts, "last": last}))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, str(pid), str(ids[2]), user], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for user in ("ann", "bob")]  # fmt: skip
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(r["stored"] + r["conflicts"] == 60 for r in results)
+    with session_scope(url) as s:
+        rows = edits.history(s, ids[2])
+        finals = {user: review.load_view(s, ids[2], user).spans["target"] for user in ("ann", "bob")}
+    assert len(rows) <= sum(r["stored"] for r in results)  # a save of an unchanged version writes no row
+    for user, r in zip(("ann", "bob"), results):
+        assert [sp.label for sp in finals[user]] == [r["last"]]  # what each was told last is what is stored
+    assert sum(r["stored"] for r in results) >= 114  # conflicts are the rare exception

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_images import draw_images
-from test_student import make_tiny_encoder
 
 from core.data import Item, Sentence, make_span
 from core.student import TrainConfig, load_student, predict_details, save_student, train_student
+from tests.test_images import draw_images
+from tests.test_student import make_tiny_encoder
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import os
 import time
 
 import pytest
-from apptest_support import open_app
 
 from db import jobs
+from tests.apptest_support import open_app
 from tests.test_training import project, project_items, tiny_encoder  # noqa: F401  (fixtures)
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest

@@ -225,8 +225,11 @@ def has_human_labels(annotations: ItemAnnotations, side: str) -> bool:
 def export_item(record: ItemRecord, preferred: str | None = None) -> Item:
     """The item as export writes it: each side with its ``labels``."""
     ann = record.annotations
-    target = list(labels(ann, "target", preferred).spans) if record.target is not None else []
-    return record.as_item(list(labels(ann, "source", preferred).spans), target)
+    sides = ["source"] + (["target"] if record.target is not None else [])
+    found = {side: labels(ann, side, preferred) for side in sides}
+    item = record.as_item(list(found["source"].spans), list(found["target"].spans) if "target" in found else [])
+    decided = {side: lb.source or GOLD_SOURCE for side, lb in found.items() if lb.decided}
+    return item.with_(labelled_by=decided) if decided else item
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,10 +89,15 @@ def write_hf(items: Sequence[Item], path: Path, *, labels: Sequence[str] | None 
     optional("alignment", List({"src": Value("int32"), "tgt": Value("int32"), "score": Value("float64")}),
              [[{"src": a.src, "tgt": a.tgt, "score": a.score} for a in it.alignment] if it.alignment else None for it in items])
     optional("image", Value("string"), [it.image for it in items])
+    extra_names = list(dict.fromkeys(c for it in items for c in (it.meta.get(EXTRA_COLUMNS) or {}) if c not in KNOWN_COLUMNS))
+    for col in extra_names:  # the columns a read dataset had beyond ours (pos_tags, ...), written back
+        values = [(it.meta.get(EXTRA_COLUMNS) or {}).get(col) for it in items]
+        optional(col, _feature_of(values), values)
     meta_json = []
     for it in items:
+        meta = {k: v for k, v in it.meta.items() if k != EXTRA_COLUMNS} if extra_names else it.meta
         try:
-            meta_json.append(json.dumps(it.meta, ensure_ascii=False, allow_nan=False) if it.meta else None)
+            meta_json.append(json.dumps(meta, ensure_ascii=False, allow_nan=False) if meta else None)
         except (TypeError, ValueError) as exc:
             raise FormatError(path, f"item {it.id!r}", f"meta cannot be written as JSON: {exc}") from None
     optional("meta", Value("string"), meta_json)
@@ -103,6 +108,21 @@ def write_hf(items: Sequence[Item], path: Path, *, labels: Sequence[str] | None 
             ds.to_parquet(str(path))
         else:
             ds.save_to_disk(str(path))
+
+
+def _feature_of(values: list[Any]) -> Any:
+    """The datasets feature of an extra column's values (None for a missing value)."""
+    from datasets import List, Value
+
+    def scalar(v: Any) -> str:
+        return "bool" if isinstance(v, bool) else "int64" if isinstance(v, int) else "float64" if isinstance(v, float) else "string"
+
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, list) for v in present):
+        inner = {scalar(x) for v in present for x in v}
+        return List(Value(inner.pop() if len(inner) == 1 else "string"))
+    kinds = {scalar(v) for v in present}
+    return Value(kinds.pop() if len(kinds) == 1 else "string")
 
 
 def _load(path: Path, split: str | None) -> tuple[list[dict[str, Any]], Any]:
@@ -133,6 +153,14 @@ def _load(path: Path, split: str | None) -> tuple[list[dict[str, Any]], Any]:
     return table.to_pylist(), datasets.Features.from_arrow_schema(table.schema)
 
 
+# The columns this format reads and writes; any other column is kept in meta[EXTRA_COLUMNS].
+KNOWN_COLUMNS = frozenset({
+    "id", "tokens", "ner_tags", "text", "lang", "translation_tokens", "translation_ner_tags", "translation_text",
+    "translation_lang", "alignment", "image", "meta",
+})  # fmt: skip
+EXTRA_COLUMNS = "hf_columns"
+
+
 def _tag_names(features: Any, column: str, path: Path) -> list[str] | None:
     """ClassLabel names of a tag column, or None when it holds strings."""
     from datasets import ClassLabel, Value
@@ -144,6 +172,22 @@ def _tag_names(features: Any, column: str, path: Path) -> list[str] | None:
     if isinstance(inner, Value) and inner.dtype in ("string", "large_string"):
         return None
     raise FormatError(path, None, f"column {column!r} must be a list of ClassLabel ids or of tag strings, found {feature}")
+
+
+def _label_names(feature: Any) -> list[str] | None:
+    """ClassLabel names of a column (or of its list elements), else None."""
+    from datasets import ClassLabel
+
+    inner = getattr(feature, "feature", feature)
+    return list(inner.names) if isinstance(inner, ClassLabel) else None
+
+
+def _named(value: Any, names: list[str] | None) -> Any:
+    if names is None:
+        return value
+    if isinstance(value, list):
+        return [names[v] if isinstance(v, int) and 0 <= v < len(names) else v for v in value]
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else value
 
 
 def read_hf(
@@ -164,6 +208,10 @@ def read_hf(
         if col not in features:
             raise FormatError(path, None, f"has no {col!r} column (columns: {', '.join(features)})")
     names = {c: _tag_names(features, c, path) for c in ("ner_tags", "translation_ner_tags") if c in features}
+    extras = {c: _label_names(features[c]) for c in features if c not in KNOWN_COLUMNS}
+    if extras:
+        report.warn(path, None, f"kept the column{'s' if len(extras) > 1 else ''} {', '.join(extras)} in each item's meta "
+                    f"{EXTRA_COLUMNS!r} (ClassLabel ids as names); the hf writer writes {'them' if len(extras) > 1 else 'it'} back")  # fmt: skip
 
     def tags_of(row: dict[str, Any], col: str, where: str) -> list[str] | None:
         raw = row.get(col)
@@ -223,6 +271,8 @@ def read_hf(
             meta = json.loads(row["meta"]) if row.get("meta") else {}
         except json.JSONDecodeError as exc:
             raise FormatError(path, where, f"meta is not JSON: {exc.msg}") from None
+        if extras:
+            meta = {**meta, EXTRA_COLUMNS: {c: _named(row.get(c), n) for c, n in extras.items()}}
         item = Item(item_id, source, source_spans, target, target_spans, row.get("image"), meta, alignment)
         try:
             item.validate()
@@ -232,4 +282,4 @@ def read_hf(
     return items
 
 
-register_format("hf", reader=read_hf, writer=write_hf, extensions=(".parquet",), folder=True)
+register_format("hf", reader=read_hf, writer=write_hf, extensions=(".parquet",), folder=True, images=True)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from core.data import Item, Link, Sentence, Span, SpanError, Token, check_spans, make_span, snap_char_span
 from core.errors import LabelBridgeError
-from core.formats.base import FormatError, ReadReport, read_utf8, register_format, sentence_from_words
+from core.formats.base import FormatError, Progress, ReadReport, iter_text_lines, register_format, sentence_from_words
 
 __all__ = ["read_jsonl", "write_jsonl", "item_to_json", "item_from_json", "sentence_from_json", "spans_from_json"]
 
@@ -209,11 +209,15 @@ def item_to_json(item: Item) -> dict[str, Any]:
     return d
 
 
-def read_jsonl(path: Path, report: ReadReport, *, lang: str | None = None) -> list[Item]:
-    """Read one item per non-blank line; ``lang`` is the source language of lines without one."""
-    items: list[Item] = []
+def read_jsonl(
+    path: Path, report: ReadReport, *, lang: str | None = None, progress: Progress | None = None
+) -> Iterator[Item]:
+    """Read one item per non-blank line, as they are read (bounded memory); ``lang`` is the
+    source language of lines without one. Text encoded twice is reported, not repaired:
+    repairing would move the character offsets of the spans."""
+    count = 0
     seen: dict[str, int] = {}
-    for lineno, line in enumerate(read_utf8(path).split("\n"), start=1):
+    for lineno, line in iter_text_lines(path, report, progress=progress, offsets=True):
         if not line.strip():
             continue
         try:
@@ -221,19 +225,19 @@ def read_jsonl(path: Path, report: ReadReport, *, lang: str | None = None) -> li
         except json.JSONDecodeError as exc:
             raise FormatError(path, lineno, f"bad JSON: {exc.msg} (column {exc.colno})") from None
         try:
-            item = item_from_json(obj, f"{path.stem}:{len(items) + 1}", lambda m, n=lineno: report.warn(path, n, m), lang)
+            item = item_from_json(obj, f"{path.stem}:{count + 1}", lambda m, n=lineno: report.warn(path, n, m), lang)
         except JsonDataError as exc:
             raise FormatError(path, lineno, str(exc)) from None
         if item.id in seen:
             raise FormatError(path, lineno, f"id {item.id!r} is already used on line {seen[item.id]}")
         seen[item.id] = lineno
-        items.append(item)
-    if not items:
+        count += 1
+        yield item
+    if not count:
         raise FormatError(path, None, "empty file: no items")
-    return items
 
 
-def write_jsonl(items: Sequence[Item], path: Path) -> None:
+def write_jsonl(items: Iterable[Item], path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="\n") as f:
         for item in items:
             f.write(dump_json(item_to_json(item), path, f"item {item.id!r}") + "\n")
@@ -247,4 +251,4 @@ def dump_json(obj: Any, path: Path, where: str, **kwargs: Any) -> str:
         raise FormatError(path, where, f"cannot be written as JSON: {exc}") from None
 
 
-register_format("jsonl", reader=read_jsonl, writer=write_jsonl, extensions=(".jsonl",), translations=True)
+register_format("jsonl", reader=read_jsonl, writer=write_jsonl, extensions=(".jsonl",), translations=True, images=True, streams=True)

@@ -23,7 +23,6 @@ from typing import Any
 
 from core.data import Item, Sentence
 from core.errors import BenchError
-from core.tags import spans_to_tags
 
 __all__ = ["load_parallel_gold", "bench_projection", "bench_projection_methods"]
 
@@ -96,12 +95,10 @@ def bench_projection_methods(
     language codes), the alignment, the soft alignment when the method reads one, and its
     own projection.
     """
-    from seqeval.metrics import f1_score, precision_score, recall_score
-    from seqeval.scheme import IOB2
-
     from core.align import align_items, get_aligner
     from core.align.embedding import compute_dtype
     from core.config import settings
+    from core.metrics import item_scores
     from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items, soft_align, uses_soft_alignment
 
     methods = methods or [DEFAULT_METHOD]
@@ -150,17 +147,15 @@ def bench_projection_methods(
         start = time.perf_counter()
         aligned = soft_for(aligned)
         soft_seconds = time.perf_counter() - start
-    gold_tags = [spans_to_tags(len(g.source), g.source_spans) for g in gold]
     precision = _embedding_precision(al)
     if precision is None and needs_soft:  # the soft alignment's own embedding aligner (CPU here)
         precision = str(compute_dtype(settings().align_precision, "cpu")).removeprefix("torch.")
-    kw = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
     records = []
     for m in methods:
         start = time.perf_counter()
         projected = project_items(aligned, m, **options)
         seconds = align_seconds + time.perf_counter() - start + (soft_seconds if uses_soft_alignment(m, **options) else 0.0)
-        pred_tags = [spans_to_tags(len(it.target), it.target_spans) for it in projected]  # type: ignore[arg-type]
+        scores = item_scores(gold, [it.target_spans for it in projected])  # strict, on the gold tags as written
         records.append({
             "benchmark": "projection",
             "source": str(source),
@@ -174,9 +169,10 @@ def bench_projection_methods(
             "source_entities": sum(len(it.source_spans) for it in items),
             "projected": sum(len(it.target_spans) for it in projected),
             "unprojected": sum(len(it.meta.get("unprojected", [])) for it in projected),
-            "precision": round(float(precision_score(gold_tags, pred_tags, **kw)), 4),
-            "recall": round(float(recall_score(gold_tags, pred_tags, **kw)), 4),
-            "f1": round(float(f1_score(gold_tags, pred_tags, **kw)), 4),
+            "precision": round(scores["precision"], 4),
+            "recall": round(scores["recall"], 4),
+            "f1": round(scores["f1"], 4),
+            "repaired_gold": scores["repaired_gold"],
             "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
             "seconds": round(seconds, 2),
         })

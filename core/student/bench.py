@@ -85,6 +85,7 @@ BENCH_CONFIG = TrainConfig()
 def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
     """Parallel items: English (or ``source``) gold as source spans, target gold as target spans."""
     from core.formats import FormatError, read
+    from core.metrics import WRITTEN_TAGS
 
     data_dir = Path(data_dir)
     sides = []
@@ -103,6 +104,7 @@ def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
     for i, (s, t) in enumerate(zip(src, tgt)):
         s_sent, t_sent = s.source, t.source
         s_sent.lang, t_sent.lang = source.lower(), target.lower()
+        written = {side: item.meta[WRITTEN_TAGS]["source"] for side, item in (("source", s), ("target", t)) if WRITTEN_TAGS in item.meta}
         items.append(
             Item(
                 id=f"europarl-{i}",
@@ -110,7 +112,7 @@ def load_europarl(data_dir: str | Path, source: str, target: str) -> list[Item]:
                 source_spans=list(s.source_spans),
                 target=t_sent,
                 target_spans=list(t.source_spans),
-                meta={"gold": True},
+                meta={"gold": True, **({WRITTEN_TAGS: written} if written else {})},
             )
         )
     return items
@@ -138,12 +140,11 @@ def _peak_memory_mb() -> float:
 
 
 def _score(student: Any, test: Sequence[Item]) -> dict:
-    from core.metrics import span_scores
+    from core.metrics import item_scores
     from core.student.inference import predict
 
-    sentences = [it.target for it in test]
-    predicted = predict(student, sentences)
-    return span_scores(sentences, [it.target_spans for it in test], predicted)
+    predicted = predict(student, [it.target for it in test])
+    return item_scores(test, predicted, side="target")  # strict, on the gold tags as written
 
 
 def _train(items: Sequence[Item], config: TrainConfig, label: str, log: list) -> Any:

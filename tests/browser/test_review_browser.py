@@ -5,6 +5,7 @@ annotator who cannot open the admin pages. Screenshots go to artifacts/ (git-ign
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -90,8 +91,14 @@ def log_in(page, url: str, name: str) -> None:  # noqa: ANN001
     page.get_by_role("button", name="Log in").click()
     page.get_by_text(f"Logged in as {name}").wait_for()
     wait_for_app(page)
-    # the session cookie (a reload stays logged in) is written by a component: wait for it
-    page.wait_for_function("() => document.cookie.includes('labelbridge_session=')")
+    # the session cookie (a reload stays logged in) is set by the server, HttpOnly: no page
+    # script can read it
+    deadline = time.monotonic() + 20
+    while not [c for c in page.context.cookies() if c["name"] == "labelbridge_session"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "labelbridge_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert page.evaluate("() => document.cookie").find("labelbridge_session") == -1
 
 
 def test_annotator_labels_accepts_reloads_undoes_and_flags(browser, tmp_path, monkeypatch) -> None:
