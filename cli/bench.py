@@ -121,11 +121,12 @@ def _add_pipeline(p: argparse.ArgumentParser) -> None:
     p.add_argument("--translator", help="hf:ID | apertium | provided:FILE (default: the input's translations)")
     p.add_argument("--aligner", default="", help="default: the projection default")
     p.add_argument("--method", default="", help="default: the projection default")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=256, help="items per pipeline batch (as pipeline run)")
     p.add_argument("--engine", choices=["local", "ray", "both"], default="local")
     p.add_argument("--ray-actors", type=int)
     p.add_argument("--keep-labels", action="store_true", help="keep the input's labels (the teacher skips labelled sentences)")
     p.add_argument("--keep", help="folder to keep the databases and exports in")
+    p.add_argument("--db", help="run in this database URL (e.g. postgresql+psycopg2://...), a new project per run; default: fresh SQLite files")
     p.set_defaults(func=_run_pipeline)
 
 
@@ -135,7 +136,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
 
     config = PipelineConfig(args.src, args.tgt, args.teacher, args.translator, None, args.aligner, args.method, args.batch_size)
     result = bench_pipeline(args.input, config, engine=args.engine, limit=args.limit, keep_labels=args.keep_labels,
-                            keep=args.keep, ray_actors=args.ray_actors)  # fmt: skip
+                            keep=args.keep, ray_actors=args.ray_actors, db_url=args.db)  # fmt: skip
     result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
     print(json.dumps(result, ensure_ascii=False))
     return 0 if all(r["complete"] for r in result["runs"]) else 1

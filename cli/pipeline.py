@@ -50,7 +50,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-labels", action="store_true", help="import the input without its labels, so the teacher labels every sentence")
     p.add_argument("--engine", choices=ENGINES, default="local", help="local loop or Ray Data actors (RAY_ADDRESS picks the cluster)")
     p.add_argument("--ray-actors", type=int, help="actors per stage on Ray (default: one per CPU, or per GPU for GPU stages)")
-    p.add_argument("--batch-size", type=int, default=32, help="items per batch (results are committed per batch)")
+    p.add_argument("--batch-size", type=int, default=256, help="items per batch (results are committed per batch; default 256)")
     p.add_argument("--limit", type=int, help="only the first N items (of the input, and of the project)")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.pipeline.run.start_pipeline_job
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

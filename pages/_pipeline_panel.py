@@ -79,7 +79,7 @@ def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
         c3, c4, c5 = st.columns([2, 2, 1])
         aligner = c3.selectbox("Aligner", _aligners(), key=f"pl_aligner_{project.id}")
         method = c4.selectbox("Projection method", _methods(), key=f"pl_method_{project.id}")
-        batch_size = c5.number_input("Batch size", min_value=1, max_value=4096, value=32, key=f"pl_batch_{project.id}")
+        batch_size = c5.number_input("Batch size", min_value=1, max_value=4096, value=256, key=f"pl_batch_{project.id}")
         replace = False
         if n_target:
             replace = st.checkbox(f"Replace the translations {n_target} item(s) already have (the old text is kept as a version)",

@@ -140,3 +140,20 @@ def test_kill_9_midway_then_resume_exports_what_an_uninterrupted_run_exports(ref
     assert status(db)["complete"]
     assert export(db, tmp_path / "resumed.conll") == expected
     assert rows(db) == expected_rows
+
+
+def test_bench_pipeline_reports_rates_and_the_engines_alone(europarl_dir: Path, tmp_path: Path) -> None:
+    """`bench pipeline` puts the run beside Apertium and the aligner timed on the same sentences."""
+    from core.pipeline.stages import PipelineConfig
+    from services.pipeline.bench import bench_pipeline
+
+    data = first_sentences(europarl_dir / "en-europarl.test.conll02", tmp_path / "en.conll", 6)
+    out = bench_pipeline(str(data), PipelineConfig(src="en", tgt="es", teacher="gold", translator="apertium"), keep_labels=True)
+    run = out["runs"][0]
+    assert out["sentences"] == run["sentences"] == 6
+    assert out["seconds"] > 0 and out["sentences_per_second"] == pytest.approx(6 / out["seconds"], rel=0.05)
+    assert {key.split(":")[0] for key in run["stages"]} >= {"translate", "align", "project"}
+    assert all(st["seconds"] >= st["load_s"] for st in run["stages"].values())
+    assert out["apertium_alone_sps"] > 0 and out["aligner_alone_pps"] > 0
+    assert out["wall_to_engines_alone"] >= 1 >= 1 / out["wall_to_apertium_alone"]  # the pipeline cannot beat its engines
+    assert run["peak_rss_mb"] >= run["peak_rss_before_run_mb"] > 0

@@ -475,6 +475,10 @@ class SimAlignAligner:
 
     # -- steps ----------------------------------------------------------------------------
 
+    def load(self) -> None:
+        """Load the encoder now (the pipeline counts it as the stage's load time)."""
+        self._ensure_model()
+
     def _ensure_model(self) -> None:
         if self._model is not None:
             return
