@@ -134,10 +134,14 @@ def test_subword_counts_ignore_the_tokenizer_state_of_a_padded_call(tiny_model):
     assert all(counts[w] == len(aligner._tokenizer.tokenize(w)) for w in words)
 
 
-def test_packed_blocks_equal_model_hidden_states(tiny_model):
+@pytest.mark.parametrize("rows_multiple", [1, 64])  # 64: zero rows padded after the real tokens
+def test_packed_blocks_equal_model_hidden_states(tiny_model, rows_multiple, monkeypatch):
     import torch
 
+    from core.align import embedding
     from core.align.embedding import _has_bert_blocks, _PackedBert, _transformer_blocks, load_model
+
+    monkeypatch.setattr(embedding, "PACKED_ROWS_MULTIPLE", rows_multiple)
 
     tokenizer, model = load_model(tiny_model)
     blocks = _transformer_blocks(model)
