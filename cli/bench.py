@@ -142,6 +142,49 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     return 0 if all(r["complete"] for r in result["runs"]) else 1
 
 
+# --------------------------------------------------------------------------- system
+
+
+def _add_system(p: argparse.ArgumentParser) -> None:
+    from core.teacher import DEFAULT_TEACHER
+
+    p.add_argument("--direction", choices=["translate-test"], default="translate-test",
+                   help="translate-test: label the target file's original sentences through a pivot translation")  # fmt: skip
+    p.add_argument("--target", required=True, help="gold file of target-language sentences (its labels are only used to score)")
+    p.add_argument("--target-lang", required=True)
+    p.add_argument("--pivot-lang", default="en", help="the language the teacher reads (default en)")
+    p.add_argument("--source", help="optional gold file parallel to --target in the pivot language: reports teacher_f1_on_source")
+    p.add_argument("--translator", required=True, help="apertium | hf:ID_OR_PATH | provided:FILE (translations into --pivot-lang)")
+    p.add_argument("--teacher", default=DEFAULT_TEACHER, help="spacy:NAME | hf:ID_OR_PATH | student:FOLDER")
+    p.add_argument("--label-map", help="teacher label map name or JSON (default: the teacher's own)")
+    p.add_argument("--aligner", default="")
+    p.add_argument("--method", default="")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=int, help="only the first N sentences")
+    p.add_argument("--db", help="run in this database URL (default: a fresh SQLite file)")
+    p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
+    p.set_defaults(func=_run_system)
+
+
+def _run_system(args: argparse.Namespace) -> int:
+    from core.pipeline.stages import PipelineConfig, PipelineError, StageLoadError
+    from core.teacher import TeacherError
+    from services.pipeline.system_bench import bench_system
+
+    label_map: Any = args.label_map
+    if label_map and label_map.lstrip().startswith("{"):
+        label_map = json.loads(label_map)
+    config = PipelineConfig(args.pivot_lang, args.target_lang, args.teacher, args.translator, None, args.aligner, args.method,
+                            args.batch_size, label_map, direction=args.direction)  # fmt: skip
+    try:
+        result = bench_system(args.target, config, limit=args.limit, source_path=args.source, db_url=args.db)
+    except (PipelineError, StageLoadError, TeacherError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if not result["failed"] else 1
+
+
 # --------------------------------------------------------------------------- student, queue
 
 
@@ -253,6 +296,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_align_speed(sub.add_parser("align-speed", help="batched SimAlign vs the simalign package: pairs/second and link agreement"))
     _add_projection(sub.add_parser("projection", help="projection strict F1 on a parallel gold corpus"))
     _add_pipeline(sub.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run"))
+    _add_system(sub.add_parser("system", help="the whole system on real gold: translate-test strict F1 on the original sentences"))
     student = sub.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
     _add_student_options(student)
     student.add_argument(

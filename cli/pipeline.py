@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from cli.common import CliError, add_db_project, db_url
+from core.pipeline.stages import PipelineError
 from db.engine import init_db, session_scope
 from db.errors import ItemImportError, JobCancelledError, NotFoundError, QueryError
-from db.items import import_items, load_items
 from db.items import item_ids as project_item_ids
+from db.items import load_items
 from db.projects import create_project, get_project, update_project_settings
+from services.projects import import_project_items
 
 __all__ = ["register", "cmd_run", "cmd_status", "cmd_export"]
 
@@ -39,8 +41,12 @@ def _add_run(p: argparse.ArgumentParser) -> None:
                    "(default: the input file's folder); no image outside it is read")
     p.add_argument("--fix-encoding", action="store_true",
                    help="repair text of the input encoded twice (mojibake such as 'EspaÃ±a'); the reader warns when it finds some")
-    p.add_argument("--src", help="source language (required to create the project)")
-    p.add_argument("--tgt", help="target language (required to create the project)")
+    p.add_argument("--src", help="source language (required to create the project); in translate-test the pivot, usually en")
+    p.add_argument("--tgt", help="target language (required to create the project); in translate-test the language of the input")
+    p.add_argument("--direction", choices=["translate-train", "translate-test"],
+                   help="translate-train (default for a new project): the input is labelled or teacher-labelled source text, "
+                        "translated and projected; translate-test: the input is raw target-language text, translated into "
+                        "--src for the teacher and labelled by projection back onto its own tokens")  # fmt: skip
     p.add_argument("--teacher", default=DEFAULT_TEACHER, help=f"hf:ID_OR_PATH | spacy:NAME | gold (default {DEFAULT_TEACHER})")
     p.add_argument("--translator", help="hf:ID_OR_PATH | apertium | provided:FILE (default: the items' own translations)")
     p.add_argument("--back-translator", help="translator for back-translation (enables that stage; bt(...) aligners use the translator)")
@@ -120,20 +126,25 @@ def _open_project(url: str, args: argparse.Namespace, label_map: Any) -> Any:
                 raise CliError(f"project {args.project!r} does not exist; give --src and --tgt to create it") from None
             effective = resolve_label_map(label_map) if label_map is not None else DEFAULT_ONTONOTES_MAP
             labels = list(dict.fromkeys(effective.values())) if args.teacher != "gold" else []
+            settings: dict[str, Any] = {"label_map": label_map} if label_map is not None else {}
+            if args.direction:
+                settings["direction"] = args.direction
             try:
-                info = create_project(s, args.project, args.src, args.tgt, labels, {"label_map": label_map} if label_map is not None else {})
+                info = create_project(s, args.project, args.src, args.tgt, labels, settings)
             except QueryError as exc:
                 raise CliError(str(exc)) from None
             return info
         for flag, given, have in (("--src", args.src, info.src_lang), ("--tgt", args.tgt, info.tgt_lang)):
             if given and given != have:
                 raise CliError(f"project {info.name!r} has {flag[2:]} language {have!r}, not {given!r}")
+        if args.direction and args.direction != info.direction:
+            raise CliError(f"project {info.name!r} is a {info.direction} project, not {args.direction}")
         if label_map is not None and info.settings.get("label_map") != label_map:
             info = update_project_settings(s, info.id, {"label_map": label_map})
         return info
 
 
-def _import(url: str, project_id: int, args: argparse.Namespace, src_lang: str) -> None:
+def _import(url: str, project_id: int, args: argparse.Namespace, lang: str) -> None:
     from core.formats import FormatError, ReadReport, get_format, guess_format, read
 
     report = ReadReport()
@@ -141,7 +152,7 @@ def _import(url: str, project_id: int, args: argparse.Namespace, src_lang: str) 
     if options and "fix_encoding" not in get_format(args.input_format or guess_format(args.input)).read_options:
         raise CliError(f"--fix-encoding applies to CoNLL input (token files) only, not to {args.input}")
     try:
-        items = read(args.input, args.input_format, report=report, lang=src_lang, **options)
+        items = read(args.input, args.input_format, report=report, lang=lang, **options)
     except FormatError as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -155,8 +166,8 @@ def _import(url: str, project_id: int, args: argparse.Namespace, src_lang: str) 
     items, root = _with_images(items, args)
     try:
         with session_scope(url) as s:
-            rep = import_items(s, project_id, items, span_source=None if args.drop_labels else "gold", image_root=root)
-    except ItemImportError as exc:
+            rep = import_project_items(s, project_id, items, labelled=not args.drop_labels, image_root=root)
+    except (ItemImportError, PipelineError) as exc:
         raise CliError(f"{args.input}: {exc}") from None
     print(f"imported {rep.added} item(s) from {args.input}; {len(rep.skipped_duplicates)} already in the project", file=sys.stderr)
 
@@ -200,7 +211,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     label_map = _label_map(args.label_map)
     info = _open_project(url, args, label_map)
     if args.input:
-        _import(url, info.id, args, info.src_lang)
+        _import(url, info.id, args, info.tgt_lang if info.direction == "translate-test" else info.src_lang)
+    if not args.translator and info.direction == "translate-test":
+        raise CliError("translate-test needs --translator (apertium, hf:MODEL, or provided:FILE with your translations into --src)")
     if not args.translator:
         with session_scope(url) as s:
             ids = project_item_ids(s, info.id)
@@ -211,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         src=info.src_lang, tgt=info.tgt_lang, teacher=args.teacher, translator=args.translator,
         back_translator=args.back_translator, aligner=args.aligner or "", method=args.method or "",
-        batch_size=args.batch_size, label_map=label_map,
+        batch_size=args.batch_size, label_map=label_map, direction=info.direction,
     )  # fmt: skip
     try:
         with session_scope(url) as s:

@@ -45,6 +45,8 @@ __all__ = [
     "SpacyTeacher",
     "HFTeacher",
     "GoldTeacher",
+    "StudentTeacher",
+    "teacher_labels",
     "resolve_label_map",
     "map_labels",
     "load_teacher",
@@ -278,8 +280,36 @@ class GoldTeacher:
         raise TeacherError("the 'gold' teacher has no model to run on bare sentences; use apply_teacher on items")
 
 
+class StudentTeacher:
+    """A token classifier LabelBridge trained (a saved student folder) used as a teacher,
+    e.g. an English CoNLL-label model made with ``teacher train`` in place of the
+    OntoNotes-mapped spaCy model. Its labels are kept unless a label map renames them."""
+
+    def __init__(self, path: str, label_map: Mapping[str, str] | str | None = None, batch_size: int = 32):
+        from core.student.model import load_student
+
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise TeacherError(f"student teacher {path!r}: no such folder (a saved model version)")
+        try:
+            self.student = load_student(folder)
+        except Exception as exc:  # noqa: BLE001 - any loading problem names the folder
+            raise TeacherError(f"cannot load the student in {path}: {exc}") from exc
+        self.label_map = resolve_label_map(label_map)
+        self.batch_size = batch_size
+        self.name = folder.name if folder.name not in ("", ".") else str(folder)
+        self.source = f"teacher:{self.name}"
+
+    def predict(self, batch: list[Sentence]) -> list[list[Span]]:
+        from core.student.inference import predict
+
+        out = predict(self.student, batch, batch_size=self.batch_size, source=self.source)
+        return [map_labels(spans, self.label_map) for spans in out]
+
+
 def load_teacher(spec: str = DEFAULT_TEACHER, label_map: Mapping[str, str] | str | None = None) -> Teacher:
-    """Build a teacher from ``spacy:NAME``, ``hf:ID_OR_PATH`` or ``gold``.
+    """Build a teacher from ``spacy:NAME``, ``hf:ID_OR_PATH``, ``student:FOLDER`` (a saved
+    LabelBridge student; services resolve ``student:PROJECT@VERSION`` to its folder) or ``gold``.
 
     ``label_map`` (a dict or a name from LABEL_MAPS) renames model labels; ``None`` means
     DEFAULT_ONTONOTES_MAP for spaCy and the model's own labels for transformers models.
@@ -291,7 +321,22 @@ def load_teacher(spec: str = DEFAULT_TEACHER, label_map: Mapping[str, str] | str
         return SpacyTeacher(target, label_map)
     if sep and target and kind == "hf":
         return HFTeacher(target, label_map)
-    raise TeacherError(f"unknown teacher {spec!r}; expected 'spacy:NAME', 'hf:ID_OR_PATH' or 'gold'")
+    if sep and target and kind == "student":
+        return StudentTeacher(target, label_map)
+    raise TeacherError(f"unknown teacher {spec!r}; expected 'spacy:NAME', 'hf:ID_OR_PATH', 'student:FOLDER' or 'gold'")
+
+
+def teacher_labels(teacher: Teacher) -> set[str] | None:
+    """The entity labels a teacher can output (after its label map); None when unknown."""
+    label_map = getattr(teacher, "label_map", None)
+    if label_map is not None:
+        return set(label_map.values())
+    tags = getattr(teacher, "tags", None)
+    if tags is None and isinstance(teacher, StudentTeacher):
+        tags = teacher.student.labels
+    if tags is None:
+        return None
+    return {t.split("-", 1)[1] for t in tags if "-" in t}
 
 
 def has_gold(item: Item) -> bool:

@@ -47,6 +47,7 @@ __all__ = [
     "load_translator",
     "translate_items",
     "back_translate",
+    "pivot_items",
 ]
 
 log = logging.getLogger(__name__)
@@ -495,3 +496,22 @@ def back_translate(items: list[Item], translator: Translator, src: str, tgt: str
     texts = [it.target.text for it in items]  # type: ignore[union-attr]
     back = _translate_all(items, texts, translator, tgt, src, batch_size, f"back-translate {tgt}->{src}")
     return [it.with_(meta={**it.meta, "back_translation": text}) for it, text in zip(items, back)]
+
+
+def pivot_items(items: list[Item], translator: Translator, src: str, tgt: str, batch_size: int = 64) -> list[Item]:
+    """Translate-test: items whose *source* (the pivot, language ``src``) is the tokenized
+    translation of their target (the original sentence, language ``tgt``, kept as written).
+
+    A new pivot invalidates its spans and the alignment links, so both are cleared;
+    ``meta["pivot_translator"]`` records which translator wrote it.
+    """
+    missing = [it.id for it in items if it.target is None or not it.target.tokens]
+    if missing:
+        raise TranslationError(f"item {missing[0]} has no original (target-language) sentence to translate")
+    texts = [it.target.text for it in items]  # type: ignore[union-attr]
+    translations = _translate_all(items, texts, translator, tgt, src, batch_size, f"translate {tgt}->{src}")
+    pivots = tokenize_batch(translations, src)
+    return [
+        it.with_(source=pivot, source_spans=[], alignment=[], meta={**it.meta, "pivot_translator": translator.name})
+        for it, pivot in zip(items, pivots)
+    ]

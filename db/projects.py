@@ -38,6 +38,12 @@ class ProjectInfo:
     settings: dict[str, Any]
     created_at: datetime
 
+    @property
+    def direction(self) -> str:
+        """translate-train (source sentences are labelled and translated) or translate-test
+        (the items are target-language originals; the pivot is their translation)."""
+        return str(self.settings.get("direction") or "translate-train")
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectSummary:
@@ -51,6 +57,7 @@ class ProjectSummary:
     n_with_image: int
     n_target: int
     created_at: datetime
+    direction: str = "translate-train"  # see ProjectInfo.direction
 
 
 def _info(p: orm.Project) -> ProjectInfo:
@@ -129,7 +136,8 @@ def list_projects(s: Session) -> list[ProjectSummary]:
         .execution_options(populate_existing=True)
     )
     return [
-        ProjectSummary(p.id, p.name, p.src_lang, p.tgt_lang, tuple(p.labels or ()), int(n), int(rev), int(img), int(tgt), utc(p.created_at))
+        ProjectSummary(p.id, p.name, p.src_lang, p.tgt_lang, tuple(p.labels or ()), int(n), int(rev), int(img), int(tgt), utc(p.created_at),
+                       str((p.settings or {}).get("direction") or "translate-train"))
         for p, n, rev, img, tgt in s.execute(stmt).all()
     ]
 

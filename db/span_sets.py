@@ -19,10 +19,11 @@ from db.errors import NotFoundError, QueryError, check_choice
 from db.items import load_item
 from db.stages import mark_stage
 
-__all__ = ["PREVIOUS_TARGETS", "save_span_set", "save_target", "save_stage_results", "delete_span_sets"]
+__all__ = ["PREVIOUS_TARGETS", "PREVIOUS_PIVOTS", "save_span_set", "save_target", "save_stage_results", "delete_span_sets"]
 
 SIDES = ("source", "target")
 PREVIOUS_TARGETS = "previous_targets"  # item meta: the translations a new one replaced, oldest first
+PREVIOUS_PIVOTS = "previous_pivots"  # translate-test: the pivot translations a new one replaced
 
 
 def _item_row(s: Session, item_id: int) -> orm.Item:
@@ -134,6 +135,35 @@ def _set_target(s: Session, row: orm.Item, target: Sentence) -> bool:
     return True
 
 
+def _set_source(s: Session, row: orm.Item, source: Sentence) -> bool:
+    """Translate-test: store a (new) pivot as the source sentence; True when it changed.
+
+    As with a target: its machine spans and the alignments are deleted (the pipeline
+    recomputes them), the old pivot is kept in ``meta["previous_pivots"]``, and it is
+    refused when people labelled the old one.
+    """
+    source.validate(f"item {row.external_id} source")
+    tokens = tokens_json(source)
+    if row.source_text == source.text and row.source_tokens == tokens:
+        return False
+    if row.source_text or row.source_tokens:
+        if has_human_labels(load_item(s, row.id).annotations, "source"):
+            raise QueryError(f"item {row.external_id}: the pivot sentence has human or gold labels; it cannot be replaced")
+        for r in s.scalars(select(orm.SpanSet).where(orm.SpanSet.item_id == row.id, orm.SpanSet.side == "source")):
+            s.delete(r)
+        for r in s.scalars(select(orm.Alignment).where(orm.Alignment.item_id == row.id)):
+            s.delete(r)
+        s.flush()
+        meta = dict(row.meta or {})
+        previous = {"text": row.source_text, "tokens": row.source_tokens, "lang": row.source_lang,
+                    "translator": meta.get("pivot_translator", "imported"), "replaced_at": orm.utcnow().isoformat()}  # fmt: skip
+        meta[PREVIOUS_PIVOTS] = [*meta.get(PREVIOUS_PIVOTS, []), previous]
+        row.meta = meta
+    row.source_text, row.source_tokens, row.source_lang = source.text, tokens, source.lang or row.source_lang
+    row.updated_at = orm.utcnow()
+    return True
+
+
 def save_target(s: Session, item_id: int, target: Sentence) -> bool:
     """Store the target (translated) sentence of an item; see _set_target for the rules."""
     row = _item_row(s, item_id)
@@ -155,10 +185,12 @@ def save_stage_results(
     unprojected: Mapping[str, Sequence[Span]] | None = None,
     settings: Mapping[str, Any] | None = None,
     errors: Mapping[str, str] | None = None,
+    pivots: bool = False,
 ) -> int:
     """Store what one pipeline stage produced for a batch of items (matched by ``Item.id``).
 
     * a target sentence on the item is stored (see _set_target for when that is refused);
+    * ``pivots``: the item's source sentence is stored too (translate-test, see _set_source);
     * ``outputs`` maps side -> span source this stage writes, e.g. ``{"source": "teacher"}``
       or ``{"target": "projection:heuristic"}``: the item's spans of that side with that
       source become the set (an empty set is recorded too);
@@ -196,6 +228,9 @@ def save_stage_results(
     tgt_lang = None
     for it in items:
         row = rows[it.id]
+        if pivots and _set_source(s, row, it.source):
+            existing_sets = {k: v for k, v in existing_sets.items() if not (k[0] == row.id and k[1] == "source")}
+            existing_aligns = {k: v for k, v in existing_aligns.items() if k[0] != row.id}
         if it.target is not None:
             if it.target.lang is None and tgt_lang is None:
                 tgt_lang = s.scalar(select(orm.Project.tgt_lang).where(orm.Project.id == project_id))

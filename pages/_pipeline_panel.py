@@ -62,10 +62,14 @@ def _spec(kind: str, detail: str, what: str) -> str | None:
 
 
 def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
+    translate_test = project.direction == "translate-test"
     with session_scope(url) as s:
-        n_target = project_counts(s, project.id)["with_target"]
+        # translate-test: the target side holds the originals, and the translator fills the pivot
+        n_target = 0 if translate_test else project_counts(s, project.id)["with_target"]
     with st.form(f"pipeline_start_{project.id}"):
-        st.markdown(f"**Run the pipeline on {escape_markdown(project.name)}** ({escape_markdown(project.src_lang)} → {escape_markdown(project.tgt_lang)})")
+        languages = (f"{escape_markdown(project.tgt_lang)} originals, translated into {escape_markdown(project.src_lang)} for the teacher"
+                     if translate_test else f"{escape_markdown(project.src_lang)} → {escape_markdown(project.tgt_lang)}")  # fmt: skip
+        st.markdown(f"**Run the pipeline on {escape_markdown(project.name)}** ({languages})")
         c1, c2 = st.columns(2)
         teacher = c1.selectbox("Teacher", list(TEACHERS), format_func=TEACHERS.__getitem__, key=f"pl_teacher_{project.id}")
         teacher_detail = c1.text_input("Teacher model", key=f"pl_teacher_model_{project.id}", placeholder=DEFAULT_TEACHER.partition(":")[2],
@@ -87,6 +91,9 @@ def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
         submitted = st.form_submit_button("Start pipeline", type="primary", icon=":material/play_arrow:")
     if not submitted:
         return
+    if translate_test and translator == "none":
+        st.warning(f"Translate-test needs a translator: the teacher labels the {project.src_lang} translation of each original.")
+        return
     if n_target and translator != "none" and not replace:
         st.warning(f"{n_target} item(s) already have a translation. Tick “Replace the translations” to translate them again "
                    "with this translator, or choose “The items' own translations”.")  # fmt: skip
@@ -100,6 +107,7 @@ def start_form(project: ProjectSummary | ProjectInfo, url: str) -> None:
             aligner=aligner,
             method=method,
             batch_size=int(batch_size),
+            direction=project.direction,
         )
     except ValueError as exc:
         st.error(str(exc))

@@ -19,6 +19,7 @@ from services.export import EXPORT_SELECTIONS, export_selection
 
 URL = settings().db_url
 SIDES = {"target": "Translation (target language)", "source": "Source sentences"}
+SIDES_TRANSLATE_TEST = {"target": "Original sentences (target language)", "source": "Their translations (pivot)"}
 
 
 def build(project: ProjectInfo, fmt: str, selection: str, options: dict) -> None:
@@ -61,7 +62,8 @@ def main() -> None:
     writer_options = get_format(fmt).write_options
     options: dict = {}
     if "side" in writer_options:
-        options["side"] = st.radio("Sentences", list(SIDES), format_func=SIDES.__getitem__, horizontal=True)
+        sides = SIDES_TRANSLATE_TEST if project.direction == "translate-test" else SIDES
+        options["side"] = st.radio("Sentences", list(sides), format_func=sides.__getitem__, horizontal=True)
     if "labels" in writer_options and project.labels:
         options["labels"] = list(project.labels)
     st.button("Build file", type="primary", on_click=build, args=(project, fmt, selection, options))

@@ -51,7 +51,7 @@ def show_projects() -> list[ProjectSummary]:
         [
             {
                 "Project": p.name,
-                "Languages": f"{p.src_lang} → {p.tgt_lang}",
+                "Languages": f"{p.src_lang} → {p.tgt_lang}" if p.direction != "translate-test" else f"{p.tgt_lang} originals (pivot {p.src_lang})",
                 "Labels": ", ".join(p.labels),
                 "Items": p.n_items,
                 "Reviewed": p.n_reviewed,
@@ -98,6 +98,9 @@ def show_jobs(projects: list[ProjectSummary]) -> None:
     st.fragment(jobs_table, run_every=5 if running else None)({p.id: p.name for p in projects})
 
 
+DIRECTIONS = {"translate-train": "the source language (translate-train)", "translate-test": "the target language (translate-test)"}
+
+
 def create_form() -> None:
     with st.form("create_project", clear_on_submit=False):
         st.markdown("**Create a project**")
@@ -106,12 +109,19 @@ def create_form() -> None:
         src = c1.text_input("Source language", value="en", help="ISO code, e.g. en")
         tgt = c2.text_input("Target language", value="es", help="ISO code, e.g. es, de")
         labels = st.text_input("Labels (comma-separated)", value="PER, ORG, LOC, MISC")
+        direction = st.radio(
+            "My sentences are in", list(DIRECTIONS), format_func=DIRECTIONS.__getitem__, horizontal=True, key="create_direction",
+            help="Source language (translate-train): labelled or raw source text is translated and its labels are projected onto "
+                 "the translation. Target language (translate-test): raw text in your language is translated into the source "
+                 "language, labelled there by the teacher, and the labels are projected back onto your own sentences, kept as "
+                 "written. Use translate-test when you have text in your language and no labels.",
+        )  # fmt: skip
         if not st.form_submit_button("Create project", type="primary"):
             return
     label_list = [lab.strip() for lab in labels.split(",") if lab.strip()]
     try:
         with session_scope(URL) as s:
-            project = create_project(s, name, src.strip(), tgt.strip(), label_list)
+            project = create_project(s, name, src.strip(), tgt.strip(), label_list, {"direction": direction} if direction != "translate-train" else {})
     except QueryError as exc:
         st.error(str(exc))
         return
@@ -155,7 +165,11 @@ def import_form(project: ProjectSummary) -> None:
     c1, c2 = st.columns(2)
     fmt = c1.selectbox("Format", [AUTO, *format_names()], key="import_format")
     translations = "file"
-    if _carries_translations(fmt, upload):
+    if project.direction == "translate-test":
+        c2.caption("Translate-test project: each sentence of the file is an original in the target language, stored as "
+                   "written; the pipeline translates it for the teacher.")  # fmt: skip
+        translations = "none"
+    elif _carries_translations(fmt, upload):
         translations = c2.radio("Translations", list(TRANSLATIONS), format_func=TRANSLATIONS.__getitem__, key="import_translations")
     images_zip = st.file_uploader("Images (optional zip, matched by the items' image names)", type=["zip"], key="import_images")
     images_dir = st.text_input("…or an image folder on the server (optional)", key="import_images_dir")

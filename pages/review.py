@@ -14,7 +14,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.annotations.agreement import f1, matches
-from core.annotations.editor import editor_data
+from core.annotations.editor import editor_data, side_names
 from core.annotations.ledger import ReviewView
 from core.annotations.queue import ORDERINGS, STATUSES, QueueFilter
 from core.config import settings
@@ -358,14 +358,14 @@ def next_ids(s, project_id: int, user: str, filt: QueueFilter, anchor: int) -> l
     return ids
 
 
-def compare_sets(view: ReviewView, colours: dict[str, str]) -> None:
+def compare_sets(view: ReviewView, colours: dict[str, str], direction: str = "translate-train") -> None:
     """Several span sets of one side side by side: methods, student, other annotators
     (built only when asked for: nothing extra to compute on every keystroke)."""
     if not st.toggle("Compare span sets", key="cmp_on"):
         return
     with st.container(border=True):
         sides = [s for s in ("target", "source") if s in view.spans]
-        side = st.radio("Side", sides, format_func={"target": "Translation", "source": "Source"}.__getitem__, horizontal=True, key="cmp_side")
+        side = st.radio("Side", sides, format_func=side_names(direction).__getitem__, horizontal=True, key="cmp_side")
         sentence = view.sentence(side)
         options: dict[str, list] = {"you": view.spans[side]}
         for record in sorted(view.record.annotations.span_sets, key=lambda r: r.source):
@@ -424,7 +424,7 @@ def workbench(project: ProjectInfo, user_name: str, can_see_others: bool, filt: 
     data = editor_data(
         views, labels, ack=ss.get("rv_ack"), saved=ss.get("rv_saved"), message=message, images=images,
         queue={"index": place, "total": total} if place is not None else None, reset=ss.setdefault("rv_reset", 0),
-        binary=ss.get("q_binary"),
+        binary=ss.get("q_binary"), direction=project.direction,
     )  # fmt: skip
     span_editor(data, key=EDITOR, on_event=_on_editor_event)
     if view.record.image_path is not None and images.get(view.id) is None:
@@ -436,7 +436,7 @@ def workbench(project: ProjectInfo, user_name: str, can_see_others: bool, filt: 
         st.warning(f"You flagged this item: {md(view.flag_comment)}")
     if view.other_status and can_see_others:
         st.caption("Other annotators: " + ", ".join(f"{md(n)} ({s})" for n, s in sorted(view.other_status.items())))
-    compare_sets(view, colours)
+    compare_sets(view, colours, project.direction)
     show_history(view)
 
 

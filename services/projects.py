@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 
 from core.data import Item
 from core.formats import FormatError, ReadReport, get_format, guess_format
+from core.pipeline.stages import PipelineError, as_originals
 from core.transfer import ArchiveError, iter_upload, match_images, unpack_images
 from db.codecs import batched
 from db.errors import ItemImportError, QueryError
-from db.items import IMPORT_CHUNK, import_items
+from db.items import IMPORT_CHUNK, ImportReport, import_items
+from db.projects import get_project
 
-__all__ = ["ImportResult", "import_upload"]
+__all__ = ["ImportResult", "import_upload", "import_project_items"]
 
 
 @dataclass
@@ -77,17 +79,28 @@ def import_upload(
                 items = (it.with_(target=None, target_spans=[], alignment=[]) for it in items)
             if root is not None:
                 items = _matched(items, root)
-            rep = import_items(s, project_id, items, image_root=root, trusted_paths=False)
+            rep = import_project_items(s, project_id, items, image_root=root, trusted_paths=False)
         except ItemImportError as exc:
             s.rollback()  # nothing of a refused import may be committed
             return ImportResult(name, list(exc.errors))
         except (FormatError, ValueError, TypeError) as exc:
             s.rollback()
             return ImportResult(name, [str(exc)])
-        except QueryError as exc:
+        except (QueryError, PipelineError) as exc:
             s.rollback()
             return ImportResult(name, [str(exc)])
     return ImportResult(name, [], rep.added, list(rep.skipped_duplicates), rep.images_stored, list(rep.new_labels), [str(w) for w in report.warnings])
+
+
+def import_project_items(s: Session, project_id: int, items: Iterable[Item], *, labelled: bool = True, **options) -> ImportReport:
+    """``db.items.import_items`` laid out for the project's direction: in a translate-test
+    project each imported sentence is an original, stored as the target side exactly as
+    read (its labels, when ``labelled``, are its gold), the source left for the pivot."""
+    info = get_project(s, project_id)
+    if info.direction != "translate-test":
+        return import_items(s, project_id, items, span_source="gold" if labelled else None, **options)
+    originals = (as_originals([it], info.src_lang, info.tgt_lang)[0] for it in items)
+    return import_items(s, project_id, originals, span_source=None, target_span_source="gold" if labelled else None, **options)
 
 
 def _matched(items: Iterable[Item], root: Path) -> Iterator[Item]:

@@ -78,6 +78,7 @@ __all__ = [
     "TrainingOptions",
     "draw_test_split",
     "model_dir",
+    "resolve_teacher_spec",
     "prepare_splits",
     "run_prediction",
     "run_training",
@@ -326,6 +327,19 @@ def students_root(project_id: int, project_name: str) -> Path:
     """Where a project's versions live: ``models_dir/students/<id>-<name>/`` (the id keeps
     two names that slug alike apart)."""
     return settings().models_dir / "students" / f"{project_id}-{_slug(project_name)}"
+
+
+def resolve_teacher_spec(s: Session, spec: str) -> str:
+    """``student:PROJECT@VERSION`` (a model version LabelBridge trained) as ``student:FOLDER``;
+    any other spec unchanged. Raises NotFoundError for an unknown project or version."""
+    import re
+
+    kind, _, rest = spec.partition(":")
+    match = re.fullmatch(r"(.+)@(\d+)", rest) if kind == "student" else None
+    if match is None or Path(rest).expanduser().exists():
+        return spec
+    project = get_project(s, match.group(1))
+    return f"student:{model_dir(sq.get_model_version(s, project.id, int(match.group(2))))}"
 
 
 def model_dir(version: sq.ModelVersionInfo) -> Path:

@@ -17,7 +17,7 @@ from core.annotations.ledger import ReviewView
 from core.data import Sentence, Span
 from core.highlight import label_colours
 
-__all__ = ["editor_data", "item_payload", "label_palette"]
+__all__ = ["editor_data", "item_payload", "label_palette", "side_names"]
 
 
 def _tokens(sentence: Sentence) -> tuple[list[str], list[bool]]:
@@ -96,6 +96,14 @@ def item_payload(view: ReviewView, *, image_uri: str | None = None, position: st
     }
 
 
+def side_names(direction: str = "translate-train") -> dict[str, str]:
+    """What each side is called to a person: in translate-test the target side is the
+    original sentence being labelled and the source side its translation (the evidence)."""
+    if direction == "translate-test":
+        return {"source": "Translation", "target": "Original"}
+    return {"source": "Source", "target": "Translation"}
+
+
 def editor_data(
     views: ReviewView | Sequence[ReviewView],
     labels: Sequence[str],
@@ -112,6 +120,7 @@ def editor_data(
     show_links: bool = False,
     binary: str | None = None,
     prefetch: bool = True,
+    direction: str = "translate-train",
 ) -> dict[str, Any]:
     """Everything the span editor is sent: the item shown now and the next ones of the queue.
 
@@ -120,6 +129,7 @@ def editor_data(
     ``queue``: ``{"index": place of views[0] in the queue, "total": items in the queue}``.
     ``binary``: a label: the editor asks yes/no for each suggested span of that label.
     ``prefetch`` False: every navigation goes to the server (pages without a queue).
+    ``direction``: the project's, for what the two sides are called (see side_names).
     """
     views = [views] if isinstance(views, ReviewView) else list(views)
     images = dict(images or {})
@@ -139,4 +149,5 @@ def editor_data(
         "show_links": show_links,
         "binary": binary,
         "prefetch": prefetch,
+        "side_names": side_names(direction),
     }

@@ -2,7 +2,15 @@
 
 A stage is ``list[Item] -> list[Item]``: the teacher labels sources, the translator fills
 targets, the back-translator stores the target translated back, the aligner adds links, the
-projection adds target spans. :class:`StageRunner` loads a stage's model once and runs it on
+projection adds target spans.
+
+Two directions (``PipelineConfig.direction``). translate-train: labelled or teacher-labelled
+source sentences are translated and the labels projected onto the translation. translate-test:
+the imported sentences are the *originals* in the target language, stored as the target side
+as written; the ``pivot`` stage translates each into the source language (usually English),
+the teacher labels that pivot, and the projection puts its spans back on the original tokens.
+Everything after the pivot is the same in both directions, so Review, export and training
+treat the target side as the sentence being labelled either way. :class:`StageRunner` loads a stage's model once and runs it on
 batches, recording an item that fails instead of failing the batch; the database reads and
 writes around it live in ``services.pipeline.store``, so the same runner works in a loop and in
 a Ray actor.
@@ -28,6 +36,8 @@ from core.teacher import DEFAULT_TEACHER
 __all__ = [
     "PipelineError",
     "STAGE_KINDS",
+    "DIRECTIONS",
+    "as_originals",
     "MAX_STAGE_KEY",
     "PipelineConfig",
     "StageSpec",
@@ -42,6 +52,7 @@ __all__ = [
     "projection_set_name",
     "teacher_stage",
     "translate_stage",
+    "pivot_stage",
     "back_translate_stage",
     "align_stage",
     "project_stage",
@@ -51,7 +62,8 @@ __all__ = [
     "decode_output",
 ]
 
-STAGE_KINDS = ("teacher", "translate", "back-translate", "align", "project")
+STAGE_KINDS = ("pivot", "teacher", "translate", "back-translate", "align", "project")
+DIRECTIONS = ("translate-train", "translate-test")
 MAX_STAGE_KEY = 64  # db.models.ItemStage.stage is String(64)
 MAX_NAME = 100  # span set sources and aligner names are String(100)
 
@@ -89,6 +101,7 @@ class PipelineConfig:
     method: str = ""  # "" = core.projection.DEFAULT_METHOD
     batch_size: int = 256  # items per batch and transaction: an Apertium call costs 0.12 s to start, so 32 spent 60% of translation there
     label_map: Mapping[str, str] | str | None = None  # None: the teacher's default
+    direction: str = "translate-train"  # or "translate-test": the items are target-language originals
 
     def resolved(self) -> "PipelineConfig":
         """The same config with the default aligner and method filled in."""
@@ -102,6 +115,7 @@ class PipelineConfig:
             self.method or _default_method(),
             self.batch_size,
             dict(self.label_map) if isinstance(self.label_map, Mapping) else self.label_map,
+            self.direction,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +237,10 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
     c = config.resolved()
     if c.batch_size < 1:
         raise PipelineError(f"batch size must be >= 1, got {c.batch_size}")
+    if c.direction not in DIRECTIONS:
+        raise PipelineError(f"unknown direction {c.direction!r}; expected one of {', '.join(DIRECTIONS)}")
+    if c.direction == "translate-test":
+        return _plan_translate_test(c)
     if c.back_translator is None and _uses_back_translation(c.aligner):
         if c.translator is None or c.translator.startswith("provided:"):
             raise PipelineError(
@@ -253,6 +271,41 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
         )
     )
     return stages
+
+
+def _plan_translate_test(c: PipelineConfig) -> list[StageSpec]:
+    """pivot (original -> source language), teacher on the pivot, align, project back."""
+    if c.teacher == "gold":
+        raise PipelineError("translate-test labels target-language originals: the teacher must be a model, not 'gold'")
+    if c.back_translator or _uses_back_translation(c.aligner):
+        raise PipelineError(f"aligner {c.aligner}: back-translation is for translate-train; in translate-test the pivot is the translation")
+    if not c.translator:
+        raise PipelineError("translate-test needs a translator for the pivot (apertium, hf:MODEL, or provided:FILE with your translations)")
+    pivot = StageSpec("pivot", *_translator_spec(c.translator, c))
+    stages, needs = [pivot], (pivot.key,)
+    teacher = StageSpec("teacher", c.teacher, {"label_map": c.label_map} if c.label_map is not None else {}, needs)
+    align = StageSpec("align", c.aligner, {}, needs)
+    project = StageSpec("project", f"{c.method}+{c.aligner}", {"method": c.method, "aligner": c.aligner, "teacher": c.teacher},
+                        (teacher.key, align.key))  # fmt: skip
+    return [*stages, teacher, align, project]
+
+
+def as_originals(items: Sequence[Item], src: str, tgt: str) -> list[Item]:
+    """Items read from a file of target-language sentences, laid out for translate-test: each
+    sentence (and its labels, if the file has them) becomes the target side exactly as read,
+    and the source side is left empty for the pivot stage to fill (language ``src``). Items
+    that already have a target (an imported translation pair) are refused: say which side is
+    the original by importing only the originals."""
+    from core.data import Sentence
+
+    out = []
+    for it in items:
+        if it.target is not None:
+            raise PipelineError(f"item {it.id}: a translate-test file holds only the original sentences; it has a translation too")
+        original = Sentence(it.source.text, it.source.tokens, it.source.lang or tgt)
+        out.append(it.with_(source=Sentence("", [], src), source_spans=[], target=original, target_spans=list(it.source_spans),
+                            alignment=[], labelled_by={"target": it.labelled_by["source"]} if "source" in it.labelled_by else {}))
+    return out
 
 
 # --------------------------------------------------------------------------- batches
@@ -359,6 +412,13 @@ def translate_stage(items: list[Item], translator, src: str, tgt: str) -> list[I
     return translate_items(items, translator, src, tgt, batch_size=max(1, len(items)))
 
 
+def pivot_stage(items: list[Item], translator, src: str, tgt: str) -> list[Item]:  # noqa: ANN001
+    """Translate-test: the source (pivot) side from the original target sentence, one call per batch."""
+    from core.translate import pivot_items
+
+    return pivot_items(items, translator, src, tgt, batch_size=max(1, len(items)))
+
+
 def back_translate_stage(items: list[Item], translator, src: str, tgt: str) -> list[Item]:  # noqa: ANN001
     """``meta["back_translation"]``: each target translated back into the source language."""
     from core.translate import back_translate
@@ -440,7 +500,7 @@ class StageRunner:
         """Whether the stage's model runs on a GPU when one is there (Ray asks for one per actor)."""
         if spec.kind == "teacher":
             return spec.name.startswith("hf:")
-        if spec.kind in ("translate", "back-translate"):
+        if spec.kind in ("pivot", "translate", "back-translate"):
             return spec.name.startswith("hf:")
         if spec.kind == "align":
             return "simalign" in spec.name
@@ -457,10 +517,14 @@ class StageRunner:
 
             teacher = load_teacher(spec.name, o.get("label_map"))
             return lambda b: teacher_stage(b.items, teacher)
-        if spec.kind in ("translate", "back-translate"):
+        if spec.kind in ("pivot", "translate", "back-translate"):
             from core.translate import ProvidedTranslator, load_translator
 
             translator = load_translator(spec.name)
+            if spec.kind == "pivot":
+                if isinstance(translator, ProvidedTranslator) and translator.by_id is None:
+                    return lambda b: pivot_stage(b.items, _lines_by_id(translator, b), o["src"], o["tgt"])
+                return lambda b: pivot_stage(b.items, translator, o["src"], o["tgt"])
             if spec.kind == "back-translate":
                 return lambda b: back_translate_stage(b.items, translator, o["src"], o["tgt"])
             if isinstance(translator, ProvidedTranslator) and translator.by_id is None:

@@ -253,6 +253,12 @@ def run_pipeline(
     info = get_project(s, project)
     if config.label_map is None and info.settings.get("label_map") is not None:
         config = PipelineConfig(**{**config.to_json(), "label_map": info.settings["label_map"]})
+    if config.teacher.startswith("student:"):
+        from services.training import resolve_teacher_spec
+
+        config = PipelineConfig(**{**config.to_json(), "teacher": resolve_teacher_spec(s, config.teacher)})
+    if config.direction != info.direction:  # the project decides which side its imported sentences are
+        config = PipelineConfig(**{**config.to_json(), "direction": info.direction})
     config = config.resolved()
     if (config.src, config.tgt) != (info.src_lang, info.tgt_lang):
         raise PipelineError(f"project {info.name!r} is {info.src_lang}->{info.tgt_lang}, the run asks for {config.src}->{config.tgt}")

@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 DOWNSTREAM = {
+    "pivot": ("teacher:", "align:", "project:"),
     "teacher": ("project:",),
     "translate": ("translate:", "back-translate:", "align:", "project:"),
     "back-translate": ("align:", "project:"),
@@ -102,6 +103,10 @@ def load_stage_batch(s: Session, project_id: int, spec: StageSpec, index: int, i
                 it = it.with_(source_spans=rec.spans_of("source", "gold"), meta={**it.meta, GOLD_FLAG: True})
         elif spec.kind == "translate":
             ctx["target_protected"] = has_human_labels(rec.annotations, "target")
+        elif spec.kind == "pivot":
+            ctx["source_protected"] = has_human_labels(rec.annotations, "source")
+            if it.target is None or not it.target.tokens:
+                ctx["error"] = "no original (target-language) sentence to translate"
         elif spec.kind in ("back-translate", "align") and it.target is None:
             ctx["error"] = "no target sentence (translate it first, or import it with its translation)"
         elif spec.kind == "project":
@@ -159,6 +164,24 @@ def save_stage_output(s: Session, project_id: int, spec: StageSpec, batch: Stage
         written = same + changed
         save_stage_results(s, project_id, key, written, errors=errors)
         update_item_meta(s, project_id, {it.id: {"translator": spec.name} for it in written})
+        return
+
+    if spec.kind == "pivot":
+        changed_pivots: list[Item] = []
+        same_pivots: list[Item] = []
+        for it in ok:
+            old = before[it.id].source
+            if old.text == it.source.text and old.tokens == it.source.tokens:
+                same_pivots.append(it)
+            elif (old.text or old.tokens) and batch.context.get(it.id, {}).get("source_protected"):
+                errors[it.id] = "the current pivot sentence has human labels; a new translation would not match them"
+            else:
+                changed_pivots.append(it)
+        if changed_pivots:
+            clear_stages(s, _db_ids(s, project_id, [it.id for it in changed_pivots]), DOWNSTREAM["pivot"])
+        written = same_pivots + changed_pivots
+        save_stage_results(s, project_id, key, written, errors=errors, pivots=True)
+        update_item_meta(s, project_id, {it.id: {"pivot_translator": spec.name} for it in written})
         return
 
     if spec.kind == "back-translate":

@@ -111,7 +111,7 @@ function render(inst) {
     .map((side) => {
       const sd = p.sides[side];
       const who = sd.own ? "your version" : sd.suggestion ? `suggested: ${sd.suggestion}` : "no spans yet";
-      const name = side === "source" ? "Source" : "Translation";
+      const name = (d.side_names && d.side_names[side]) || (side === "source" ? "Source" : "Translation");
       return `<div class="side" data-side="${side}"><div class="side-head">${name}${sd.lang ? ` (${esc(sd.lang)})` : ""} <span class="who">${esc(who)}</span></div><div class="tokens" data-side="${side}">${sideHtml(inst, side)}</div></div>`;
     })
     .join('<div class="gap"></div>');
