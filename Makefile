@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 PORT   ?= 8501
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-APERTIUM_PKGS := apertium apertium-eng-spa apertium-eng-cat apertium-en-gl
+APERTIUM_PKGS := apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eu-en
 
 .PHONY: setup demo test system-packages models test-deps seed serve screenshot bench clean
 

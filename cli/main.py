@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "cli.pipeline",
     "cli.users",
     "cli.train",
+    "cli.teacher",
 ]
 
 

@@ -1,0 +1,89 @@
+"""``python -m core.cli teacher train``: a source-language NER teacher made here.
+
+Trains a LabelBridge student on a labelled corpus (e.g. ``../shared/data/conll2003-en``: its
+``train`` file, and ``dev`` for early stopping when there is one) and saves it to a folder,
+which any pipeline run then uses with ``--teacher student:FOLDER``: a CoNLL-label English
+teacher in place of the OntoNotes-mapped spaCy model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from cli.common import CliError
+
+
+def _corpus_file(folder: Path, split: str) -> Path | None:
+    for name in (f"{split}.conll", f"{split}.txt", f"{split}.conll02", f"{split}.jsonl"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tqdm.auto import tqdm
+
+    from core.formats import FormatError, read
+    from core.student.config import TrainConfig
+    from core.student.model import save_student
+    from core.student.train import train_student
+
+    data = Path(args.data)
+    train_path = _corpus_file(data, "train") if data.is_dir() else data
+    if train_path is None or not train_path.is_file():
+        raise CliError(f"--data {args.data}: no train file (train.conll, train.txt, train.conll02 or train.jsonl) there")
+    dev_path = _corpus_file(data, "dev") if data.is_dir() else None
+    try:
+        train = read(str(train_path), lang=args.lang)
+        dev = read(str(dev_path), lang=args.lang) if dev_path else []
+    except FormatError as exc:
+        raise CliError(str(exc)) from None
+    train = train[: args.limit] if args.limit else train
+    dev = dev[: args.dev_limit] if args.dev_limit else dev
+    if not any(it.source_spans for it in train):
+        raise CliError(f"{train_path}: no labelled entities to learn from")
+    config = replace(TrainConfig(), side="source", finetune_encoder=args.finetune, epochs=args.epochs, threads=args.threads)
+    if args.encoder:
+        config = replace(config, encoder=args.encoder)
+    if args.batch_size:
+        config = replace(config, batch_size=args.batch_size)
+    started = time.perf_counter()
+    with tqdm(desc="teacher train", unit="step", disable=args.no_progress) as bar:
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.total = total
+            bar.set_postfix(loss=f"{loss:.3f}")
+            bar.update(step - bar.n)
+
+        student = train_student(train, dev, config, progress_cb=progress)
+    folder = save_student(student, Path(args.out))
+    seconds = time.perf_counter() - started
+    best = max((h.get("dev_f1") or 0.0 for h in student.history), default=None) if dev else None
+    print(json.dumps({"out": str(folder), "train": len(train), "dev": len(dev), "dev_f1": best, "seconds": round(seconds, 1),
+                      "teacher": f"student:{folder}"}), file=sys.stdout)  # fmt: skip
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("teacher", help="make a source-language NER teacher")
+    sub = parser.add_subparsers(dest="teacher_command", required=True, metavar="ACTION")
+    p = sub.add_parser("train", help="train a token classifier on a labelled corpus; use it with --teacher student:FOLDER")
+    p.add_argument("--data", required=True, help="a folder with train (and dev) files, or one labelled file")
+    p.add_argument("--out", required=True, help="folder to save the teacher in (replaced whole)")
+    p.add_argument("--lang", default="en", help="language of the corpus (default en)")
+    p.add_argument("--limit", type=int, help="only the first N training sentences")
+    p.add_argument("--dev-limit", type=int, default=1000, help="dev sentences for early stopping (default 1000)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--finetune", action=argparse.BooleanOptionalAction, default=True,
+                   help="fine-tune the encoder (default) or train the frozen-feature head only (--no-finetune, quicker)")  # fmt: skip
+    p.add_argument("--encoder", help="Hugging Face id or folder (default: the converted multilingual-e5-small)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
