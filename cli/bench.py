@@ -154,6 +154,7 @@ def _add_system(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-lang", required=True)
     p.add_argument("--pivot-lang", default="en", help="the language the teacher reads (default en)")
     p.add_argument("--source", help="optional gold file parallel to --target in the pivot language: reports teacher_f1_on_source")
+    p.add_argument("--model-transfer", action="store_true", help="also run the teacher directly on the originals (a multilingual teacher)")
     p.add_argument("--translator", required=True, help="apertium | hf:ID_OR_PATH | provided:FILE (translations into --pivot-lang)")
     p.add_argument("--teacher", default=DEFAULT_TEACHER, help="spacy:NAME | hf:ID_OR_PATH | student:FOLDER")
     p.add_argument("--label-map", help="teacher label map name or JSON (default: the teacher's own)")
@@ -177,7 +178,7 @@ def _run_system(args: argparse.Namespace) -> int:
     config = PipelineConfig(args.pivot_lang, args.target_lang, args.teacher, args.translator, None, args.aligner, args.method,
                             args.batch_size, label_map, direction=args.direction)  # fmt: skip
     try:
-        result = bench_system(args.target, config, limit=args.limit, source_path=args.source, db_url=args.db)
+        result = bench_system(args.target, config, limit=args.limit, source_path=args.source, model_transfer=args.model_transfer, db_url=args.db)
     except (PipelineError, StageLoadError, TeacherError, OSError) as exc:
         raise CliError(str(exc)) from exc
     result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])

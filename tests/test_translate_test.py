@@ -237,5 +237,7 @@ def test_bench_system_scores_the_originals_without_seeing_their_gold(tmp_path: P
     assert out["labels"] == ["LOC", "ORG", "PER"] and 0 < out["f1"] <= 1
     assert set(out["per_label"]) <= {"LOC", "ORG", "PER"}
     assert json.dumps(out)
+    direct = bench_system(str(conll), config(tsv), model_transfer=True, limit=2)["model_transfer"]
+    assert direct["support"] == 4 and 0 <= direct["f1"] <= 1  # the English teacher read on the Spanish originals
     with pytest.raises(PipelineError, match="translate-test"):
         bench_system(str(conll), config(tsv, direction="translate-train"))

@@ -9,7 +9,9 @@ Europarl's MISC... or a DATE), and the JSON says which (``labels``).
 
 With ``source_path`` (a gold file parallel to the target file, e.g. Europarl's English), the
 teacher is also scored on those original source sentences: ``teacher_f1_on_source``, the
-ceiling of any projection of this teacher.
+ceiling of any projection of this teacher. With ``model_transfer`` the teacher is also run
+directly on the original sentences (``model_transfer``: what a multilingual teacher such as
+a LabelBridge student gives with no translation at all, the baseline translate-test must beat).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def bench_system(
     *,
     limit: int | None = None,
     source_path: str | None = None,
+    model_transfer: bool = False,
     db_url: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -117,6 +120,12 @@ def bench_system(
         "config": config.resolved().to_json(),
         "stages": {st.key: {"seconds": round(st.wall_s, 2), "load_s": round(st.load_s, 2)} for st in report.stages},
     }
+    if model_transfer:
+        started = time.perf_counter()
+        direct = load_teacher(config.teacher, config.label_map).predict([it.source for it in gold])
+        result["model_transfer"] = {**_scores([it.source for it in gold], [it.source_spans for it in gold], direct, labels),
+                                    "seconds": round(time.perf_counter() - started, 2)}  # fmt: skip
+        result["translate_test_minus_model_transfer"] = round(result["f1"] - result["model_transfer"]["f1"], 4)
     if source_path:
         result["teacher_on_source"] = _teacher_on_source(source_path, config, len(gold), labels)
         result["teacher_f1_on_source"] = result["teacher_on_source"]["f1"]
