@@ -105,63 +105,48 @@ def _check_links(row: orm.Item, links: Sequence[Link]) -> None:
             raise SpanError(f"item {row.external_id}: alignment link {ln.src}-{ln.tgt} outside the sentences")
 
 
-def _set_target(s: Session, row: orm.Item, target: Sentence) -> bool:
-    """Store a (new) target sentence; True when it changed.
+def _replace_sentence(s: Session, row: orm.Item, side: str, sentence: Sentence, translator_key: str, versions_key: str) -> bool:
+    """Store a (new) sentence on ``side``; True when it changed.
 
-    A changed sentence invalidates machine target spans and alignments (deleted; the
-    pipeline recomputes them); the old sentence is appended to ``meta["previous_targets"]``.
-    It is refused when people or gold data labelled the old target
+    A changed sentence invalidates the side's machine spans and the alignments (deleted; the
+    pipeline recomputes them); the old sentence is appended to ``meta[versions_key]``, never
+    lost. It is refused when people or gold data labelled the old one
     (ledger.has_human_labels): their work would silently stop matching the text.
     """
-    target.validate(f"item {row.external_id} target")
-    tokens = tokens_json(target)
-    if row.target_text == target.text and row.target_tokens == tokens:
+    sentence.validate(f"item {row.external_id} {side}")
+    tokens = tokens_json(sentence)
+    text, old_tokens, lang = getattr(row, f"{side}_text"), getattr(row, f"{side}_tokens"), getattr(row, f"{side}_lang")
+    if text == sentence.text and old_tokens == tokens:
         return False
-    if row.target_text is not None:
-        if has_human_labels(load_item(s, row.id).annotations, "target"):
-            raise QueryError(f"item {row.external_id}: the target sentence has human or gold labels; it cannot be replaced")
-        for r in s.scalars(select(orm.SpanSet).where(orm.SpanSet.item_id == row.id, orm.SpanSet.side == "target")):
-            s.delete(r)
-        for r in s.scalars(select(orm.Alignment).where(orm.Alignment.item_id == row.id)):
-            s.delete(r)
-        s.flush()
-        meta = dict(row.meta or {})  # the replaced translation is kept as a version, never lost
-        previous = {"text": row.target_text, "tokens": row.target_tokens, "lang": row.target_lang,
-                    "translator": meta.get("translator", "imported"), "replaced_at": orm.utcnow().isoformat()}  # fmt: skip
-        meta[PREVIOUS_TARGETS] = [*meta.get(PREVIOUS_TARGETS, []), previous]
-        row.meta = meta
-    row.target_text, row.target_tokens, row.target_lang = target.text, tokens, target.lang or row.target_lang
-    row.updated_at = orm.utcnow()
-    return True
-
-
-def _set_source(s: Session, row: orm.Item, source: Sentence) -> bool:
-    """Translate-test: store a (new) pivot as the source sentence; True when it changed.
-
-    As with a target: its machine spans and the alignments are deleted (the pipeline
-    recomputes them), the old pivot is kept in ``meta["previous_pivots"]``, and it is
-    refused when people labelled the old one.
-    """
-    source.validate(f"item {row.external_id} source")
-    tokens = tokens_json(source)
-    if row.source_text == source.text and row.source_tokens == tokens:
-        return False
-    if row.source_text or row.source_tokens:
-        if has_human_labels(load_item(s, row.id).annotations, "source"):
-            raise QueryError(f"item {row.external_id}: the pivot sentence has human or gold labels; it cannot be replaced")
-        for r in s.scalars(select(orm.SpanSet).where(orm.SpanSet.item_id == row.id, orm.SpanSet.side == "source")):
+    if text or old_tokens:
+        if has_human_labels(load_item(s, row.id).annotations, side):
+            what = "target sentence" if side == "target" else "pivot sentence"
+            raise QueryError(f"item {row.external_id}: the {what} has human or gold labels; it cannot be replaced")
+        for r in s.scalars(select(orm.SpanSet).where(orm.SpanSet.item_id == row.id, orm.SpanSet.side == side)):
             s.delete(r)
         for r in s.scalars(select(orm.Alignment).where(orm.Alignment.item_id == row.id)):
             s.delete(r)
         s.flush()
         meta = dict(row.meta or {})
-        previous = {"text": row.source_text, "tokens": row.source_tokens, "lang": row.source_lang,
-                    "translator": meta.get("pivot_translator", "imported"), "replaced_at": orm.utcnow().isoformat()}  # fmt: skip
-        meta[PREVIOUS_PIVOTS] = [*meta.get(PREVIOUS_PIVOTS, []), previous]
+        previous = {"text": text, "tokens": old_tokens, "lang": lang, "translator": meta.get(translator_key, "imported"),
+                    "replaced_at": orm.utcnow().isoformat()}  # fmt: skip
+        meta[versions_key] = [*meta.get(versions_key, []), previous]
         row.meta = meta
-    row.source_text, row.source_tokens, row.source_lang = source.text, tokens, source.lang or row.source_lang
+    setattr(row, f"{side}_text", sentence.text)
+    setattr(row, f"{side}_tokens", tokens)
+    setattr(row, f"{side}_lang", sentence.lang or lang)
     row.updated_at = orm.utcnow()
     return True
+
+
+def _set_target(s: Session, row: orm.Item, target: Sentence) -> bool:
+    """A (new) translation on the target side (see _replace_sentence)."""
+    return _replace_sentence(s, row, "target", target, "translator", PREVIOUS_TARGETS)
+
+
+def _set_source(s: Session, row: orm.Item, source: Sentence) -> bool:
+    """Translate-test: a (new) pivot translation on the source side (see _replace_sentence)."""
+    return _replace_sentence(s, row, "source", source, "pivot_translator", PREVIOUS_PIVOTS)
 
 
 def save_target(s: Session, item_id: int, target: Sentence) -> bool:

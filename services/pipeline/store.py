@@ -148,40 +148,23 @@ def save_stage_output(s: Session, project_id: int, spec: StageSpec, batch: Stage
         save_stage_results(s, project_id, key, kept, errors=errors)
         return
 
-    if spec.kind == "translate":
+    if spec.kind in ("translate", "pivot"):  # a new sentence on one side: target, or the pivot (source)
+        side = "target" if spec.kind == "translate" else "source"
         changed: list[Item] = []
         same: list[Item] = []
         for it in ok:
-            old = before[it.id].target
-            if old is not None and old.text == it.target.text and old.tokens == it.target.tokens:
+            old, new = getattr(before[it.id], side), getattr(it, side)
+            if old is not None and old.text == new.text and old.tokens == new.tokens:
                 same.append(it)
-            elif old is not None and batch.context.get(it.id, {}).get("target_protected"):
-                errors[it.id] = "the current target sentence has human or gold labels; a new translation would not match them"
+            elif old is not None and (old.text or old.tokens) and batch.context.get(it.id, {}).get(f"{side}_protected"):
+                errors[it.id] = f"the current {'target' if side == 'target' else 'pivot'} sentence has human or gold labels; a new translation would not match them"
             else:
                 changed.append(it)
         if changed:
-            clear_stages(s, _db_ids(s, project_id, [it.id for it in changed]), DOWNSTREAM["translate"])
+            clear_stages(s, _db_ids(s, project_id, [it.id for it in changed]), DOWNSTREAM[spec.kind])
         written = same + changed
-        save_stage_results(s, project_id, key, written, errors=errors)
-        update_item_meta(s, project_id, {it.id: {"translator": spec.name} for it in written})
-        return
-
-    if spec.kind == "pivot":
-        changed_pivots: list[Item] = []
-        same_pivots: list[Item] = []
-        for it in ok:
-            old = before[it.id].source
-            if old.text == it.source.text and old.tokens == it.source.tokens:
-                same_pivots.append(it)
-            elif (old.text or old.tokens) and batch.context.get(it.id, {}).get("source_protected"):
-                errors[it.id] = "the current pivot sentence has human labels; a new translation would not match them"
-            else:
-                changed_pivots.append(it)
-        if changed_pivots:
-            clear_stages(s, _db_ids(s, project_id, [it.id for it in changed_pivots]), DOWNSTREAM["pivot"])
-        written = same_pivots + changed_pivots
-        save_stage_results(s, project_id, key, written, errors=errors, pivots=True)
-        update_item_meta(s, project_id, {it.id: {"pivot_translator": spec.name} for it in written})
+        save_stage_results(s, project_id, key, written, errors=errors, pivots=side == "source")
+        update_item_meta(s, project_id, {it.id: {"translator" if side == "target" else "pivot_translator": spec.name} for it in written})
         return
 
     if spec.kind == "back-translate":
