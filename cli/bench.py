@@ -31,7 +31,7 @@ def _print(result: dict, as_json: bool) -> None:
 
 
 def _add_align_speed(parser: argparse.ArgumentParser) -> None:
-    from core.align.embedding import PRECISIONS
+    from core.encoder import PRECISIONS
 
     parser.add_argument("--source", required=True, help="source-language CoNLL file (token<TAB>tag)")
     parser.add_argument("--target", required=True, help="target-language CoNLL file, parallel to --source")

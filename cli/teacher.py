@@ -53,6 +53,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = replace(config, encoder=args.encoder)
     if args.batch_size:
         config = replace(config, batch_size=args.batch_size)
+    if args.layers is not None:
+        config = replace(config, encoder_layers=args.layers or None)
+    if args.precision:
+        config = replace(config, precision=args.precision)
+    if args.lr:
+        config = replace(config, learning_rate=args.lr)
+    if args.head_lr:
+        config = replace(config, head_learning_rate=args.head_lr)
     started = time.perf_counter()
     with tqdm(desc="teacher train", unit="step", disable=args.no_progress) as bar:
 
@@ -84,6 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fine-tune the encoder (default) or train the frozen-feature head only (--no-finetune, quicker)")  # fmt: skip
     p.add_argument("--encoder", help="Hugging Face id or folder (default: the converted multilingual-e5-small)")
     p.add_argument("--batch-size", type=int)
+    p.add_argument("--layers", type=int, help="fine-tune: transformer blocks of the encoder kept (default 9; 0 = all)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], help="fine-tune: auto (bf16 where the CPU has it natively)")
+    p.add_argument("--lr", type=float, help="learning rate of the encoder")
+    p.add_argument("--head-lr", type=float, help="learning rate of the tag head")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train)

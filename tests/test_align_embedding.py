@@ -12,6 +12,7 @@ from cli.bench import run_script
 from core.align import SimAlignAligner, align_items, get_aligner
 from core.align.bench import bench_align_speed, encoder_gflop, read_conll_words
 from core.data import Item, Sentence
+from core.encoder import compute_dtype
 
 CORPUS = [
     "the european parliament votes on the report today",
@@ -139,12 +140,13 @@ def test_packed_blocks_equal_model_hidden_states(tiny_model, rows_multiple, monk
     import torch
 
     from core.align import embedding
-    from core.align.embedding import _has_bert_blocks, _PackedBert, _transformer_blocks, load_model
+    from core.align.embedding import _has_bert_blocks, _PackedBert, load_model
+    from core.encoder import transformer_blocks
 
     monkeypatch.setattr(embedding, "PACKED_ROWS_MULTIPLE", rows_multiple)
 
     tokenizer, model = load_model(tiny_model)
-    blocks = _transformer_blocks(model)
+    blocks = transformer_blocks(model)
     assert _has_bert_blocks(model, blocks)
     sentences = [s.split() for s in CORPUS] + [["x"], VOCAB[:30]]  # very different lengths: much padding
     sentences = sorted(sentences, key=len) + [["x"], ["y"], VOCAB[:30]]  # runs of equal length, and not sorted
@@ -199,21 +201,20 @@ def test_bfloat16_stays_close_to_float32_on_every_path(tiny_model, monkeypatch):
         assert max(float(np.abs(a - b).max()) for a, b in zip(got_sims, want_sims)) < 0.01
         shared = sum(len(a & b) for a, b in zip(got, want))
         assert shared / sum(len(a | b) for a, b in zip(got, want)) > 0.9
-    assert emb.compute_dtype("float32", "cpu") == torch.float32
-    assert emb.compute_dtype("bfloat16", "cpu") == torch.bfloat16
-    assert emb.compute_dtype("auto", "cuda") == torch.float32  # launch-bound there: exact links cost nothing
+    assert compute_dtype("float32", "cpu") == torch.float32
+    assert compute_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert compute_dtype("auto", "cuda") == torch.float32  # launch-bound there: exact links cost nothing
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
     import torch
 
-    import core.align.embedding as emb
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert emb.compute_dtype("auto", "cpu") == torch.float32  # emulated bf16 is no faster
+    assert compute_dtype("auto", "cpu") == torch.float32  # emulated bf16 is no faster
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    assert emb.compute_dtype("auto", "cpu") == torch.bfloat16
+    assert compute_dtype("auto", "cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="unknown precision 'half'"):
         SimAlignAligner(precision="half")
     monkeypatch.setenv("LABELBRIDGE_ALIGN_PRECISION", "float32")

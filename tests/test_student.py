@@ -157,16 +157,23 @@ def test_feature_layers_round_trip_and_read_old_configs():
 # --------------------------------------------------------------------- training and use
 
 
-@pytest.mark.parametrize("finetune", [False, True], ids=["frozen-encoder", "finetuned-encoder"])
-def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
+@pytest.mark.parametrize(
+    "finetune, freeze, storage",
+    [(False, True, "reference"), (True, True, "trained"), (True, False, "full")],
+    ids=["frozen-encoder", "finetuned-frozen-embeddings", "finetuned-everything"],
+)
+def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune, freeze, storage):
+    import json
+
     items = toy_items()
     steps = []
-    config = fast_config(tiny_encoder, finetune_encoder=finetune, head_learning_rate=1e-2 if finetune else 3e-3)
+    config = fast_config(tiny_encoder, finetune_encoder=finetune, freeze_embeddings=freeze, head_learning_rate=1e-2 if finetune else 3e-3)
     student = train_student(items, items[:4], config, progress_cb=lambda s, t, loss: steps.append((s, t, loss)))
     assert steps and steps[0][1] == 8 * 4 and all(0 < s <= t for s, t, _ in steps)
     losses = [h["loss"] for h in student.history]
     assert losses[-1] < losses[0]
     assert "dev_f1" in student.history[0]
+    assert student.history[0]["mode"] == ("fine-tune" if finetune else "frozen")
 
     sentences = [it.target for it in items[:6]] + [Sentence.from_words(["bob", "met", "anna", "in", "rome"])]
     before = predict_details(student, sentences)
@@ -175,8 +182,17 @@ def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
     assert np.mean([span_f1(p, g) for p, g in zip(learned, gold)]) > 0.5  # it learned something
 
     save_student(student, tmp_path / "model")
-    # a frozen encoder is referenced, not copied into every model version
-    assert (tmp_path / "model" / "encoder" / "config.json").is_file() == finetune
+    # only what training changed is saved: nothing of a frozen encoder, no frozen embedding matrix
+    meta = json.loads((tmp_path / "model" / "student.json").read_text())
+    assert meta["encoder_storage"] == storage
+    assert (tmp_path / "model" / "encoder" / "config.json").is_file() == (storage == "full")
+    assert (tmp_path / "model" / "encoder.safetensors").is_file() == (storage == "trained")
+    if storage == "trained":
+        from safetensors import safe_open
+
+        with safe_open(tmp_path / "model" / "encoder.safetensors", "pt") as f:
+            saved = set(f.keys())
+        assert "embeddings.word_embeddings.weight" not in saved and any(k.startswith("encoder.layer.") for k in saved)
     loaded = load_student(tmp_path / "model", device="cpu")
     assert loaded.labels == student.labels and loaded.config == student.config
     after = predict_details(loaded, sentences)
@@ -184,6 +200,59 @@ def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune):
         assert [s.key() for s in a.spans] == [s.key() for s in b.spans]
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
         assert [s.confidence for s in a.spans] == pytest.approx([s.confidence for s in b.spans], abs=1e-5)
+
+
+def test_fine_tuning_keeps_the_first_layers_and_leaves_the_shared_encoder_whole(tiny_encoder, tmp_path):
+    from core.encoder import load_encoder, transformer_blocks
+
+    _, base = load_encoder(tiny_encoder, "cpu")
+    weights = base.get_input_embeddings().weight.detach().clone()
+    student = train_student(toy_items(), (), fast_config(tiny_encoder, finetune_encoder=True, encoder_layers=1, epochs=2))
+    assert len(transformer_blocks(student.model.encoder)) == 1 and student.model.encoder.config.num_hidden_layers == 1
+    assert len(transformer_blocks(base)) == 2  # the loader's cached encoder is not cut or trained
+    assert torch.equal(base.get_input_embeddings().weight, weights)
+    save_student(student, tmp_path / "cut")
+    assert len(transformer_blocks(load_student(tmp_path / "cut", device="cpu").model.encoder)) == 1
+
+
+def test_bfloat16_and_float32_fine_tuning_agree(tiny_encoder):
+    items = toy_items()
+    sentences = [it.target for it in items[:8]]
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        config = fast_config(tiny_encoder, finetune_encoder=True, precision=precision, head_learning_rate=1e-2)
+        student = train_student(items, (), config)
+        assert student.history[0]["precision"] == precision
+        runs[precision] = (student, predict_details(student, sentences))
+    # the same trained weights read in both precisions: probabilities within bf16 rounding
+    fp32_student, fp32 = runs["float32"]
+    from dataclasses import replace
+
+    fp32_student.config = replace(fp32_student.config, precision="bfloat16")
+    read_in_bf16 = predict_details(fp32_student, sentences)
+    for a, b in zip(fp32, read_in_bf16):
+        np.testing.assert_allclose(a.probs, b.probs, atol=0.05)
+    # trained in bf16 vs in fp32: the same spans learned
+    gold = [it.target_spans for it in items[:8]]
+    for precision, (_, predictions) in runs.items():
+        assert np.mean([span_f1(p.spans, g) for p, g in zip(predictions, gold)]) > 0.8, precision
+
+
+def test_the_mode_is_chosen_by_the_time_budget():
+    from core.student.train import estimated_finetune_seconds, resolve_mode
+
+    config = TrainConfig(epochs=3, precision="float32", threads=2)
+    assert resolve_mode(config, 100, "cpu").finetune_encoder is True
+    assert resolve_mode(replace_config(config, time_budget_s=1.0), 100, "cpu").finetune_encoder is False
+    assert resolve_mode(replace_config(config, finetune_encoder=False), 100, "cpu").finetune_encoder is False
+    assert estimated_finetune_seconds(config, 2000, "cpu") == pytest.approx(2 * estimated_finetune_seconds(config, 1000, "cpu"))
+    assert estimated_finetune_seconds(config, 1000, "cuda:0") < estimated_finetune_seconds(config, 1000, "cpu")
+
+
+def replace_config(config: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)
 
 
 def test_a_head_only_student_needs_its_own_encoder(tmp_path):
@@ -214,7 +283,7 @@ def test_a_head_only_student_needs_its_own_encoder(tmp_path):
     shutil.copytree(encoder, tmp_path / "gone")
     shutil.rmtree(tmp_path / "gone")
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="keeps only its head.*cannot be loaded"):
+    with pytest.raises(ValueError, match="keeps only what it trained.*cannot be loaded"):
         load_student(tmp_path / "model", device="cpu")
 
 

@@ -50,6 +50,7 @@ import numpy as np
 
 from core.align.base import AlignError, check_pairs, links_from_scores
 from core.data import Link
+from core.encoder import PRECISIONS, compute_dtype, transformer_blocks
 
 __all__ = [
     "SimAlignAligner",
@@ -60,8 +61,6 @@ __all__ = [
     "max_weight_match",
     "apply_distortion",
     "load_model",
-    "PRECISIONS",
-    "compute_dtype",
     "clear_similarity_cache",
 ]
 
@@ -76,27 +75,6 @@ METHODS: dict[str, str] = {
     "rev": "rev",
 }
 POOLINGS = ("bpe", "mean", "first")
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def compute_dtype(precision: str, device: Any) -> Any:
-    """The torch dtype of the encoder's products for a ``precision`` on ``device``.
-
-    ``auto`` takes bfloat16 only where it pays: a CPU with AVX512-BF16 or AMX dot products
-    (a 1.6-1.7x faster aligner; elsewhere oneDNN emulates bf16, no faster than float32). On a GPU
-    the aligner is bound by kernel launches, not arithmetic (H200: 314-321 pairs/s in bf16,
-    310-328 in float32), so ``auto`` keeps float32 and its exact links there."""
-    import torch
-
-    if precision == "float32":
-        return torch.float32
-    if precision == "bfloat16":
-        return torch.bfloat16
-    if torch.device(device).type != "cpu":
-        return torch.float32
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    native = torch.backends.mkldnn.is_available() and any(check is not None and check() for check in checks)
-    return torch.bfloat16 if native else torch.float32
 
 
 # ----------------------------------------------------------------------------------------
@@ -207,16 +185,6 @@ def clear_similarity_cache() -> None:
 
 class _StopForward(Exception):
     """Raised by a forward hook once the wanted layer is computed (skips the rest)."""
-
-
-def _transformer_blocks(model: Any):
-    import torch
-
-    for owner in (getattr(model, "encoder", None), getattr(model, "transformer", None)):
-        blocks = getattr(owner, "layer", None) if owner is not None else None
-        if isinstance(blocks, torch.nn.ModuleList):
-            return blocks
-    return None
 
 
 _BERT_BLOCK_PARTS = (
@@ -506,7 +474,7 @@ class SimAlignAligner:
         # probe batch (with padding): packed BERT blocks, else stopping after block `layer`
         # with a hook, else the full forward. In bfloat16 the float32 path must match first,
         # then the bf16 one must stay close to it (else float32 is used).
-        blocks = _transformer_blocks(self._model)
+        blocks = transformer_blocks(self._model)
         self._early_stop = False
         self._packed = None
         probe = self._tokenizer(
@@ -573,7 +541,7 @@ class SimAlignAligner:
         low = self._dtype is not None and self._dtype != torch.float32
         with _attention_kernels(), torch.autocast(self._model.device.type, dtype=self._dtype, enabled=low):
             if self._early_stop:
-                return self._forward_early(inputs, _transformer_blocks(self._model)).float()
+                return self._forward_early(inputs, transformer_blocks(self._model)).float()
             hidden = self._model(**inputs, output_hidden_states=True).hidden_states
         if self.layer >= len(hidden):
             raise AlignError(f"simalign: layer {self.layer} asked, but the model has only {len(hidden)} hidden states")

@@ -96,7 +96,7 @@ def bench_projection_methods(
     own projection.
     """
     from core.align import align_items, get_aligner
-    from core.align.embedding import compute_dtype
+    from core.encoder import compute_dtype
     from core.config import settings
     from core.metrics import item_scores
     from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items, soft_align, uses_soft_alignment

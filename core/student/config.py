@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from core.encoder import PRECISIONS
 from core.errors import LabelBridgeError
 
 __all__ = [
@@ -37,24 +38,31 @@ class TrainConfig:
       Indices past the encoder's depth are clamped to its last layer. The head trains 20
       epochs at 5e-4: at 1e-3 for 10 epochs its F1 varied by 0.11 between seeds (0.50-0.61
       on en->de), at 5e-4 for 20 by 0.04 (0.61-0.65), at ~4 s per epoch.
-    * ``finetune_encoder=True``: the whole encoder is fine-tuned with a linear head (the
-      usual HF token classifier). ``freeze_embeddings`` (default) keeps the embedding
-      matrix (96M of e5-small's 118M parameters) fixed; then one epoch of 600 Europarl
-      sentences takes ~100 s on one CPU thread (measured at 16.5 s per 100 sentences under
-      load), but it needs ~10 epochs, so it is the mode for a GPU (an earlier GPU run
-      reported F1 0.69 on en->de) or for patient CPU users, not the CPU default. The head
-      gets its own, higher rate (``head_learning_rate``): e5-small's last hidden states
+    * ``finetune_encoder=True``: the encoder is fine-tuned under a linear head (the usual HF
+      token classifier), made to fit a CPU: only its first ``encoder_layers`` blocks are
+      kept (word information peaks in e5-small's middle layers; each block cut is a twelfth
+      of the compute; bench/RESULTS.md "Student"), ``freeze_embeddings`` keeps the embedding
+      matrix (96M of e5-small's 118M parameters) fixed and out of the saved version, the
+      products run in bf16 autocast where the CPU has native bf16 (``precision="auto"``, as
+      the aligner decides; float32 elsewhere and on GPUs), batches are bucketed by length.
+      The head gets its own, higher rate (``head_learning_rate``): e5-small's hidden states
       are small (norm ~5, against ~15-20 for BERT-base), so at an encoder-sized rate a few
       hundred steps do not even learn the tag prior, while a high rate for the whole
       encoder makes it diverge.
+    * ``finetune_encoder=None`` (default): fine-tune when the estimated training time
+      (sentences x epochs x the measured seconds per sentence on this device and precision)
+      fits ``time_budget_s``, else the frozen head. The saved config says which ran.
     """
 
     encoder: str | None = None  # HF id or folder; None = settings().encoder (converted e5-small)
     side: str = "target"  # which sentence of each Item to learn from / predict
-    finetune_encoder: bool = False  # False: frozen encoder features + small head (CPU friendly)
+    finetune_encoder: bool | None = None  # True: fine-tune; False: frozen features + small head; None: see above
     feature_layers: tuple[int, int] = (5, 9)  # frozen mode: hidden layers averaged (first, last; see above)
     head_hidden: int = 256  # frozen mode: width of the head's transformer layer
     freeze_embeddings: bool = True  # fine-tune mode: keep the embedding matrix fixed
+    encoder_layers: int | None = 9  # fine-tune mode: transformer blocks kept (None: all)
+    precision: str = "auto"  # fine-tune mode: auto (bf16 on CPUs with native bf16), float32, bfloat16
+    time_budget_s: float = 1200.0  # finetune_encoder=None: fine-tune when it is expected to fit this
     epochs: int = 20
     learning_rate: float = 5e-5  # fine-tune mode: encoder weights
     head_learning_rate: float = 5e-4  # the head (and the image projection)
@@ -84,6 +92,12 @@ class TrainConfig:
                 problems.append(f"feature_layers: first layer {layers[0]} comes after last layer {layers[1]}")
         if self.side not in SIDES:
             problems.append(f"side must be one of {SIDES}, not {self.side!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.encoder_layers is not None and self.encoder_layers < 1:
+            problems.append("encoder_layers must be at least 1 (or None for all)")
+        if self.time_budget_s <= 0:
+            problems.append("time_budget_s must be positive")
         if self.confidence not in CONFIDENCE_MODES:
             problems.append(f"confidence must be one of {CONFIDENCE_MODES}, not {self.confidence!r}")
         for name in ("epochs", "batch_size"):

@@ -24,7 +24,7 @@ import torch
 from core.data import Sentence, Span, make_span
 from core.student.config import StudentError
 from core.student.data import build_windows
-from core.student.model import TrainedStudent, collate
+from core.student.model import TrainedStudent, collate, student_autocast
 from core.tags import spans_to_tags, tags_to_spans
 
 __all__ = ["StudentPrediction", "decode_iob2", "disagreement", "predict", "predict_details", "span_f1"]
@@ -93,8 +93,9 @@ def _word_probs(student: TrainedStudent, word_lists: list[list[str]], images: Se
         from core.student.features import window_features
 
         features = window_features(model, windows, pad_id, student.device, batch_size)
+    autocast = student_autocast(model, config, student.device)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
                 chunk = [windows[i] for i in indices]

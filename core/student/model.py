@@ -18,13 +18,19 @@ one position. The outputs of the prefix slot are dropped, so logits line up with
 ``input_ids`` exactly as without images.
 
 A saved student is a folder: ``head.safetensors`` (head and image projection),
-``student.json`` (labels, TrainConfig, history, which encoder) and, only when the encoder
-was fine-tuned, ``encoder/`` (the trained backbone and its tokenizer, written with HF
-``save_pretrained`` so any HF tool can open it). A frozen encoder is not copied into
-every model version (it is ~450 MB for e5-small against ~2 MB of head): the student
-names it (``config.encoder``; None = the project default, settings().encoder) and
-stores a fingerprint of its weights, so loading rebuilds it from there and refuses an
-encoder that is missing or is not the one the head was trained on.
+``student.json`` (labels, TrainConfig, history, which encoder) and what of the encoder was
+trained. Nothing that stayed as loaded is copied into every model version (e5-small is
+~450 MB, its embedding matrix ~370 MB of that): the student names its base encoder
+(``config.encoder``; None = the project default, settings().encoder) and stores a
+fingerprint of its weights, so loading rebuilds it from there and refuses an encoder that
+is missing or is not the one the student was trained on. Encoder storage
+(``student.json`` ``encoder_storage``):
+
+* ``reference``: a frozen encoder (feature mode); nothing of it is saved;
+* ``trained``: a fine-tuned encoder with frozen embeddings: ``encoder.safetensors`` holds
+  every encoder tensor but the frozen embedding matrix (e5-small cut to 9 blocks: ~60 MB);
+* ``full``: a fine-tuned encoder with trained embeddings: ``encoder/``, written with HF
+  ``save_pretrained`` with its tokenizer, so any HF tool can open it.
 """
 
 from __future__ import annotations
@@ -49,17 +55,20 @@ __all__ = [
     "TrainedStudent",
     "build_model",
     "collate",
+    "finetune_copy",
+    "student_autocast",
     "encoder_fingerprint",
     "load_student",
     "resolve_device",
     "save_student",
 ]
 
-FORMAT_VERSION = 2  # 2: a frozen encoder is referenced, not copied (1 always copied it)
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3  # 3: encoder_storage (trained weights only); 2: a frozen encoder referenced; 1: always copied
+READABLE_FORMATS = (1, 2, 3)
 META_FILE = "student.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
+ENCODER_WEIGHTS_FILE = "encoder.safetensors"
 
 
 def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
@@ -71,6 +80,41 @@ def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
     if first > last:
         raise StudentError(f"feature layers {layers} select nothing of an encoder with {n_states} hidden states")
     return first, last
+
+
+def finetune_copy(encoder: nn.Module, config: TrainConfig) -> nn.Module:
+    """A trainable copy of a (cached, shared) encoder, cut to ``config.encoder_layers``.
+
+    With ``freeze_embeddings`` the embedding matrix is not copied but shared with the
+    original and frozen: it is most of e5-small, and no step changes it."""
+    import copy
+
+    from core.encoder import keep_layers
+
+    memo: dict[int, Any] = {}
+    frozen = encoder.get_input_embeddings().weight if config.freeze_embeddings else None
+    if frozen is not None:
+        memo[id(frozen)] = frozen
+    copied = copy.deepcopy(encoder, memo)
+    keep_layers(copied, config.encoder_layers)
+    copied.requires_grad_(True)
+    if frozen is not None:
+        frozen.requires_grad_(False)
+    return copied
+
+
+def student_autocast(model: "StudentModel", config: TrainConfig, device: str) -> Any:
+    """A context factory: bf16 autocast for a fine-tuned student where ``config.precision``
+    resolves to bf16 (core.encoder.compute_dtype: CPUs with native bf16), else a no-op.
+    The frozen-feature mode stays float32 (its features are cached and shared)."""
+    import contextlib
+    import functools
+
+    from core.encoder import compute_dtype
+
+    if not model.finetune_encoder or compute_dtype(config.precision, device) != torch.bfloat16:
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, torch.device(device).type, dtype=torch.bfloat16)
 
 
 def resolve_device(device: str) -> str:
@@ -102,6 +146,7 @@ class StudentModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.finetune_encoder = finetune_encoder
+        self.base_fingerprint: str | None = None  # fine-tune mode: the encoder it started from (save_student)
         hidden = encoder.config.hidden_size
         n_states = getattr(encoder.config, "num_hidden_layers", 12) + 1  # + the embedding output
         self.feature_layers = resolve_layers(feature_layers, n_states)
@@ -287,16 +332,28 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
     directory.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        encoder_saved = student.model.finetune_encoder
-        if encoder_saved:
-            student.model.encoder.save_pretrained(work / ENCODER_DIR, safe_serialization=True)
+        model = student.model
+        storage = encoder_storage(student)
+        encoder_meta: dict[str, Any] = {"encoder_storage": storage, "encoder_fingerprint": None}
+        if storage == "full":
+            model.encoder.save_pretrained(work / ENCODER_DIR, safe_serialization=True)
             student.tokenizer.save_pretrained(work / ENCODER_DIR)
-        save_file({k: v.detach().cpu().contiguous() for k, v in student.model.head_state().items()}, work / HEAD_FILE)
+        else:
+            base = getattr(model, "base_fingerprint", None) if storage == "trained" else encoder_fingerprint(model.encoder)
+            if base is None:
+                raise StudentError("a fine-tuned student without its base encoder's fingerprint cannot be saved as trained weights")
+            encoder_meta["encoder_fingerprint"] = base
+        if storage == "trained":
+            frozen = frozen_encoder_keys(model.encoder)
+            trained = {k: v.detach().cpu().contiguous() for k, v in model.encoder.state_dict().items() if k not in frozen}
+            save_file(trained, work / ENCODER_WEIGHTS_FILE)
+            encoder_meta["encoder_layers"] = getattr(model.encoder.config, "num_hidden_layers", None)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.head_state().items()}, work / HEAD_FILE)
         meta = {
             "format": FORMAT_VERSION,
-            "encoder_saved": encoder_saved,
-            "encoder": str(getattr(student.model.encoder.config, "name_or_path", "") or ""),  # for messages
-            "encoder_fingerprint": None if encoder_saved else encoder_fingerprint(student.model.encoder),
+            "encoder_saved": storage == "full",  # read by format-2 readers
+            **encoder_meta,
+            "encoder": str(getattr(model.encoder.config, "name_or_path", "") or ""),  # for messages
             "labels": student.labels,
             "config": student.config.to_dict(),
             "image_dim": student.image_dim,
@@ -311,6 +368,18 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return directory
+
+
+def encoder_storage(student: TrainedStudent) -> str:
+    """How ``save_student`` keeps the encoder (module docstring): reference, trained or full."""
+    if not student.model.finetune_encoder:
+        return "reference"
+    return "trained" if student.config.freeze_embeddings else "full"
+
+
+def frozen_encoder_keys(encoder: nn.Module) -> set[str]:
+    """State-dict names of the encoder's frozen tensors (the shared embedding matrix)."""
+    return {name for name, p in encoder.named_parameters() if not p.requires_grad}
 
 
 def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedStudent:
@@ -333,11 +402,23 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
         raise StudentError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {READABLE_FORMATS}")
     config = TrainConfig.from_dict(meta["config"])
     device = resolve_device(device)
-    if meta.get("encoder_saved", True):  # format 1 always saved it
+    storage = meta.get("encoder_storage") or ("full" if meta.get("encoder_saved", True) else "reference")  # formats 1-2
+    if storage == "full":
         tokenizer, encoder = load_encoder(str(directory / ENCODER_DIR), device)
     else:
         tokenizer, encoder = _referenced_encoder(meta_path, meta, config, device)
+    if storage == "trained":
+        encoder = finetune_copy(encoder, config)
+        weights = load_file(directory / ENCODER_WEIGHTS_FILE)
+        missing, unexpected = encoder.load_state_dict(weights, strict=False)
+        frozen = frozen_encoder_keys(encoder)
+        if unexpected or set(missing) - frozen:
+            raise StudentError(
+                f"{directory / ENCODER_WEIGHTS_FILE}: the trained encoder weights do not fit the base encoder "
+                f"(missing {sorted(set(missing) - frozen)[:5]}, unexpected {sorted(unexpected)[:5]})"
+            )
     model = build_model(encoder, len(meta["labels"]), config, meta.get("image_dim"))
+    model.base_fingerprint = meta.get("encoder_fingerprint")
     missing, unexpected = model.load_state_dict(load_file(directory / HEAD_FILE), strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
@@ -365,7 +446,7 @@ def _referenced_encoder(meta_path: Path, meta: dict[str, Any], config: TrainConf
         tokenizer, encoder = load_encoder(name, device)
     except (OSError, ValueError) as exc:
         raise StudentError(
-            f"{meta_path}: this student keeps only its head; its frozen encoder {name!r} "
+            f"{meta_path}: this student keeps only what it trained; its base encoder {name!r} "
             f"(trained with {meta.get('encoder') or name!r}) cannot be loaded: {exc}"
         ) from exc
     expected = meta.get("encoder_fingerprint")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import logging
 import math
 import random
@@ -16,9 +16,14 @@ from core.data import Item
 from core.student.config import StudentError, TrainConfig
 from core.student.data import IGNORE, build_windows, examples_from_items, label_list, side_of
 from core.student.features import window_features
-from core.student.model import StudentModel, TrainedStudent, build_model, collate, resolve_device
+from core.student.model import StudentModel, TrainedStudent, build_model, collate, finetune_copy, resolve_device, student_autocast
 
-__all__ = ["TrainingCancelled", "train_student"]
+__all__ = ["FINETUNE_SECONDS_PER_SENTENCE", "TrainingCancelled", "estimated_finetune_seconds", "resolve_mode", "train_student"]
+
+# Seconds per training sentence per epoch of the fine-tuned student (e5-small cut to 9 blocks,
+# embeddings frozen, batches of 16, 2 threads), measured on CoNLL-2003 English
+# (bench/RESULTS.md "Student"). Only an estimate for choosing the mode (TrainConfig).
+FINETUNE_SECONDS_PER_SENTENCE = {"cpu-bfloat16": 0.018, "cpu-float32": 0.032, "cuda": 0.002}
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,33 @@ def _batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random
         batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def estimated_finetune_seconds(config: TrainConfig, n_sentences: int, device: str) -> float:
+    """Expected fine-tuning time of ``n_sentences`` for ``config.epochs`` on ``device``."""
+    from core.encoder import compute_dtype
+
+    if device.startswith("cuda"):
+        rate = FINETUNE_SECONDS_PER_SENTENCE["cuda"]
+    else:
+        low = compute_dtype(config.precision, device) == torch.bfloat16
+        threads = max(1, config.threads or torch.get_num_threads())
+        rate = FINETUNE_SECONDS_PER_SENTENCE["cpu-bfloat16" if low else "cpu-float32"] * 2 / min(threads, 16)
+    layers = config.encoder_layers or 12
+    return n_sentences * config.epochs * rate * min(layers, 12) / 9
+
+
+def resolve_mode(config: TrainConfig, n_sentences: int, device: str) -> TrainConfig:
+    """``config`` with ``finetune_encoder`` decided: None becomes True when the estimated
+    fine-tuning time fits ``time_budget_s`` (the fine-tuned student is the better one), else
+    False (the frozen head, minutes on any CPU)."""
+    from dataclasses import replace
+
+    if config.finetune_encoder is not None:
+        return config
+    fits = estimated_finetune_seconds(config, n_sentences, device) <= config.time_budget_s
+    log.info("student mode: %s (%d sentences x %d epochs)", "fine-tune" if fits else "frozen head", n_sentences, config.epochs)
+    return replace(config, finetune_encoder=fits)
 
 
 def _trainable_state(model: StudentModel) -> dict[str, torch.Tensor]:
@@ -82,6 +114,7 @@ def train_student(
     examples = examples_from_items(train_items, config)
     if not examples:
         raise StudentError("no training sentences: every item is empty")
+    config = resolve_mode(config, len(examples), device)
     dev_examples = examples_from_items(dev_items, config) if dev_items else []
     labels = label_list(examples + dev_examples)
     if len(labels) == 1:
@@ -90,8 +123,7 @@ def train_student(
 
     tokenizer, base_encoder = load_encoder(config.encoder, device)
     if config.finetune_encoder:
-        encoder = copy.deepcopy(base_encoder)  # the loader caches its instance: never train that one
-        encoder.requires_grad_(True)
+        encoder = finetune_copy(base_encoder, config)  # the loader caches its instance: never train that one
         encoder.train()
     else:
         encoder = base_encoder  # frozen: shared read-only with the loader's cache
@@ -120,9 +152,12 @@ def train_student(
         raise StudentError("every training word is masked (silver below the threshold); nothing to learn")
 
     model = build_model(encoder, len(labels), config, image_dim).to(device)
-    if config.finetune_encoder and config.freeze_embeddings:
-        model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if config.finetune_encoder:
+        from core.student.model import encoder_fingerprint
+
+        model.base_fingerprint = encoder_fingerprint(base_encoder)
     model.train()
+    autocast = student_autocast(model, config, device)
     features = None
     feature_seconds = 0.0
     if not config.finetune_encoder:
@@ -181,10 +216,11 @@ def train_student(
                     [windows[i] for i in batch_index], pad_id, device, vectors, image_dim,
                     [features[i] for i in batch_index] if features is not None else None,
                 )  # fmt: skip
-                logits = model(
-                    batch["input_ids"], batch["attention_mask"], batch.get("image_features"), batch.get("has_image"),
-                    batch.get("features"),
-                )  # fmt: skip
+                with autocast():
+                    logits = model(
+                        batch["input_ids"], batch["attention_mask"], batch.get("image_features"), batch.get("has_image"),
+                        batch.get("features"),
+                    ).float()  # fmt: skip
                 token_loss = loss_fn(logits.reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1))
                 labelled = (batch["labels"].reshape(-1) != IGNORE).float()
                 loss = (token_loss * batch["weights"].reshape(-1) * labelled).sum() / labelled.sum().clamp(min=1.0)
@@ -205,6 +241,10 @@ def train_student(
             record = {"epoch": epoch, "loss": epoch_loss / max(1, epoch_batches), "seconds": round(seconds, 2)}
             if epoch == 1 and features is not None:
                 record["feature_seconds"] = round(feature_seconds, 2)  # the frozen encoder's one pass
+            if epoch == 1:
+                record["mode"] = "fine-tune" if config.finetune_encoder else "frozen"
+                record["precision"] = "bfloat16" if autocast is not contextlib.nullcontext else "float32"
+                record["sentences"] = len(examples)
             if dev_items:
                 predicted = predict(student, dev_sentences, dev_images)
                 record["dev_f1"] = span_scores(dev_sentences, dev_gold, predicted)["f1"]
