@@ -27,7 +27,8 @@ _CONFIG_OPTIONS = {
     "encoder": "encoder", "finetune": "finetune_encoder", "epochs": "epochs", "lr": "learning_rate",
     "head_lr": "head_learning_rate", "freeze_embeddings": "freeze_embeddings", "batch_size": "batch_size",
     "seed": "seed", "patience": "patience", "w_gold": "w_gold", "w_silver": "w_silver",
-    "silver_threshold": "silver_threshold",
+    "silver_threshold": "silver_threshold", "encoder_layers": "encoder_layers", "precision": "precision",
+    "time_budget": "time_budget_s",
 }  # fmt: skip
 
 
@@ -36,8 +37,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
     add_db_project(p)
     p.add_argument("--encoder", help="Hugging Face model id or folder (default: LABELBRIDGE_ENCODER or the converted multilingual-e5-small)")
-    p.add_argument("--finetune", action="store_true", default=None,
-                   help="fine-tune the whole encoder with a linear head (for GPUs); default: frozen encoder features + a small transformer head")
+    p.add_argument("--finetune", action=argparse.BooleanOptionalAction, default=None,
+                   help="fine-tune the encoder with a linear head, or (--no-finetune) train a small head on frozen encoder "
+                        "features; default: fine-tune when it is expected to fit --time-budget")
+    p.add_argument("--encoder-layers", type=int, help="when fine-tuning: transformer blocks of the encoder kept (default 9; 0 = all)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"],
+                   help="when fine-tuning: auto (bf16 on CPUs with native bf16, default), float32 or bfloat16")
+    p.add_argument("--time-budget", type=float, help="seconds a fine-tuning may be expected to take before the frozen head is chosen instead")
     p.add_argument("--epochs", type=int, help="training epochs (early stopping on the dev split)")
     p.add_argument("--lr", type=float, help="learning rate of the encoder with --finetune")
     p.add_argument("--head-lr", type=float, help="learning rate of the tag head")
@@ -101,6 +107,8 @@ def _options(args: argparse.Namespace) -> Any:
     elif args.image_encoder:
         raise CliError("--image-encoder needs --images")
     given = {field: getattr(args, option) for option, field in _CONFIG_OPTIONS.items() if getattr(args, option) is not None}
+    if given.get("encoder_layers") == 0:
+        given["encoder_layers"] = None  # 0 on the command line: keep every block
     try:
         config = TrainConfig(**given, image_encoder=image_encoder)
         return TrainingOptions(config, args.activate, args.new_test_split)

@@ -36,7 +36,11 @@ from services.training import (
 URL = settings().db_url
 POLL_S = 2.0
 JOBS_SHOWN = 3
-MODES = {False: "Frozen encoder + small head (fast on a CPU)", True: "Fine-tune the encoder (GPU)"}
+MODES = {
+    None: "Automatic: fine-tune when it fits the time budget",
+    True: "Fine-tune the encoder",
+    False: "Frozen encoder + small head (quickest)",
+}
 ACTIVATE_HELP = {"auto": "if it scores at least as well", "yes": "always", "no": "no, activate by hand"}
 
 
@@ -93,7 +97,7 @@ def start_form(project: ProjectInfo, training_running: bool) -> None:
 
     try:
         config = replace(
-            d, encoder=encoder.strip() or None, finetune_encoder=bool(finetune), epochs=int(epochs), learning_rate=float(lr),
+            d, encoder=encoder.strip() or None, finetune_encoder=finetune, epochs=int(epochs), learning_rate=float(lr),
             head_learning_rate=float(head_lr), batch_size=int(batch_size), w_gold=float(w_gold), w_silver=float(w_silver),
             silver_threshold=float(threshold), seed=int(seed), patience=int(patience), freeze_embeddings=bool(freeze),
             image_encoder=DEFAULT_IMAGE_ENCODER if images else None,

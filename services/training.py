@@ -147,8 +147,9 @@ def training_args(options: TrainingOptions) -> list[str]:
             "--activate", options.activate]  # fmt: skip
     if c.encoder:
         args += ["--encoder", c.encoder]
-    if c.finetune_encoder:
-        args.append("--finetune")
+    if c.finetune_encoder is not None:  # None: chosen by the time budget
+        args.append("--finetune" if c.finetune_encoder else "--no-finetune")
+    args += ["--encoder-layers", str(c.encoder_layers or 0), "--precision", c.precision, "--time-budget", repr(c.time_budget_s)]
     args.append("--freeze-embeddings" if c.freeze_embeddings else "--no-freeze-embeddings")
     if c.image_encoder:
         args += ["--images", "--image-encoder", c.image_encoder]

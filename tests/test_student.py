@@ -239,20 +239,16 @@ def test_bfloat16_and_float32_fine_tuning_agree(tiny_encoder):
 
 
 def test_the_mode_is_chosen_by_the_time_budget():
+    from dataclasses import replace
+
     from core.student.train import estimated_finetune_seconds, resolve_mode
 
     config = TrainConfig(epochs=3, precision="float32", threads=2)
     assert resolve_mode(config, 100, "cpu").finetune_encoder is True
-    assert resolve_mode(replace_config(config, time_budget_s=1.0), 100, "cpu").finetune_encoder is False
-    assert resolve_mode(replace_config(config, finetune_encoder=False), 100, "cpu").finetune_encoder is False
+    assert resolve_mode(replace(config, time_budget_s=1.0), 100, "cpu").finetune_encoder is False
+    assert resolve_mode(replace(config, finetune_encoder=False), 100, "cpu").finetune_encoder is False
     assert estimated_finetune_seconds(config, 2000, "cpu") == pytest.approx(2 * estimated_finetune_seconds(config, 1000, "cpu"))
     assert estimated_finetune_seconds(config, 1000, "cuda:0") < estimated_finetune_seconds(config, 1000, "cpu")
-
-
-def replace_config(config: TrainConfig, **changes) -> TrainConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)
 
 
 def test_a_head_only_student_needs_its_own_encoder(tmp_path):

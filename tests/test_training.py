@@ -154,6 +154,19 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     assert (parsed.activate, parsed.new_test_split) == ("no", True)
 
 
+@pytest.mark.parametrize("mode", [None, True, False], ids=["by-time-budget", "fine-tune", "frozen"])
+def test_every_student_mode_and_fine_tune_setting_survives_the_command_line(tiny_encoder, mode):
+    from cli.main import build_parser
+    from cli.train import _options
+    from services.training import training_args
+
+    options = fast_options(tiny_encoder, finetune_encoder=mode, encoder_layers=None if mode is False else 1,
+                           precision="bfloat16", time_budget_s=60.0)  # fmt: skip
+    parsed = _options(build_parser().parse_args(["train", "--project", "p", *training_args(options)])).config
+    assert (parsed.finetune_encoder, parsed.encoder_layers, parsed.precision, parsed.time_budget_s) == (
+        mode, None if mode is False else 1, "bfloat16", 60.0)
+
+
 # --------------------------------------------------------------------------- training jobs
 
 

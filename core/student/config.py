@@ -40,8 +40,8 @@ class TrainConfig:
       on en->de), at 5e-4 for 20 by 0.04 (0.61-0.65), at ~4 s per epoch.
     * ``finetune_encoder=True``: the encoder is fine-tuned under a linear head (the usual HF
       token classifier), made to fit a CPU: only its first ``encoder_layers`` blocks are
-      kept (word information peaks in e5-small's middle layers; each block cut is a twelfth
-      of the compute; bench/RESULTS.md "Student"), ``freeze_embeddings`` keeps the embedding
+      kept (word information peaks in e5-small's middle layers, the aligner reads layer 8;
+      each block cut is a twelfth of the compute; 9 is not yet tuned here), ``freeze_embeddings`` keeps the embedding
       matrix (96M of e5-small's 118M parameters) fixed and out of the saved version, the
       products run in bf16 autocast where the CPU has native bf16 (``precision="auto"``, as
       the aligner decides; float32 elsewhere and on GPUs), batches are bucketed by length.

@@ -339,7 +339,7 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
             model.encoder.save_pretrained(work / ENCODER_DIR, safe_serialization=True)
             student.tokenizer.save_pretrained(work / ENCODER_DIR)
         else:
-            base = getattr(model, "base_fingerprint", None) if storage == "trained" else encoder_fingerprint(model.encoder)
+            base = model.base_fingerprint if storage == "trained" else encoder_fingerprint(model.encoder)
             if base is None:
                 raise StudentError("a fine-tuned student without its base encoder's fingerprint cannot be saved as trained weights")
             encoder_meta["encoder_fingerprint"] = base
@@ -347,7 +347,6 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
             frozen = frozen_encoder_keys(model.encoder)
             trained = {k: v.detach().cpu().contiguous() for k, v in model.encoder.state_dict().items() if k not in frozen}
             save_file(trained, work / ENCODER_WEIGHTS_FILE)
-            encoder_meta["encoder_layers"] = getattr(model.encoder.config, "num_hidden_layers", None)
         save_file({k: v.detach().cpu().contiguous() for k, v in model.head_state().items()}, work / HEAD_FILE)
         meta = {
             "format": FORMAT_VERSION,
