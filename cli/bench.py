@@ -186,6 +186,58 @@ def _run_system(args: argparse.Namespace) -> int:
     return 0 if not result["failed"] else 1
 
 
+# --------------------------------------------------------------------------- transfer
+
+
+def _add_transfer(p: argparse.ArgumentParser) -> None:
+    from core.student.transfer_bench import BENCH_EPOCHS, BENCH_LIMIT
+
+    p.add_argument("--source-train", help="labelled source-language training file (e.g. ../shared/data/conll2003-en/train.conll)")
+    p.add_argument("--target-test", required=True, action="append",
+                   help="labelled target-language test file; repeat for several (the first gives the headline figures)")  # fmt: skip
+    p.add_argument("--target-lang", required=True)
+    p.add_argument("--source-lang", default="en")
+    p.add_argument("--translator", default="apertium", help="apertium | hf:ID_OR_PATH | provided:FILE (translate-train, source -> target)")
+    p.add_argument("--limit", type=int, default=BENCH_LIMIT, help=f"first N source training sentences (default {BENCH_LIMIT}; 0 = all)")
+    p.add_argument("--epochs", type=int, default=BENCH_EPOCHS, help=f"fine-tuning epochs per run (default {BENCH_EPOCHS})")
+    p.add_argument("--seeds", type=int, default=3, help="training seeds per setting (default 3)")
+    p.add_argument("--layers", type=int, help="transformer blocks kept (default: TrainConfig's; 0 = all)")
+    p.add_argument("--lr", type=float, help="encoder learning rate")
+    p.add_argument("--frozen", action="store_true", help="the frozen-encoder head instead of fine-tuning")
+    p.add_argument("--model-only", action="store_true", help="model transfer only (no translation): e.g. Europarl, MasakhaNER2")
+    p.add_argument("--model-student", help="a saved student folder (teacher train) as the model-transfer model: nothing is trained")
+    p.add_argument("--labels", help="comma-separated labels to score (default: those the training data and each test share)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
+    p.set_defaults(func=_run_transfer)
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    from core.errors import BenchError
+    from core.student.config import TrainConfig
+    from core.student.transfer_bench import bench_transfer
+    from core.translate import TranslationError, TranslatorUnavailable
+
+    if not args.source_train and not args.model_student:
+        raise CliError("give --source-train (a labelled source file) or --model-student (a saved student)")
+    changes: dict[str, Any] = {"epochs": args.epochs, "finetune_encoder": not args.frozen}
+    if args.layers is not None:
+        changes["encoder_layers"] = args.layers or None
+    if args.lr:
+        changes["learning_rate"] = args.lr
+    try:
+        config = replace(TrainConfig(), **changes)
+        result = bench_transfer(args.source_train or "", args.target_test, args.target_lang, args.translator, source_lang=args.source_lang,
+                                limit=args.limit or None, seeds=args.seeds, config=config, model_only=args.model_only,
+                                model_student=args.model_student, labels=args.labels.split(",") if args.labels else None,
+                                progress=not args.no_progress)  # fmt: skip
+    except (BenchError, TranslationError, TranslatorUnavailable, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
 # --------------------------------------------------------------------------- student, queue
 
 
@@ -298,6 +350,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_projection(sub.add_parser("projection", help="projection strict F1 on a parallel gold corpus"))
     _add_pipeline(sub.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run"))
     _add_system(sub.add_parser("system", help="the whole system on real gold: translate-test strict F1 on the original sentences"))
+    _add_transfer(sub.add_parser("transfer", help="model vs data transfer vs both on real target test sets (fine-tuned student)"))
     student = sub.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
     _add_student_options(student)
     student.add_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -39,9 +40,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if train_path is None or not train_path.is_file():
         raise CliError(f"--data {args.data}: no train file (train.conll, train.txt, train.conll02 or train.jsonl) there")
     dev_path = _corpus_file(data, "dev") if data.is_dir() else None
+    test_path = Path(args.test) if args.test else (_corpus_file(data, "test") if data.is_dir() else None)
     try:
         train = read(str(train_path), lang=args.lang)
         dev = read(str(dev_path), lang=args.lang) if dev_path else []
+        test = read(str(test_path), lang=args.lang) if test_path and not args.no_test else []
     except FormatError as exc:
         raise CliError(str(exc)) from None
     train = train[: args.limit] if args.limit else train
@@ -73,9 +76,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     folder = save_student(student, Path(args.out))
     seconds = time.perf_counter() - started
     best = max((h.get("dev_f1") or 0.0 for h in student.history), default=None) if dev else None
-    print(json.dumps({"out": str(folder), "train": len(train), "dev": len(dev), "dev_f1": best, "seconds": round(seconds, 1),
-                      "teacher": f"student:{folder}"}), file=sys.stdout)  # fmt: skip
+    result = {"out": str(folder), "train": len(train), "dev": len(dev), "dev_f1": best, "seconds": round(seconds, 1),
+              "epochs_run": len(student.history), "seconds_per_epoch_per_1000": _rate(student.history, len(train)),
+              "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "teacher": f"student:{folder}"}  # fmt: skip
+    if test:
+        result["test"] = {"file": str(test_path), "sentences": len(test), **_test_scores(student, test, args.score_labels)}
+    print(json.dumps(result), file=sys.stdout)
     return 0
+
+
+def _rate(history: list[dict], n: int) -> float | None:
+    epochs = [h["seconds"] for h in history if "seconds" in h]
+    return round(sum(epochs) / len(epochs) * 1000 / n, 2) if epochs and n else None
+
+
+def _test_scores(student, test: list, score_labels: str | None) -> dict:  # noqa: ANN001 (TrainedStudent)
+    """Strict F1 on the test file: over every label, and over ``--score-labels`` when given
+    (CoNLL-2003 is usually reported with MISC; PER/ORG/LOC is what transfers to MasakhaNER2)."""
+    from core.metrics import label_scores
+    from core.student.inference import predict
+
+    sentences = [it.source for it in test]
+    gold = [it.source_spans for it in test]
+    predicted = predict(student, sentences)
+    every = {sp.label for spans in gold for sp in spans} | {sp.label for spans in predicted for sp in spans}
+    out = {"all_labels": label_scores(sentences, gold, predicted, every)}
+    if score_labels:
+        chosen = {label.strip() for label in score_labels.split(",") if label.strip()}
+        out["scored_labels"] = sorted(chosen)
+        out["scored"] = label_scores(sentences, gold, predicted, chosen)
+        out["f1"] = out["scored"]["f1"]
+    else:
+        out["f1"] = out["all_labels"]["f1"]
+    return out
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -97,5 +130,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, help="learning rate of the encoder")
     p.add_argument("--head-lr", type=float, help="learning rate of the tag head")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--test", help="test file to score after training (default: the --data folder's test file)")
+    p.add_argument("--no-test", action="store_true", help="do not score a test file")
+    p.add_argument("--score-labels", help="comma-separated labels the test F1 counts, e.g. PER,ORG,LOC (default: all)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_train)

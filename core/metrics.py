@@ -24,7 +24,7 @@ from core.data import Item, Sentence, Span
 from core.errors import ConfigError
 from core.tags import TagError, spans_to_tags, tags_to_spans
 
-__all__ = ["WRITTEN_TAGS", "entity_scores", "gold_tags", "item_scores", "span_scores"]
+__all__ = ["WRITTEN_TAGS", "entity_scores", "gold_tags", "item_scores", "label_scores", "span_scores"]
 
 WRITTEN_TAGS = "written_tags"  # item.meta key: {side: the IOB2 tags as the file wrote them}
 
@@ -93,6 +93,28 @@ def span_scores(
             except TagError as exc:
                 raise ConfigError(f"sentence {i}: {side} spans: {exc}") from exc
     return entity_scores(gold_tags, pred_tags)
+
+
+def label_scores(
+    sentences: Sequence[Sentence | int],
+    gold: Sequence[Sequence[Span]],
+    pred: Sequence[Sequence[Span]],
+    labels: set[str] | frozenset[str],
+) -> dict:
+    """``span_scores`` counting only ``labels`` on both sides, rounded for a benchmark's JSON.
+
+    Used where the model and the gold know different label sets (a CoNLL-2003 model on
+    MasakhaNER2's DATE): a label the model cannot predict is left out, and the caller says so.
+    """
+    keep = frozenset(labels)
+    out = span_scores(sentences, [[sp for sp in g if sp.label in keep] for g in gold], [[sp for sp in p if sp.label in keep] for p in pred])
+    return {
+        "precision": round(out["precision"], 4),
+        "recall": round(out["recall"], 4),
+        "f1": round(out["f1"], 4),
+        "support": out["support"],
+        "per_label": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in r.items()} for k, r in out["per_label"].items()},
+    }
 
 
 def gold_tags(item: Item, side: str = "source") -> tuple[list[str], bool]:

@@ -448,3 +448,47 @@ def test_the_review_queue_orders_by_the_stored_student_uncertainty(project, tiny
     assert len(predicted) == len(scores)
     assert [r.uncertainty for r in predicted] == pytest.approx([scores[r.id][0] for r in predicted])
     assert [r.uncertainty for r in predicted] == sorted((r.uncertainty for r in predicted), reverse=True)
+
+
+def test_a_killed_training_worker_leaves_a_failed_job_and_the_active_version_intact(project, tiny_encoder):
+    """kill -9 of the worker process mid-training: the job ends failed, version 1 stays the
+    active one and still loads, no half-written version or folder is left, no item changed."""
+    import os
+    import signal
+    import time
+
+    from core.config import settings
+    from core.student import load_student
+    from db import students as sq
+    from db.engine import session_scope
+    from services.jobs import refresh_jobs
+    from services.training import model_dir, start_training_job
+
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1))
+    assert job.status == "done", job.error
+    before, folders = project_state(project), student_folders(project)
+    with session_scope(settings().db_url) as s:
+        worker = start_training_job(s, project.id, fast_options(tiny_encoder, epochs=5000, batch_size=2))
+    deadline = time.monotonic() + 120
+    while True:  # wait until the worker is inside training (it reported a step)
+        with session_scope() as s:
+            state = jobs.get_job(s, worker.id)
+        if state.status == "running" and (state.done or 0) > 0:
+            break
+        assert state.status in ("queued", "running") and time.monotonic() < deadline, (state.status, state.error, state.message)
+        time.sleep(0.2)
+    os.kill(state.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        with session_scope(settings().db_url) as s:
+            (seen,) = [j for j in refresh_jobs(s, project.id) if j.id == worker.id]
+        if seen.status != "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert seen.status == "failed" and "stopped without finishing" in seen.error
+    with session_scope() as s:
+        versions = sq.list_model_versions(s, project.id)
+        active = sq.active_model_version(s, project.id)
+    assert [v.version for v in versions] == [1] and active is not None and active.version == 1
+    assert load_student(model_dir(active), device="cpu").labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    assert student_folders(project) == folders and project_state(project) == before

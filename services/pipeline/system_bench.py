@@ -27,21 +27,10 @@ from core.pipeline.stages import PipelineConfig, PipelineError
 __all__ = ["bench_system"]
 
 
-def _keep(spans: Sequence[Span], labels: set[str]) -> list[Span]:
-    return [sp for sp in spans if sp.label in labels]
-
-
 def _scores(sentences: Sequence[Any], gold: Sequence[Sequence[Span]], pred: Sequence[Sequence[Span]], labels: set[str]) -> dict[str, Any]:
-    from core.metrics import span_scores
+    from core.metrics import label_scores
 
-    out = span_scores(sentences, [_keep(g, labels) for g in gold], [_keep(p, labels) for p in pred])
-    return {
-        "precision": round(out["precision"], 4),
-        "recall": round(out["recall"], 4),
-        "f1": round(out["f1"], 4),
-        "support": out["support"],
-        "per_label": {k: {m: round(v, 4) if isinstance(v, float) else v for m, v in r.items()} for k, r in out["per_label"].items()},
-    }
+    return label_scores(sentences, gold, pred, labels)
 
 
 def _teacher_on_source(source_path: str, config: PipelineConfig, n: int, labels: set[str]) -> dict[str, Any]:
