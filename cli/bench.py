@@ -238,6 +238,37 @@ def _run_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_multimodal(p: argparse.ArgumentParser) -> None:
+    from core.student.multimodal_bench import DEFAULT_IMAGE_ENCODER
+
+    p.add_argument("--data", required=True, help="a Twitter-2015/2017 layout folder: train.txt, dev.txt|valid.txt, test.txt with IMGID lines")
+    p.add_argument("--images", help="the pictures' folder (default: found anywhere below --data)")
+    p.add_argument("--image-encoder", default=DEFAULT_IMAGE_ENCODER, help=f"image features (default {DEFAULT_IMAGE_ENCODER})")
+    p.add_argument("--encoder", help="text encoder: HF id or folder (default: the converted multilingual-e5-small)")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--frozen", action="store_true", help="the frozen-encoder head instead of fine-tuning")
+    p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
+    p.set_defaults(func=_run_multimodal)
+
+
+def _run_multimodal(args: argparse.Namespace) -> int:
+    from core.errors import BenchError
+    from core.student.config import TrainConfig
+    from core.student.multimodal_bench import bench_multimodal
+
+    changes: dict[str, Any] = {"epochs": args.epochs, "finetune_encoder": not args.frozen}
+    if args.encoder:
+        changes["encoder"] = args.encoder
+    try:
+        result = bench_multimodal(args.data, args.images, replace(TrainConfig(), **changes), image_encoder=args.image_encoder, seeds=args.seeds)
+    except (BenchError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
 # --------------------------------------------------------------------------- student, queue
 
 
@@ -351,6 +382,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_pipeline(sub.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run"))
     _add_system(sub.add_parser("system", help="the whole system on real gold: translate-test strict F1 on the original sentences"))
     _add_transfer(sub.add_parser("transfer", help="model vs data transfer vs both on real target test sets (fine-tuned student)"))
+    _add_multimodal(sub.add_parser("multimodal", help="text-only vs image-fused student F1 on a Twitter-2015/2017 layout folder"))
     student = sub.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
     _add_student_options(student)
     student.add_argument(

@@ -146,6 +146,18 @@ def test_skip_comments_drops_comments_docstart_and_layout(tmp_path):
     assert "DOCSTART" not in write(items, tmp_path / "nodoc.conll").read_text()
 
 
+def test_twitter_multimodal_layout_names_each_sentence_picture_and_round_trips(tmp_path):
+    # Twitter-2015/2017 (Zhang et al. 2018; Lu et al. 2018): "IMGID:<id>" before each
+    # sentence, tab-separated tokens and IOB tags, pictures <id>.jpg in an image folder
+    content = "IMGID:1015799\nRT\tO\n@Anna_B\tO\n:\tO\nParis\tB-LOC\n\nIMGID:16_05_01_6.png\nBob\tB-PER\nsmiles\tO\n\n"
+    src = write_bytes(tmp_path, "train.txt", content)
+    items = read(src)
+    assert [it.image for it in items] == ["1015799.jpg", "16_05_01_6.png"]
+    assert items[0].source.words == ["RT", "@Anna_B", ":", "Paris"] and spans_of(items[0]) == [(3, 4, "LOC")]
+    assert write(items, tmp_path / "out.txt").read_bytes() == src.read_bytes()
+    assert [it.image for it in read(src, skip_comments=True)] == ["1015799.jpg", "16_05_01_6.png"]
+
+
 def test_bioes_read_write_and_conversion(tmp_path):
     src = DATA / "bioes.bio"
     items = read(src)

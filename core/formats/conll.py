@@ -25,6 +25,9 @@ SEPARATORS = {"tab": "\t", "space": " "}
 _TAG_LIKE = re.compile(r"^(O|[A-Z]-\S+)$")
 _ID_COMMENT = re.compile(r"^(#\s*(?:sent_)?id\s*=\s*)(.*?)\s*$")
 DOCSTART = "-DOCSTART-"
+# Twitter-2015/2017 multimodal NER: an ``IMGID:<id>`` line before each sentence names its
+# picture, ``<id>.jpg`` in the corpus's image folder (matched on import, core.transfer).
+_IMGID = re.compile(r"^IMGID:(\S+)\s*$")
 
 
 def _split(line: str, sep: str) -> list[str]:
@@ -98,6 +101,9 @@ def _sentences(
         cols = _split(line, sep_char)
         if current is None and line.startswith("#") and not _row_like(cols, ncols, tag_column):
             pending.append(line)  # a comment; "#<sep>O" is the token "#"
+            continue
+        if current is None and _IMGID.match(line):
+            pending.append(line)  # kept in place like a comment; _item reads the image from it
             continue
         if ncols is None:
             ncols, first_row_line = len(cols), lineno
@@ -212,10 +218,13 @@ def _item(
         report.warn(path, s.lines[issue.position], issue.message)
 
     item_id = f"{stem}:{n}"
+    image = None
     for c in s.before:
         m = _ID_COMMENT.match(c)
         if m and m.group(2):
             item_id = m.group(2)
+        if found := _IMGID.match(c):
+            image = found.group(1) if "." in found.group(1) else f"{found.group(1)}.jpg"
     if item_id in seen:
         raise FormatError(path, s.lines[0], f"sentence id {item_id!r} is already used by the sentence on line {seen[item_id]}")
     seen[item_id] = s.lines[0]
@@ -236,7 +245,7 @@ def _item(
     item_meta: dict[str, Any] = {"conll": meta} if meta else {}
     if issues and scheme == "IOB2":
         item_meta[WRITTEN_TAGS] = {"source": tags}  # scored as written (core.metrics)
-    return Item(item_id, sentence, spans, meta=item_meta)
+    return Item(item_id, sentence, spans, meta=item_meta, image=image)
 
 
 def _starts_with_docstart(item: Item, side: str) -> bool:

@@ -96,8 +96,8 @@ def bench_projection_methods(
     own projection.
     """
     from core.align import align_items, get_aligner
-    from core.encoder import compute_dtype
     from core.config import settings
+    from core.encoder import compute_dtype
     from core.metrics import item_scores
     from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, METHODS, project_items, soft_align, uses_soft_alignment
 
