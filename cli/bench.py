@@ -269,6 +269,40 @@ def _run_multimodal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_corrections(p: argparse.ArgumentParser) -> None:
+    from core.student.corrections_bench import CORRECTION_STEPS, POOL
+
+    p.add_argument("--data", required=True, help="a folder with train, dev and test files of the target language (e.g. masakhaner2/swa)")
+    p.add_argument("--source-model", help="saved source-language student (default: data/models/teacher-conll2003-en, built by make teacher)")
+    p.add_argument("--lang", help="language code of the files (default: the folder's name)")
+    p.add_argument("--steps", default=",".join(map(str, CORRECTION_STEPS)), help="numbers of corrected sentences (default %(default)s)")
+    p.add_argument("--pool", type=int, default=POOL, help=f"machine-labelled training sentences drawn from train (default {POOL}; 0 = all)")
+    p.add_argument("--orders", default="queue,random,gold_only", help="curves to draw (default %(default)s)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
+    p.set_defaults(func=_run_corrections)
+
+
+def _run_corrections(args: argparse.Namespace) -> int:
+    from core.config import settings
+    from core.errors import BenchError
+    from core.student.config import TrainConfig
+    from core.student.corrections_bench import bench_corrections
+
+    source = args.source_model or str(settings().models_dir / "teacher-conll2003-en")
+    try:
+        steps = [int(n) for n in args.steps.split(",") if n.strip()]
+        config = replace(TrainConfig(), epochs=args.epochs, finetune_encoder=True)
+        result = bench_corrections(args.data, source, lang=args.lang, steps=steps, pool=args.pool or None, seeds=args.seeds, config=config,
+                                   orders=[o.strip() for o in args.orders.split(",") if o.strip()])  # fmt: skip
+    except (BenchError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
 # --------------------------------------------------------------------------- student, queue
 
 
@@ -383,6 +417,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_system(sub.add_parser("system", help="the whole system on real gold: translate-test strict F1 on the original sentences"))
     _add_transfer(sub.add_parser("transfer", help="model vs data transfer vs both on real target test sets (fine-tuned student)"))
     _add_multimodal(sub.add_parser("multimodal", help="text-only vs image-fused student F1 on a Twitter-2015/2017 layout folder"))
+    _add_corrections(sub.add_parser("corrections", help="learning curves: N corrections in queue or random order, and gold only"))
     student = sub.add_parser("student", help="model vs data transfer vs corrections: target test F1 of the student")
     _add_student_options(student)
     student.add_argument(

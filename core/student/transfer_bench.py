@@ -34,13 +34,13 @@ from core.data import Item
 from core.errors import BenchError
 from core.student.config import TrainConfig
 
-__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "bench_transfer", "project_translate_train", "as_target_gold"]
+__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "as_target_gold", "bench_transfer", "peak_mb", "project_translate_train", "read_gold"]
 
 BENCH_LIMIT = 5000  # source training sentences: 3 seeds x 3 settings fit the hour on 2 cores
 BENCH_EPOCHS = 2
 
 
-def _peak_mb() -> float:
+def peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
@@ -79,7 +79,8 @@ def as_target_gold(items: Sequence[Item]) -> list[Item]:
     return [it.with_(target=it.source, target_spans=list(it.source_spans), alignment=[], meta={**it.meta, "gold": True}) for it in items]
 
 
-def _read(path: str, lang: str) -> list[Item]:
+def read_gold(path: str, lang: str) -> list[Item]:
+    """A labelled file, or a BenchError naming it."""
     from core.formats import FormatError, read
 
     try:
@@ -136,10 +137,10 @@ def bench_transfer(
         raise BenchError(f"--seeds must be at least 1, not {seeds}")
     config = config or replace(TrainConfig(), epochs=BENCH_EPOCHS, finetune_encoder=True)
     started_all = time.perf_counter()
-    tests = {path: _read(path, target_lang) for path in target_tests}
+    tests = {path: read_gold(path, target_lang) for path in target_tests}
     train: list[Item] = []
     if model_student is None:
-        train = _read(source_train, source_lang)
+        train = read_gold(source_train, source_lang)
         train = [it for it in train if len(it.source)][:limit] if limit else [it for it in train if len(it.source)]
         if not any(it.source_spans for it in train):
             raise BenchError(f"{source_train}: no labelled entities to learn from")
@@ -223,7 +224,7 @@ def bench_transfer(
     result["config"] = {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")}
     result["runs"] = runs
     result["seconds"] = round(time.perf_counter() - started_all, 1)
-    result["peak_mb"] = _peak_mb()
+    result["peak_mb"] = peak_mb()
     return result
 
 

@@ -1,0 +1,223 @@
+"""``bench corrections``: do a few hundred human corrections, chosen well, pay?
+
+LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``train``,
+``dev``, ``test``), simulated:
+
+1. machine labels for the target training sentences: the source-language model (a saved
+   student, by default the English CoNLL-2003 teacher of ``make teacher``) predicts them, as
+   model transfer would label a user's project;
+2. a simulated reviewer corrects N of them to their gold labels, N = 0, 50, 100, 200, ...;
+   which ones:
+   - ``queue``: the project's review queue in "student uncertainty" order
+     (``core.annotations.queue``): after each retraining the new student predicts the rest
+     of the pool and the next batch is the most uncertain, as the Train and Review pages do;
+   - ``random``: a seeded shuffle (nested: the first 100 hold the first 50);
+3. the student is retrained on corrected + machine-labelled sentences (the Train page's
+   mix: gold and silver), and scored strictly on the test file;
+4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline).
+
+Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not
+in CoNLL-2003): other gold labels are dropped from the corrections and the score, and the
+JSON says which. ``auc`` is the mean F1 over the curve's N range (trapezoids, N on a linear
+axis), per curve.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from core.data import Item, Span
+from core.errors import BenchError
+from core.student.config import TrainConfig
+
+__all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order"]
+
+CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
+POOL = 2000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores
+SPLIT_FILES = {"train": ("train.txt", "train.conll"), "dev": ("dev.txt", "valid.txt", "dev.conll"), "test": ("test.txt", "test.conll")}
+
+
+def _log(text: str) -> None:
+    print(f"[bench corrections] {text}", file=sys.stderr, flush=True)
+
+
+def _split(folder: Path, name: str, lang: str) -> list[Item]:
+    from core.student.transfer_bench import read_gold
+
+    path = next((folder / f for f in SPLIT_FILES[name] if (folder / f).is_file()), None)
+    if path is None:
+        raise BenchError(f"{folder}: no {name} file ({' or '.join(SPLIT_FILES[name])})")
+    return [it for it in read_gold(str(path), lang) if len(it.source)]
+
+
+def _keep(spans: Sequence[Span], labels: set[str]) -> list[Span]:
+    return [sp for sp in spans if sp.label in labels]
+
+
+def queue_order(uncertainties: Sequence[float | None], candidates: Sequence[int]) -> list[int]:
+    """``candidates`` in the review queue's "student uncertainty" order (highest first; an
+    item without a figure last), ties in the given order: the queue's own sort key."""
+    from core.annotations.queue import compute_item_stats
+
+    keys = {i: compute_item_stats(None, (), {}, uncertainties[i], ()).uncertainty_key for i in candidates}
+    return sorted(candidates, key=lambda i: keys[i])
+
+
+def _auc(curve: dict[str, float]) -> float:
+    xs = [int(n) for n in curve]
+    ys = [curve[n] for n in curve]
+    if len(xs) < 2:
+        return round(ys[0], 4) if ys else 0.0
+    return round(float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])), 4)
+
+
+def bench_corrections(
+    data_dir: str | Path,
+    source_model: str | Path,
+    *,
+    lang: str | None = None,
+    steps: Sequence[int] = CORRECTION_STEPS,
+    pool: int | None = POOL,
+    seeds: int = 3,
+    config: TrainConfig | None = None,
+    orders: Sequence[str] = ("queue", "random", "gold_only"),
+) -> dict[str, Any]:
+    """Learning curves of corrections (module docstring)."""
+    from core.metrics import label_scores
+    from core.student.inference import predict, predict_details
+    from core.student.model import load_student
+    from core.student.train import train_student
+    from core.student.transfer_bench import peak_mb
+
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise BenchError(f"--data {data_dir}: not a folder")
+    if seeds < 1:
+        raise BenchError(f"--seeds must be at least 1, not {seeds}")
+    steps = sorted(set(int(n) for n in steps))
+    if not steps or steps[0] < 0:
+        raise BenchError(f"correction steps must be non-negative, not {steps}")
+    unknown = set(orders) - {"queue", "random", "gold_only"}
+    if unknown:
+        raise BenchError(f"unknown order {sorted(unknown)[0]!r}; expected queue, random or gold_only")
+    lang = lang or folder.name
+    config = replace(config or replace(TrainConfig(), epochs=2, finetune_encoder=True), side="target")
+    started = time.perf_counter()
+    train_all, test = _split(folder, "train", lang), _split(folder, "test", lang)
+    if not Path(source_model).is_dir():
+        raise BenchError(f"source model {source_model}: no such folder (make teacher builds data/models/teacher-conll2003-en)")
+    source = load_student(source_model)
+    model_labels = {tag[2:] for tag in source.labels if tag[:2] in ("B-", "I-")}
+    gold_labels = {sp.label for it in train_all + test for sp in it.source_spans}
+    labels = model_labels & gold_labels
+    if not labels:
+        raise BenchError(f"{folder}: its labels {sorted(gold_labels)} share none with the source model's {sorted(model_labels)}")
+    rng = random.Random(13)
+    chosen_pool = sorted(rng.sample(range(len(train_all)), pool)) if pool and pool < len(train_all) else list(range(len(train_all)))
+    train = [train_all[i] for i in chosen_pool]
+    if steps[-1] > len(train):
+        raise BenchError(f"{folder}: {len(train)} training sentences in the pool, fewer than the {steps[-1]} corrections asked for")
+
+    # 1. machine labels: the source model on the target training sentences (silver)
+    began = time.perf_counter()
+    predicted = predict_details(source, [it.source for it in train], source=f"student:{Path(source_model).name}")
+    machine = [it.with_(target=it.source, target_spans=_keep(p.spans, labels), source_spans=[], alignment=[], meta={"gold": False})
+               for it, p in zip(train, predicted)]  # fmt: skip
+    gold = [it.with_(target=it.source, target_spans=_keep(it.source_spans, labels), source_spans=[], alignment=[], meta={"gold": True})
+            for it in train]  # fmt: skip
+    machine_seconds = time.perf_counter() - began
+    test_sentences = [it.source for it in test]
+    test_gold = [_keep(it.source_spans, labels) for it in test]
+    machine_f1 = label_scores([it.source for it in train], [g.target_spans for g in gold], [m.target_spans for m in machine], labels)["f1"]
+    source_test_f1 = label_scores(test_sentences, test_gold, predict(source, test_sentences), labels)["f1"]
+    del source
+    _log(f"{lang}: {len(train)} pool sentences machine-labelled in {machine_seconds:.0f} s (F1 {machine_f1:.3f} against their gold); "
+         f"the source model scores {source_test_f1:.3f} on the test file")  # fmt: skip
+
+    runs: list[dict[str, Any]] = []
+
+    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        student = train_student(items, (), run_config)
+        f1 = label_scores(test_sentences, test_gold, predict(student, test_sentences), labels)["f1"]
+        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})
+        _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
+        return f1, student
+
+    def mixed(corrected: set[int]) -> list[Item]:
+        return [gold[i] if i in corrected else machine[i] for i in range(len(train))]
+
+    curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps} for name in orders}
+    if "gold_only" in curves:
+        curves["gold_only"].pop("0", None)  # nothing to train on
+    for k in range(seeds):
+        run_config = replace(config, seed=config.seed + k)
+        shuffled = list(range(len(train)))
+        random.Random(1000 + k).shuffle(shuffled)
+        zero = None
+        if "queue" in orders or "random" in orders:
+            zero, student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0")
+        if "queue" in orders:
+            corrected: list[int] = []
+            for n in steps:
+                if n == 0:
+                    curves["queue"]["0"].append(zero)
+                else:
+                    done = set(corrected)
+                    rest = [i for i in range(len(train)) if i not in done]
+                    details = predict_details(student, [train[i].source for i in rest])
+                    uncertainty: list[float | None] = [None] * len(train)
+                    for i, d in zip(rest, details):
+                        uncertainty[i] = d.uncertainty
+                    corrected += queue_order(uncertainty, rest)[: n - len(corrected)]
+                    f1, student = fit_and_score(mixed(set(corrected)), run_config, f"seed {run_config.seed} queue N={n}")
+                    curves["queue"][str(n)].append(f1)
+            del student
+        if "random" in orders:
+            for n in steps:
+                if n == 0:
+                    curves["random"]["0"].append(zero)
+                    continue
+                f1, _ = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}")
+                curves["random"][str(n)].append(f1)
+        if "gold_only" in orders:
+            for n in steps:
+                if n == 0:
+                    continue
+                # as many sentence passes as one epoch over the pool would give, within reason
+                epochs = min(20, max(config.epochs, math.ceil(config.epochs * len(train) / n / 4)))
+                f1, _ = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs), f"seed {run_config.seed} gold only N={n}")
+                curves["gold_only"][str(n)].append(f1)
+    mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
+    result: dict[str, Any] = {
+        "bench": "corrections",
+        "data": str(folder),
+        "lang": lang,
+        "source_model": str(source_model),
+        "labels": sorted(labels),
+        "labels_left_out": sorted(gold_labels - labels),
+        "pool": len(train),
+        "train_sentences": len(train_all),
+        "test": len(test),
+        "machine_label_f1": round(machine_f1, 4),
+        "source_model_test_f1": round(source_test_f1, 4),
+        "curve": mean,
+        "auc": {name: _auc(c) for name, c in mean.items()},
+        "std": {name: {n: round(float(np.std(v)), 4) for n, v in c.items()} for name, c in curves.items()},
+        "per_seed": curves,
+        "seeds": [config.seed + k for k in range(seeds)],
+        "epochs": config.epochs,
+        "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
+        "runs": runs,
+        "seconds": round(time.perf_counter() - started, 1),
+        "peak_mb": peak_mb(),
+    }
+    return result

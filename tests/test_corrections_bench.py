@@ -1,0 +1,79 @@
+"""``bench corrections`` on a toy language folder with a tiny source model: machine labels,
+queue-ordered and random corrections, gold only; DATE (unknown to the model) is left out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cli.main import main
+from core.errors import BenchError
+from core.student import corrections_bench
+from tests.test_student import fast_config, make_tiny_encoder
+
+PEOPLE, PLACES = ["anna", "bob", "carla", "dieter"], ["paris", "berlin", "rome", "madrid"]
+
+
+def _write(path, n: int, offset: int = 0) -> None:
+    lines = []
+    for i in range(offset, offset + n):
+        words = [PEOPLE[i % 4], "met", "us", "in", PLACES[(i // 2) % 4], "monday", "."]
+        tags = ["B-PER", "O", "O", "O", "B-LOC", "B-DATE", "O"]
+        lines += [f"{w} {t}" for w, t in zip(words, tags)] + [""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert-corr"))
+
+
+@pytest.fixture()
+def language(tmp_path, tiny):
+    from core.formats import read
+    from core.student.model import save_student
+    from core.student.train import train_student
+
+    folder = tmp_path / "xyz"
+    folder.mkdir()
+    _write(folder / "train.txt", 12)
+    _write(folder / "dev.txt", 2, 12)
+    _write(folder / "test.txt", 4, 14)
+    english = tmp_path / "en.txt"
+    _write(english, 6)
+    items = [it.with_(source_spans=[sp for sp in it.source_spans if sp.label != "DATE"]) for it in read(str(english))]
+    source = save_student(train_student(items, (), fast_config(tiny, epochs=1, side="source")), tmp_path / "source-model")
+    return folder, str(source)
+
+
+def test_curves_for_every_order_with_nested_queue_corrections(language, tiny, monkeypatch):
+    folder, source = language
+    picked: list[list[int]] = []
+    original = corrections_bench.queue_order
+    monkeypatch.setattr(corrections_bench, "queue_order", lambda u, c: picked.append(list(c)) or original(u, c))
+    result = corrections_bench.bench_corrections(folder, source, steps=(0, 2, 4), pool=None, seeds=2, config=fast_config(tiny, epochs=1, silver_threshold=0.0))
+    assert result["lang"] == "xyz" and result["labels"] == ["LOC", "PER"] and result["labels_left_out"] == ["DATE"]
+    assert set(result["curve"]) == {"queue", "random", "gold_only"}
+    assert list(result["curve"]["queue"]) == ["0", "2", "4"] and list(result["curve"]["gold_only"]) == ["2", "4"]
+    assert result["curve"]["queue"]["0"] == result["curve"]["random"]["0"]  # the same machine-only student
+    assert all(len(v) == 2 for c in result["per_seed"].values() for v in c.values())
+    # the queue's second batch is drawn from what the first left: 12, then 10 candidates, per seed
+    assert [len(c) for c in picked] == [12, 10, 12, 10]
+    assert set(result["auc"]) == set(result["curve"]) and all(0.0 <= a <= 1.0 for a in result["auc"].values())
+    assert 0.0 <= result["machine_label_f1"] <= 1.0 and result["pool"] == 12
+    json.dumps(result)
+
+
+def test_queue_order_is_the_review_queues_uncertainty_order():
+    assert corrections_bench.queue_order([0.1, None, 0.9, 0.5], [0, 1, 2, 3]) == [2, 3, 0, 1]
+
+
+def test_bad_requests_name_what_is_wrong(language, tmp_path, capsys):
+    folder, source = language
+    with pytest.raises(BenchError, match="fewer than the 400 corrections"):
+        corrections_bench.bench_corrections(folder, source, steps=(0, 400), pool=None, seeds=1)
+    with pytest.raises(BenchError, match="no such folder"):
+        corrections_bench.bench_corrections(folder, str(tmp_path / "none"), seeds=1)
+    assert main(["bench", "corrections", "--data", str(tmp_path / "missing")]) != 0
+    assert "not a folder" in capsys.readouterr().err
