@@ -316,6 +316,8 @@ def _student_config(args: argparse.Namespace) -> Any:
             changes[name] = value
     if args.train_embeddings:
         changes["freeze_embeddings"] = False
+    if args.finetune is not None:
+        changes["finetune_encoder"] = args.finetune
     try:
         return replace(BENCH_CONFIG, **changes)
     except ValueError as exc:
@@ -340,6 +342,8 @@ def _add_student_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--device", help="auto, cpu, cuda")
     parser.add_argument("--train-embeddings", action="store_true", help="also fine-tune the embedding matrix")
+    parser.add_argument("--finetune", action=argparse.BooleanOptionalAction, default=None,
+                        help="fine-tune the encoder / train the frozen-encoder head (default: by the time budget)")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per setting, figures are means (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (default: key: value lines)")
 
@@ -348,7 +352,9 @@ def _run_student(args: argparse.Namespace) -> int:
     from core.student.bench import bench_student
 
     config = _student_config(args)
-    _print(bench_student(args.data, args.source, args.target, config, corrections_order=args.corrections_order, n_seeds=args.seeds), args.json)
+    corrections = tuple(int(n) for n in args.corrections.split(",") if n.strip())
+    _print(bench_student(args.data, args.source, args.target, config, corrections=corrections, corrections_order=args.corrections_order,
+                         n_seeds=args.seeds), args.json)  # fmt: skip
     return 0
 
 
@@ -424,6 +430,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--corrections-order", choices=["confidence", "random"], default="confidence",
         help="which training sentences get corrected first (default: the review queue, lowest confidence first)",
     )  # fmt: skip
+    student.add_argument("--corrections", default="50,100,200", help="numbers of corrected sentences to train with (default %(default)s; '' = none)")
     student.set_defaults(func=_run_student)
     queue = sub.add_parser("queue", help="share of projection errors in the first 20%% of the review queue")
     _add_student_options(queue)

@@ -13,15 +13,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.annotations.queue import ORDERINGS, QueueFilter
 from core.config import settings
 from db import students as sq
 from db.engine import session_scope
 from db.errors import QueryError
 from db.jobs import JobInfo
 from db.projects import ProjectInfo, get_project, project_counts
+from db.queue import queue_count, queue_rows
 from pages._auth import project_or_info, require_role
 from pages._common import ensure_navigation
 from services.jobs import refresh_jobs, request_cancel
+from services.queue import ensure_stats
 from services.training import (
     ACTIVATE_CHOICES,
     JOB_KIND_TRAIN,
@@ -36,6 +39,7 @@ from services.training import (
 URL = settings().db_url
 POLL_S = 2.0
 JOBS_SHOWN = 3
+NEXT_BATCH = 50  # sentences suggested for the next review round
 MODES = {
     None: "Automatic: fine-tune when it fits the time budget",
     True: "Fine-tune the encoder",
@@ -293,6 +297,37 @@ def versions_panel(project: ProjectInfo, predicting: bool) -> None:
     charts(versions, current_split)
 
 
+def next_batch_panel(project: ProjectInfo, user_name: str) -> None:
+    """The next sentences to review, in the review queue's order: the active student's
+    uncertainty once it has predicted (the order ``bench corrections`` measures), else the
+    projection's lowest confidence first. One button opens Review on that queue."""
+    with session_scope(URL) as s:
+        has_student = bool(sq.student_prediction_counts(s, project.id))
+        ensure_stats(s, project.id)
+        order = "uncertainty" if has_student else "confidence"
+        filt = QueueFilter(statuses=("new",), order=order)
+        rows = queue_rows(s, project.id, user_name, filt, limit=NEXT_BATCH)
+        left = queue_count(s, project.id, user_name, filt)
+    st.subheader("Next to review")
+    if not rows:
+        st.info("Nothing left to review: every item has your status. Train again to use the corrections.")
+        return
+    why = ("the active student is least sure about these; correcting them first raises the next version most"
+           if has_student else "lowest projection confidence first; predict with a version to order by the student's uncertainty")  # fmt: skip
+    st.caption(f"The next {len(rows)} of {left} unreviewed item(s), {ORDERINGS[order].lower()}: {why}.")
+    st.dataframe(
+        pd.DataFrame([{"#": k + 1, "item": r.external_id, "uncertainty": r.uncertainty, "confidence": r.min_confidence,
+                       "sentence": r.target_text or r.source_text} for k, r in enumerate(rows)]),  # fmt: skip
+        hide_index=True, width="stretch", height=220,
+        column_config={"uncertainty": st.column_config.NumberColumn(format="%.2f"), "confidence": st.column_config.NumberColumn(format="%.2f")},
+    )  # fmt: skip
+    if st.button(f"Review these in this order ({ORDERINGS[order].lower()})", key=f"tr_review_next_{project.id}", icon=":material/rate_review:"):
+        ss = st.session_state
+        ss.q_order, ss.q_status, ss.rv_queue_changed = order, ["new"], True
+        ss.pop("item_id", None)
+        st.switch_page("pages/review.py")
+
+
 # --------------------------------------------------------------------------- page
 
 
@@ -319,6 +354,7 @@ def main() -> None:
     start_form(project, JOB_KIND_TRAIN in running)
     jobs_panel(project_id, jobs)
     versions_panel(project, bool(running - {JOB_KIND_TRAIN}))
+    next_batch_panel(project, user.name)
 
 
 ensure_navigation()

@@ -77,3 +77,11 @@ def test_bad_requests_name_what_is_wrong(language, tmp_path, capsys):
         corrections_bench.bench_corrections(folder, str(tmp_path / "none"), seeds=1)
     assert main(["bench", "corrections", "--data", str(tmp_path / "missing")]) != 0
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_subword_fertility_counts_pieces_per_word(tiny):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    out = corrections_bench.subword_fertility(tokenizer, [["anna", "xyzw"], ["met"]])  # whole words 1 + 1, letters 4
+    assert out == {"subwords_per_word": 2.0, "words_in_4_or_more": round(1 / 3, 4), "unknown_pieces": 0.0}

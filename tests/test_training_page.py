@@ -84,6 +84,15 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
         assert sum(sq.student_prediction_counts(s, project.id).values()) == len(project_items()) - 1
     at.run()
     assert any("student:1 on" in c.value for c in at.caption)
+    # the next batch to review, in the queue's student-uncertainty order, one click from Review
+    assert any("Student uncertainty (highest first)".lower() in c.value for c in at.caption)
+    batch = at.dataframe[-1].value
+    assert len(batch) > 0 and list(batch["#"]) == list(range(1, len(batch) + 1))
+    known = list(batch["uncertainty"].dropna())
+    assert known and known == sorted(known, reverse=True) and list(batch["uncertainty"].iloc[: len(known)]) == known
+    by_label(at.button, "Review these in this order (student uncertainty (highest first))").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["q_order"] == "uncertainty" and at.session_state["q_status"] == ["new"]
 
 
 def test_cancel_button_cancels_a_running_training_job(project):  # noqa: F811

@@ -38,7 +38,7 @@ from core.data import Item, Span
 from core.errors import BenchError
 from core.student.config import TrainConfig
 
-__all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order"]
+__all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subword_fertility"]
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
 POOL = 2000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores
@@ -69,6 +69,23 @@ def queue_order(uncertainties: Sequence[float | None], candidates: Sequence[int]
 
     keys = {i: compute_item_stats(None, (), {}, uncertainties[i], ()).uncertainty_key for i in candidates}
     return sorted(candidates, key=lambda i: keys[i])
+
+
+def subword_fertility(tokenizer: Any, sentences: Sequence[Sequence[str]]) -> dict[str, float]:
+    """How well the encoder's vocabulary covers a language: subwords per word, the share of
+    words cut into 4 pieces or more, and the share of unknown pieces."""
+    from core.student.data import word_pieces
+
+    pieces = [w for sentence in word_pieces(tokenizer, sentences) for w in sentence]
+    if not pieces:
+        return {"subwords_per_word": 0.0, "words_in_4_or_more": 0.0, "unknown_pieces": 0.0}
+    unk = tokenizer.unk_token_id
+    n = sum(len(w) for w in pieces)
+    return {
+        "subwords_per_word": round(n / len(pieces), 3),
+        "words_in_4_or_more": round(sum(len(w) >= 4 for w in pieces) / len(pieces), 4),
+        "unknown_pieces": round(sum(p == unk for w in pieces for p in w) / max(1, n), 5),
+    }
 
 
 def _auc(curve: dict[str, float]) -> float:
@@ -138,6 +155,7 @@ def bench_corrections(
     test_gold = [_keep(it.source_spans, labels) for it in test]
     machine_f1 = label_scores([it.source for it in train], [g.target_spans for g in gold], [m.target_spans for m in machine], labels)["f1"]
     source_test_f1 = label_scores(test_sentences, test_gold, predict(source, test_sentences), labels)["f1"]
+    fertility = subword_fertility(source.tokenizer, [it.source.words for it in train])
     del source
     _log(f"{lang}: {len(train)} pool sentences machine-labelled in {machine_seconds:.0f} s (F1 {machine_f1:.3f} against their gold); "
          f"the source model scores {source_test_f1:.3f} on the test file")  # fmt: skip
@@ -209,6 +227,7 @@ def bench_corrections(
         "test": len(test),
         "machine_label_f1": round(machine_f1, 4),
         "source_model_test_f1": round(source_test_f1, 4),
+        "vocabulary": fertility,
         "curve": mean,
         "auc": {name: _auc(c) for name, c in mean.items()},
         "std": {name: {n: round(float(np.std(v)), 4) for n, v in c.items()} for name, c in curves.items()},
