@@ -160,6 +160,7 @@ def _add_system(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-map", help="teacher label map name or JSON (default: the teacher's own)")
     p.add_argument("--aligner", default="")
     p.add_argument("--method", default="")
+    p.add_argument("--candidates", default="", help="a target-language model whose spans join the matching's candidates (teacher spec)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--limit", type=int, help="only the first N sentences")
     p.add_argument("--db", help="run in this database URL (default: a fresh SQLite file)")
@@ -176,7 +177,7 @@ def _run_system(args: argparse.Namespace) -> int:
     if label_map and label_map.lstrip().startswith("{"):
         label_map = json.loads(label_map)
     config = PipelineConfig(args.pivot_lang, args.target_lang, args.teacher, args.translator, None, args.aligner, args.method,
-                            args.batch_size, label_map, direction=args.direction)  # fmt: skip
+                            args.batch_size, label_map, direction=args.direction, candidates=args.candidates)  # fmt: skip
     try:
         result = bench_system(args.target, config, limit=args.limit, source_path=args.source, model_transfer=args.model_transfer, db_url=args.db)
     except (PipelineError, StageLoadError, TeacherError, OSError) as exc:

@@ -52,6 +52,9 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--back-translator", help="translator for back-translation (enables that stage; bt(...) aligners use the translator)")
     p.add_argument("--aligner", help="aligner spec, e.g. simalign:itermax, eflomal, gdfa(simalign:itermax,eflomal) (default: the projection default)")
     p.add_argument("--method", help="projection method (default: the projection default)")
+    p.add_argument("--candidates", default="",
+                   help="a target-language token classifier whose spans join the matching's candidates "
+                        "(student:FOLDER, student:PROJECT@VERSION, hf:ID_OR_PATH); matching methods only")  # fmt: skip
     p.add_argument("--label-map", help="teacher label map: a name (ontonotes, masakhaner) or JSON {\"MODEL_LABEL\": \"LABEL\"}; stored in the project settings")
     p.add_argument("--drop-labels", action="store_true", help="import the input without its labels, so the teacher labels every sentence")
     p.add_argument("--engine", choices=ENGINES, default="local", help="local loop or Ray Data actors (RAY_ADDRESS picks the cluster)")
@@ -224,7 +227,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         src=info.src_lang, tgt=info.tgt_lang, teacher=args.teacher, translator=args.translator,
         back_translator=args.back_translator, aligner=args.aligner or "", method=args.method or "",
-        batch_size=args.batch_size, label_map=label_map, direction=info.direction,
+        batch_size=args.batch_size, label_map=label_map, direction=info.direction, candidates=args.candidates or "",
     )  # fmt: skip
     try:
         with session_scope(url) as s:

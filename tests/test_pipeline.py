@@ -506,3 +506,40 @@ def test_one_pipeline_job_per_project_at_a_time(url: str) -> None:
     with pytest.raises(errors.QueryError, match=f"pipeline job {job.id} of project 'tiny' is still running"):
         with session_scope(url) as s:
             start_pipeline_job(s, pid, PipelineConfig("en", "es", teacher="gold"))
+
+
+def test_a_target_model_proposes_candidates_to_the_matching(url: str, tmp_path: Path, monkeypatch) -> None:
+    """``candidates=student:FOLDER``: the model runs on each target sentence inside the
+    project stage; its spans join the n-grams (an entity it misses still projects), the set
+    and the stage say which model was used, and a heuristic method refuses candidates."""
+    import core.teacher
+    from core.student import TrainConfig, save_student, train_student
+    from tests.test_student import make_tiny_encoder
+
+    encoder = make_tiny_encoder(tmp_path / "tiny")
+    targets = [Sentence.from_words(WORDS[k][2].split(), "es") for k in range(len(WORDS))]
+    gold = [Item(f"t{k}", t, target=t, target_spans=[make_span(t, 0, 1, "PER")]) for k, t in enumerate(targets)]
+    folder = save_student(train_student(gold, (), TrainConfig(encoder=encoder, epochs=1, batch_size=4, device="cpu", threads=1)), tmp_path / "es-model")
+    seen: list[str] = []
+
+    class FirstWordModel:  # stands in for the saved student: "the first word is a person"
+        def predict(self, batch):
+            seen.extend(s.text for s in batch)
+            return [[make_span(s, 0, 1, "PER", "student:es-model", 0.95)] for s in batch]
+
+    real = core.teacher.load_teacher
+    monkeypatch.setattr(core.teacher, "load_teacher", lambda spec, *a, **k: FirstWordModel() if spec == f"student:{folder}" else real(spec, *a, **k))
+    pid = new_project(url)
+    tsv = write_translations(tmp_path / "es.tsv")
+    cfg = config(tsv, candidates=f"student:{folder}")
+    project = plan_stages(cfg)[-1]
+    assert project.options["candidates"] == f"student:{folder}" and project.key != plan_stages(config(tsv))[-1].key
+    assert project.output_set == "projection:ilp+exact+candidates:es-model"
+    report = run_pipeline(url, pid, cfg, progress=False)
+    assert report.failed == 0 and "Anna Weber vive en Berlin ." in seen  # the model read the target sentences
+    rows = exported(url, pid)
+    # the model proposes "Anna" alone and the fused score takes it over the n-gram "Anna Weber";
+    # "Berlin", which it does not propose, still projects
+    assert rows[0] == ("s0", "Anna Weber vive en Berlin .", [(0, 1, "PER"), (4, 5, "LOC")])
+    with pytest.raises(ValueError, match="need a matching method"):
+        plan_stages(config(tsv, candidates=f"student:{folder}", method="heuristic"))

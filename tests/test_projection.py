@@ -322,3 +322,27 @@ def test_project_items_reads_external_candidates_from_meta():
     bad = Item("d", src, [make_span(src, 0, 1, "PER")], tgt, alignment=lk, meta={"candidates": [{"start": 1}]})
     with pytest.raises(ValueError, match="item d: candidate 0"):
         project_items([bad], "ilp")
+
+
+def test_model_candidates_are_fused_with_the_ngrams_and_never_lose_a_missed_entity():
+    from core.projection import MODEL_CANDIDATES, with_model_candidates
+
+    # "Prodi" is linked to both "presidente" and "Prodi": the alignment alone cannot choose
+    src, tgt = sent("Prodi met Rosa"), sent("el presidente Prodi vio a Rosa")
+    lk = links((0, 1), (0, 2), (1, 3), (2, 5))
+    ents = [make_span(src, 0, 1, "PER"), make_span(src, 2, 3, "PER")]
+    plain = project_candidates(src, ents, tgt, lk, soft_weight=0.0)
+    model = [Candidate(2, 3, 0.9)]  # the target model found "Prodi" only, not "Rosa"
+    fused = project_candidates(src, ents, tgt, lk, model_candidates=model, soft_weight=0.0, model_weight=1.0)
+    assert (1, 2, "PER") in keys(plain.spans) or (1, 3, "PER") in keys(plain.spans)  # ambiguous without the model
+    assert keys(fused.spans) == [(2, 3, "PER"), (5, 6, "PER")]  # the model decides, the missed "Rosa" still projects
+
+    def predict(sentences):
+        return [[make_span(s, 2, 3, "PER", "student:x", 0.9)] for s in sentences]
+
+    (item,) = with_model_candidates([Item("m", src, ents, tgt, alignment=lk)], predict)
+    assert item.meta[MODEL_CANDIDATES] == [{"start": 2, "end": 3, "probability": 0.9}]
+    (out,) = project_items([item], "greedy", model_weight=1.0)
+    assert keys(out.target_spans) == [(2, 3, "PER"), (5, 6, "PER")]
+    with pytest.raises(ValueError, match="item n: no target sentence"):
+        with_model_candidates([Item("n", src, ents)], predict)

@@ -102,6 +102,7 @@ class PipelineConfig:
     batch_size: int = 256  # items per batch and transaction: an Apertium call costs 0.12 s to start, so 32 spent 60% of translation there
     label_map: Mapping[str, str] | str | None = None  # None: the teacher's default
     direction: str = "translate-train"  # or "translate-test": the items are target-language originals
+    candidates: str = ""  # a target-language token classifier (teacher spec) whose spans join the matching's candidates
 
     def resolved(self) -> "PipelineConfig":
         """The same config with the default aligner and method filled in."""
@@ -116,6 +117,7 @@ class PipelineConfig:
             self.batch_size,
             dict(self.label_map) if isinstance(self.label_map, Mapping) else self.label_map,
             self.direction,
+            normalize_spec(self.candidates or ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -162,9 +164,11 @@ def teacher_set_name(teacher: str) -> str | None:
     return f"teacher:{_short_model_name(model)}"
 
 
-def projection_set_name(method: str, aligner: str) -> str:
-    """The target span set of a projection: ``projection:<method>+<aligner>``."""
-    return _fit(f"projection:{method}+{normalize_spec(aligner)}", MAX_NAME)
+def projection_set_name(method: str, aligner: str, candidates: str = "") -> str:
+    """The target span set of a projection: ``projection:<method>+<aligner>``, and
+    ``+candidates:<model>`` when a target-language model proposed candidates."""
+    tail = f"+candidates:{_short_model_name(candidates.partition(':')[2] or candidates)}" if candidates else ""
+    return _fit(f"projection:{method}+{normalize_spec(aligner)}{tail}", MAX_NAME)
 
 
 def _label_map_tag(label_map: Mapping[str, str] | str | None) -> str:
@@ -197,7 +201,7 @@ class StageSpec:
         if self.kind == "teacher":
             return teacher_set_name(self.name)
         if self.kind == "project":
-            return projection_set_name(self.options["method"], self.options["aligner"])
+            return projection_set_name(self.options["method"], self.options["aligner"], self.options.get("candidates", ""))
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -262,15 +266,22 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
         align_needs = target_keys + (back.key,)
     align = StageSpec("align", c.aligner, {}, align_needs)
     stages.append(align)
-    stages.append(
-        StageSpec(
-            "project",
-            f"{c.method}+{c.aligner}",
-            {"method": c.method, "aligner": c.aligner, "teacher": c.teacher},
-            (teacher.key, align.key),
-        )
-    )
+    stages.append(_project_spec(c, teacher, align))
     return stages
+
+
+def _project_spec(c: PipelineConfig, teacher: StageSpec, align: StageSpec) -> StageSpec:
+    """The project stage; a candidate model is part of its name, so a run with one is a new stage."""
+    options: dict[str, Any] = {"method": c.method, "aligner": c.aligner, "teacher": c.teacher}
+    name = f"{c.method}+{c.aligner}"
+    if c.candidates:
+        from core.projection import METHODS, project_candidates
+
+        if c.method in METHODS and METHODS[c.method][0] is not project_candidates:
+            raise PipelineError(f"candidates from a target model need a matching method (ilp, greedy, ilp-fused, greedy-fused), not {c.method!r}")
+        options["candidates"] = c.candidates
+        name += f"+candidates:{c.candidates}"
+    return StageSpec("project", name, options, (teacher.key, align.key))
 
 
 def _plan_translate_test(c: PipelineConfig) -> list[StageSpec]:
@@ -285,9 +296,7 @@ def _plan_translate_test(c: PipelineConfig) -> list[StageSpec]:
     stages, needs = [pivot], (pivot.key,)
     teacher = StageSpec("teacher", c.teacher, {"label_map": c.label_map} if c.label_map is not None else {}, needs)
     align = StageSpec("align", c.aligner, {}, needs)
-    project = StageSpec("project", f"{c.method}+{c.aligner}", {"method": c.method, "aligner": c.aligner, "teacher": c.teacher},
-                        (teacher.key, align.key))  # fmt: skip
-    return [*stages, teacher, align, project]
+    return [*stages, teacher, align, _project_spec(c, teacher, align)]
 
 
 def as_originals(items: Sequence[Item], src: str, tgt: str) -> list[Item]:
@@ -543,7 +552,13 @@ class StageRunner:
             method, set_name = o["method"], spec.output_set
             if method not in METHODS:
                 raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
-            extra = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
+            extra: dict[str, Any] = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
+            if o.get("candidates"):
+                from core.projection import MODEL_WEIGHT, with_model_candidates
+                from core.teacher import load_teacher
+
+                model = load_teacher(o["candidates"])
+                return lambda b: project_stage(with_model_candidates(b.items, model.predict), method, set_name, model_weight=MODEL_WEIGHT, **extra)
             return lambda b: project_stage(b.items, method, set_name, **extra)
         raise StageLoadError(f"unknown stage kind {spec.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
 

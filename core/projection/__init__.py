@@ -39,6 +39,8 @@ __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_ALIGNER",
     "METHODS",
+    "MODEL_CANDIDATES",
+    "MODEL_WEIGHT",
     "ProjectionResult",
     "Unprojected",
     "Candidate",
@@ -49,6 +51,7 @@ __all__ = [
     "project_candidates",
     "ngram_candidates",
     "score_candidates",
+    "with_model_candidates",
     "soft_align",
     "uses_soft_alignment",
 ]
@@ -173,6 +176,8 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
         extra: dict[str, Any] = {"soft": soft} if soft is not None else {}
         if matching and it.meta.get("candidates") is not None and "candidates" not in options:
             extra["candidates"] = _candidates_from_meta(it)
+        if matching and it.meta.get(MODEL_CANDIDATES) is not None and "model_candidates" not in options:
+            extra["model_candidates"] = _candidates_from_meta(it, MODEL_CANDIDATES)
         try:
             result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
         except ValueError as exc:
@@ -183,15 +188,35 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
     return out
 
 
-def _candidates_from_meta(item: Item) -> list[Candidate]:
-    """``item.meta["candidates"]``: target spans proposed by a target-language NER model."""
+def _candidates_from_meta(item: Item, key: str = "candidates") -> list[Candidate]:
+    """``item.meta[key]``: target spans proposed by a target-language NER model."""
     out = []
-    for k, d in enumerate(item.meta["candidates"]):
+    for k, d in enumerate(item.meta[key]):
         try:
             prob = d.get("probability")
             out.append(Candidate(int(d["start"]), int(d["end"]), None if prob is None else float(prob)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProjectionError(
-                f"item {item.id}: candidate {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
+                f"item {item.id}: {key} {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
             ) from exc
     return out
+
+
+MODEL_CANDIDATES = "model_candidates"  # item.meta key: a target model's spans, fused with the n-grams
+MODEL_WEIGHT = 1.0  # weight of a target model's probability beside the alignment evidence
+
+
+def with_model_candidates(items: Sequence[Item], predict: Callable[[list[Sentence]], list[list[Span]]]) -> list[Item]:
+    """Items whose ``meta["model_candidates"]`` hold the spans a target-language model
+    (``predict``: sentences -> spans with confidences, e.g. a Teacher's) finds in the target
+    sentence: the paper's model candidates, scored beside the alignment (``model_weight``)."""
+    missing = [it.id for it in items if it.target is None]
+    if missing:
+        raise ProjectionError(f"item {missing[0]}: no target sentence for the candidate model")
+    predicted = predict([it.target for it in items])  # type: ignore[misc]
+    if len(predicted) != len(items):
+        raise ProjectionError(f"the candidate model returned {len(predicted)} span lists for {len(items)} sentences")
+    return [
+        it.with_(meta={**it.meta, MODEL_CANDIDATES: [{"start": sp.start, "end": sp.end, "probability": sp.confidence} for sp in spans]})
+        for it, spans in zip(items, predicted)
+    ]

@@ -219,6 +219,7 @@ def project_candidates(
     soft: SoftAlignment | None = None,
     solver: str = "ilp",
     candidates: Sequence[Candidate] | None = None,
+    model_candidates: Sequence[Candidate] | None = None,
     max_len: int = 10,
     trim_punct: bool = True,
     threshold: float = 0.0,
@@ -233,8 +234,11 @@ def project_candidates(
 ) -> ProjectionResult:
     """Project spans by scoring candidates and solving the assignment (module docstring).
 
-    ``candidates`` replaces the n-gram candidates (e.g. from a target NER model); a pair is
-    eligible only when its score exceeds ``threshold``. The n-gram length limit grows to the
+    ``candidates`` replaces the n-gram candidates (e.g. from a target NER model);
+    ``model_candidates`` (a target model's spans with their probabilities) are fused with
+    them instead: every n-gram stays a candidate, with probability 0 where the model did not
+    propose it, so ``model_weight`` favours the model's spans without losing the entities it
+    missed. A pair is eligible only when its score exceeds ``threshold``. The n-gram length limit grows to the
     longest source entity when that is longer (titles of documents run past 10 words).
     """
     if solver not in SOLVERS:
@@ -246,6 +250,10 @@ def project_candidates(
     if candidates is None:
         longest = max(len(s) for s in source_spans)
         cands = ngram_candidates(target, max(max_len, longest), trim_punct)
+        if model_candidates is not None:
+            proposed = {(c.start, c.end): 1.0 if c.probability is None else float(c.probability) for c in model_candidates}
+            cands = [Candidate(c.start, c.end, proposed.pop((c.start, c.end), 0.0)) for c in cands]
+            cands += [Candidate(a, b, p) for (a, b), p in proposed.items()]  # longer than the n-grams, or starting at punctuation
     else:
         cands = list(candidates)
     for c in cands:

@@ -257,6 +257,10 @@ def run_pipeline(
         from services.training import resolve_teacher_spec
 
         config = PipelineConfig(**{**config.to_json(), "teacher": resolve_teacher_spec(s, config.teacher)})
+    if config.candidates.startswith("student:"):
+        from services.training import resolve_teacher_spec
+
+        config = PipelineConfig(**{**config.to_json(), "candidates": resolve_teacher_spec(s, config.candidates)})
     if config.direction != info.direction:  # the project decides which side its imported sentences are
         config = PipelineConfig(**{**config.to_json(), "direction": info.direction})
     config = config.resolved()
