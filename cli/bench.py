@@ -208,6 +208,8 @@ def _add_transfer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-only", action="store_true", help="model transfer only (no translation): e.g. Europarl, MasakhaNER2")
     p.add_argument("--model-student", help="a saved student folder (teacher train) as the model-transfer model: nothing is trained")
     p.add_argument("--labels", help="comma-separated labels to score (default: those the training data and each test share)")
+    p.add_argument("--complete-only", action="store_true", help="train on the translations whose every entity was projected")
+    p.add_argument("--settings", default="model_transfer,data_transfer,both", help="which settings run (default %(default)s)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
     p.set_defaults(func=_run_transfer)
@@ -231,6 +233,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
         result = bench_transfer(args.source_train or "", args.target_test, args.target_lang, args.translator, source_lang=args.source_lang,
                                 limit=args.limit or None, seeds=args.seeds, config=config, model_only=args.model_only,
                                 model_student=args.model_student, labels=args.labels.split(",") if args.labels else None,
+                                complete_only=args.complete_only, settings=[x.strip() for x in args.settings.split(",") if x.strip()],
                                 progress=not args.no_progress)  # fmt: skip
     except (BenchError, TranslationError, TranslatorUnavailable, ValueError) as exc:
         raise CliError(str(exc)) from exc

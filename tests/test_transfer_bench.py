@@ -51,6 +51,7 @@ def test_every_setting_is_trained_per_seed_and_scored_on_shared_labels(tiny, fil
     import core.projection
 
     monkeypatch.setattr(core.projection, "DEFAULT_ALIGNER", "exact")
+    monkeypatch.setattr(core.projection, "DEFAULT_METHOD", "greedy")  # hard links only: no encoder pass
     train, test, translator = files
     result = transfer_bench.bench_transfer(train, [test], "xx", translator, config=fast_config(tiny, epochs=2), seeds=2, progress=False)
     assert result["train"] == 12 and result["seeds"] == [1, 2]
@@ -87,3 +88,19 @@ def test_a_test_file_sharing_no_label_is_refused_by_name(tiny, tmp_path, files):
     other = _conll(tmp_path / "dates.conll", [(["monday", "."], ["B-DATE", "O"])])
     with pytest.raises(BenchError, match="dates.conll"):
         transfer_bench.bench_transfer(train, [other], "xx", config=fast_config(tiny), model_only=True, progress=False)
+
+
+def test_complete_only_drops_translations_that_lost_an_entity(tiny, files, monkeypatch, tmp_path):
+    import core.projection
+
+    monkeypatch.setattr(core.projection, "DEFAULT_ALIGNER", "exact")
+    monkeypatch.setattr(core.projection, "DEFAULT_METHOD", "greedy")  # hard links only: no encoder pass
+    train, test, _ = files
+    lines = [" ".join(w) for w, _ in _rows(12)]
+    lines[3] = "met us in " + lines[3].split()[4] + " ."  # the person is lost in translation
+    (tmp_path / "mt2.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = transfer_bench.bench_transfer(train, [test], "xx", f"provided:{tmp_path / 'mt2.txt'}", config=fast_config(tiny, epochs=1),
+                                           seeds=1, complete_only=True, settings=("data_transfer",), progress=False)
+    assert result["projection"]["incomplete_sentences"] == 1 and result["projection"]["trained_on"] == 11
+    assert [r["run"] for r in result["runs"]] == ["data_transfer"] and result["runs"][0]["sentences"] == 11
+    assert "model_transfer_f1" not in result and "data_minus_model" not in result

@@ -34,7 +34,7 @@ from core.data import Item
 from core.errors import BenchError
 from core.student.config import TrainConfig
 
-__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "as_target_gold", "bench_transfer", "peak_mb", "project_translate_train", "read_gold"]
+__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "as_target_gold", "bench_transfer", "peak_mb", "complete_projections", "project_translate_train", "read_gold"]
 
 BENCH_LIMIT = 5000  # source training sentences: 3 seeds x 3 settings fit the hour on 2 cores
 BENCH_EPOCHS = 2
@@ -70,7 +70,14 @@ def project_translate_train(items: Sequence[Item], translator: Any, src: str, tg
     timing["project_seconds"] = round(time.perf_counter() - started, 1)
     timing["source_spans"] = sum(len(it.source_spans) for it in items)
     timing["projected_spans"] = sum(len(it.target_spans) for it in projected)
+    timing["incomplete_sentences"] = sum(1 for it in projected if it.meta.get("unprojected"))
     return projected, timing
+
+
+def complete_projections(items: Sequence[Item]) -> list[Item]:
+    """The projected items whose every source entity reached the translation: in the others
+    the missed entity's words would be taught as O (the usual translate-train filter)."""
+    return [it for it in items if not it.meta.get("unprojected")]
 
 
 def as_target_gold(items: Sequence[Item]) -> list[Item]:
@@ -124,9 +131,13 @@ def bench_transfer(
     model_only: bool = False,
     model_student: str | None = None,
     labels: Sequence[str] | None = None,
+    complete_only: bool = False,
+    settings: Sequence[str] = ("model_transfer", "data_transfer", "both"),
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Model vs data transfer vs both on ``target_tests`` (module docstring)."""
+    """Model vs data transfer vs both on ``target_tests`` (module docstring). ``complete_only``
+    trains data transfer (and both) on the completely projected sentences only;
+    ``settings`` chooses which of the three run."""
     from core.student.model import load_student
     from core.student.train import train_student
     from core.translate import load_translator
@@ -153,21 +164,27 @@ def bench_transfer(
         "train": len(train),
         "tests": {},
     }
+    unknown = set(settings) - {"model_transfer", "data_transfer", "both"}
+    if unknown:
+        raise BenchError(f"unknown setting {sorted(unknown)[0]!r}; expected model_transfer, data_transfer or both")
     students: dict[str, list[Any]] = {}
-    settings: dict[str, tuple[list[Item], TrainConfig]] = {}
+    runs_of: dict[str, tuple[list[Item], TrainConfig]] = {}
     if model_student is not None:
         students["model_transfer"] = [load_student(model_student)]
         train_labels = set(students["model_transfer"][0].labels) - {"O"}
         train_labels = {lab[2:] if lab[:2] in ("B-", "I-") else lab for lab in train_labels}
     else:
         train_labels = {sp.label for it in train for sp in it.source_spans}
-        settings["model_transfer"] = (train, replace(config, side="source"))
-        if not model_only:
+        runs_of["model_transfer"] = (train, replace(config, side="source"))
+        if not model_only and {"data_transfer", "both"} & set(settings):
             _log(f"translating {len(train)} sentences {source_lang}->{target_lang} with {translator}, aligning, projecting")
             projected, projection = project_translate_train(train, load_translator(translator), source_lang, target_lang, progress=progress)
-            result["projection"] = projection
-            settings["data_transfer"] = (projected, replace(config, side="target"))
-            settings["both"] = (as_target_gold(train) + projected, replace(config, side="target"))
+            if complete_only:
+                projected = complete_projections(projected)
+            result["projection"] = {**projection, "complete_only": complete_only, "trained_on": len(projected)}
+            runs_of["data_transfer"] = (projected, replace(config, side="target"))
+            runs_of["both"] = (as_target_gold(train) + projected, replace(config, side="target"))
+        runs_of = {name: run for name, run in runs_of.items() if name in settings}
     runs: list[dict[str, Any]] = []
     scores: dict[str, dict[str, list[float]]] = {path: {} for path in tests}
     per_label: dict[str, dict[str, Any]] = {path: {} for path in tests}
@@ -190,7 +207,7 @@ def bench_transfer(
         score_all("model_transfer", students["model_transfer"][0])
     for k in range(seeds):
         run_seed = config.seed + k
-        for name, (data, run_config) in settings.items():
+        for name, (data, run_config) in runs_of.items():
             began = time.perf_counter()
             student = train_student(data, (), replace(run_config, seed=run_seed))
             seconds = time.perf_counter() - began
@@ -207,7 +224,7 @@ def bench_transfer(
         for name, values in scores[path].items():
             entry[f"{name}_f1"] = _summary(values)
         entry["per_label"] = per_label[path]
-        if "data_transfer" in scores[path]:
+        if "data_transfer" in scores[path] and "model_transfer" in scores[path]:
             entry.update(_differences(scores[path]))
     first = result["tests"][target_tests[0]]
     for name in ("model_transfer", "data_transfer", "both"):
@@ -219,7 +236,7 @@ def bench_transfer(
             result[key] = first[key]
     rates = [r["seconds_per_epoch_per_1000"] for r in runs if r["seconds_per_epoch_per_1000"] is not None]
     result["seconds_per_epoch_per_1000"] = round(float(np.mean(rates)), 2) if rates else None
-    result["seeds"] = [config.seed + k for k in range(seeds)] if settings else []
+    result["seeds"] = [config.seed + k for k in range(seeds)] if runs_of else []
     result["epochs"] = config.epochs
     result["config"] = {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")}
     result["runs"] = runs
