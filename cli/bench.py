@@ -356,7 +356,10 @@ def _run_student(args: argparse.Namespace) -> int:
     from core.student.bench import bench_student
 
     config = _student_config(args)
-    corrections = tuple(int(n) for n in args.corrections.split(",") if n.strip())
+    try:
+        corrections = tuple(int(n) for n in args.corrections.split(",") if n.strip())
+    except ValueError:
+        raise CliError(f"--corrections {args.corrections!r}: give comma-separated numbers of sentences, e.g. 50,100,200") from None
     _print(bench_student(args.data, args.source, args.target, config, corrections=corrections, corrections_order=args.corrections_order,
                          n_seeds=args.seeds), args.json)  # fmt: skip
     return 0

@@ -312,7 +312,7 @@ def next_batch_panel(project: ProjectInfo, user_name: str) -> None:
     if not rows:
         st.info("Nothing left to review: every item has your status. Train again to use the corrections.")
         return
-    why = ("the active student is least sure about these; correcting them first raises the next version most"
+    why = ("the student is least sure about these; correcting them first raises the next version most"
            if has_student else "lowest projection confidence first; predict with a version to order by the student's uncertainty")  # fmt: skip
     st.caption(f"The next {len(rows)} of {left} unreviewed item(s), {ORDERINGS[order].lower()}: {why}.")
     st.dataframe(
@@ -324,7 +324,8 @@ def next_batch_panel(project: ProjectInfo, user_name: str) -> None:
     if st.button(f"Review these in this order ({ORDERINGS[order].lower()})", key=f"tr_review_next_{project.id}", icon=":material/rate_review:"):
         ss = st.session_state
         ss.q_order, ss.q_status, ss.rv_queue_changed = order, ["new"], True
-        ss.pop("item_id", None)
+        for key in ("item_id", "q_labels", "q_binary", "q_conf", "q_dis", "q_annot", "q_text"):
+            ss.pop(key, None)  # the Review queue is exactly the batch shown: no filter left from before
         st.switch_page("pages/review.py")
 
 

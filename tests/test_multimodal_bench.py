@@ -45,7 +45,7 @@ def test_text_only_and_image_fused_students_are_scored_on_the_test_file(lb_env, 
     result = bench_multimodal(folder, config=fast_config(tiny, epochs=3), seeds=1)
     assert result["sentences"] == {"train": 9, "dev": 2, "test": 4}
     assert result["with_image"] == {"train": 8, "dev": 2, "test": 4}  # IMGID:300 has no picture
-    assert "300.jpg (not in the images)" in result["missing_images"]["train"][0]
+    assert result["missing_images"] == {"train": 1} and "300.jpg (not in the images)" in result["missing_images_first"]["train"][0]
     for key in ("text_only_f1", "image_fused_f1"):
         assert 0.0 <= result[key] <= 1.0 and len(result["per_seed"][key.removesuffix("_f1")]) == 1
     assert result["image_minus_text"] == round(result["image_fused_f1"] - result["text_only_f1"], 4)

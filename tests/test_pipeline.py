@@ -543,3 +543,5 @@ def test_a_target_model_proposes_candidates_to_the_matching(url: str, tmp_path: 
     assert rows[0] == ("s0", "Anna Weber vive en Berlin .", [(0, 1, "PER"), (4, 5, "LOC")])
     with pytest.raises(ValueError, match="need a matching method"):
         plan_stages(config(tsv, candidates=f"student:{folder}", method="heuristic"))
+    with pytest.raises(ValueError, match="must come from a model"):
+        plan_stages(config(tsv, candidates="gold"))

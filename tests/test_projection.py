@@ -332,7 +332,7 @@ def test_model_candidates_are_fused_with_the_ngrams_and_never_lose_a_missed_enti
     lk = links((0, 1), (0, 2), (1, 3), (2, 5))
     ents = [make_span(src, 0, 1, "PER"), make_span(src, 2, 3, "PER")]
     plain = project_candidates(src, ents, tgt, lk, soft_weight=0.0)
-    model = [Candidate(2, 3, 0.9)]  # the target model found "Prodi" only, not "Rosa"
+    model = [Candidate(2, 3, 0.9, "PER")]  # the target model found "Prodi" only, not "Rosa"
     fused = project_candidates(src, ents, tgt, lk, model_candidates=model, soft_weight=0.0, model_weight=1.0)
     assert (1, 2, "PER") in keys(plain.spans) or (1, 3, "PER") in keys(plain.spans)  # ambiguous without the model
     assert keys(fused.spans) == [(2, 3, "PER"), (5, 6, "PER")]  # the model decides, the missed "Rosa" still projects
@@ -341,8 +341,29 @@ def test_model_candidates_are_fused_with_the_ngrams_and_never_lose_a_missed_enti
         return [[make_span(s, 2, 3, "PER", "student:x", 0.9)] for s in sentences]
 
     (item,) = with_model_candidates([Item("m", src, ents, tgt, alignment=lk)], predict)
-    assert item.meta[MODEL_CANDIDATES] == [{"start": 2, "end": 3, "probability": 0.9}]
+    assert item.meta[MODEL_CANDIDATES] == [{"start": 2, "end": 3, "probability": 0.9, "label": "PER"}]
     (out,) = project_items([item], "greedy", model_weight=1.0)
     assert keys(out.target_spans) == [(2, 3, "PER"), (5, 6, "PER")]
     with pytest.raises(ValueError, match="item n: no target sentence"):
         with_model_candidates([Item("n", src, ents)], predict)
+
+
+def test_a_model_candidate_only_raises_its_own_label_and_leaves_the_rest_unchanged():
+    src, tgt = sent("Anna met Bob"), sent("Anna traf Bob")
+    lk = links((0, 0), (1, 1), (2, 2))
+    ents = [make_span(src, 0, 1, "PER"), make_span(src, 2, 3, "PER")]
+    for method_opts in ({"solver": "ilp", "soft_weight": 0.0}, {"solver": "greedy", "soft_weight": 0.0}):
+        plain = {sp.key(): sp.confidence for sp in project_candidates(src, ents, tgt, lk, **method_opts).spans}
+        fused = project_candidates(src, ents, tgt, lk, model_candidates=[Candidate(0, 1, 0.9, "PER")], model_weight=1.0, **method_opts)
+        got = {sp.key(): sp.confidence for sp in fused.spans}
+        assert set(got) == set(plain) and got[(2, 3, "PER")] == plain[(2, 3, "PER")]  # "Bob", not proposed: as before
+        assert got[(0, 1, "PER")] >= plain[(0, 1, "PER")]
+    # a model span of another label gives a PER entity nothing; one without any alignment evidence attracts nothing
+    src2, tgt2 = sent("Prodi spoke"), sent("el presidente Prodi habló")
+    lk2 = links((0, 1), (0, 2), (1, 3))
+    ent = [make_span(src2, 0, 1, "PER")]
+    base = project_candidates(src2, ent, tgt2, lk2, soft_weight=0.0)
+    other = project_candidates(src2, ent, tgt2, lk2, soft_weight=0.0, model_candidates=[Candidate(2, 3, 0.99, "ORG")], model_weight=1.0)
+    assert keys(other.spans) == keys(base.spans) and [sp.confidence for sp in other.spans] == [sp.confidence for sp in base.spans]
+    far = project_candidates(src2, ent, tgt2, links((0, 1)), soft_weight=0.0, model_candidates=[Candidate(3, 4, 0.99, "PER")], model_weight=1.0)
+    assert keys(far.spans) != [(3, 4, "PER")]

@@ -117,7 +117,7 @@ class PipelineConfig:
             self.batch_size,
             dict(self.label_map) if isinstance(self.label_map, Mapping) else self.label_map,
             self.direction,
-            normalize_spec(self.candidates or ""),
+            (self.candidates or "").strip(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -164,10 +164,19 @@ def teacher_set_name(teacher: str) -> str | None:
     return f"teacher:{_short_model_name(model)}"
 
 
+def _candidate_model_name(spec: str) -> str:
+    """A model's short name; a project's student version folder (``.../3-project/2``) keeps
+    its project folder, so version 2 of two projects are two names."""
+    path = Path(spec.partition(":")[2] or spec)
+    if path.exists():
+        return f"{path.parent.name}@{path.name}" if path.name.isdigit() else path.name
+    return spec.partition(":")[2] or spec
+
+
 def projection_set_name(method: str, aligner: str, candidates: str = "") -> str:
     """The target span set of a projection: ``projection:<method>+<aligner>``, and
     ``+candidates:<model>`` when a target-language model proposed candidates."""
-    tail = f"+candidates:{_short_model_name(candidates.partition(':')[2] or candidates)}" if candidates else ""
+    tail = f"+candidates:{_candidate_model_name(candidates)}" if candidates else ""
     return _fit(f"projection:{method}+{normalize_spec(aligner)}{tail}", MAX_NAME)
 
 
@@ -277,6 +286,8 @@ def _project_spec(c: PipelineConfig, teacher: StageSpec, align: StageSpec) -> St
     if c.candidates:
         from core.projection import METHODS, project_candidates
 
+        if c.candidates == "gold" or ":" not in c.candidates:
+            raise PipelineError(f"candidates must come from a model (student:FOLDER, student:PROJECT@VERSION, hf:ID), not {c.candidates!r}")
         if c.method in METHODS and METHODS[c.method][0] is not project_candidates:
             raise PipelineError(f"candidates from a target model need a matching method (ilp, greedy, ilp-fused, greedy-fused), not {c.method!r}")
         options["candidates"] = c.candidates

@@ -194,10 +194,10 @@ def _candidates_from_meta(item: Item, key: str = "candidates") -> list[Candidate
     for k, d in enumerate(item.meta[key]):
         try:
             prob = d.get("probability")
-            out.append(Candidate(int(d["start"]), int(d["end"]), None if prob is None else float(prob)))
+            out.append(Candidate(int(d["start"]), int(d["end"]), None if prob is None else float(prob), d.get("label")))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProjectionError(
-                f"item {item.id}: {key} {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
+                f"item {item.id}: {key.removesuffix('s')} {k} must be {{'start': int, 'end': int, 'probability': float}}, got {d!r}"
             ) from exc
     return out
 
@@ -217,6 +217,7 @@ def with_model_candidates(items: Sequence[Item], predict: Callable[[list[Sentenc
     if len(predicted) != len(items):
         raise ProjectionError(f"the candidate model returned {len(predicted)} span lists for {len(items)} sentences")
     return [
-        it.with_(meta={**it.meta, MODEL_CANDIDATES: [{"start": sp.start, "end": sp.end, "probability": sp.confidence} for sp in spans]})
+        it.with_(meta={**it.meta, MODEL_CANDIDATES: [{"start": sp.start, "end": sp.end, "probability": sp.confidence, "label": sp.label}
+                                                     for sp in spans]})  # fmt: skip
         for it, spans in zip(items, predicted)
     ]

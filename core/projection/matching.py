@@ -54,6 +54,27 @@ class Candidate:
     start: int
     end: int
     probability: float | None = None
+    label: str | None = None  # the model's label, for model candidates: it only supports entities of that label
+
+
+def _model_bonus(scores, cands: Sequence[Candidate], source_spans: Sequence[Span], model_candidates: Sequence[Candidate], weight: float):  # noqa: ANN001, ANN202
+    """Raise the score of each entity-candidate pair the target model supports (same span,
+    same label or no label): ``s * (1 + weight * p)``. Only pairs the alignment already
+    gives some evidence (``s > 0``) gain, so a model span never attracts an unrelated
+    entity, and the pairs the model did not propose keep exactly their alignment score. The
+    product may pass 1 (alignment scores often tie at 1 between nested spans: the model's
+    one must win the tie); the projected span's confidence stays clipped to 1."""
+    index = {(c.start, c.end): j for j, c in enumerate(cands)}
+    for mc in model_candidates:
+        j = index.get((mc.start, mc.end))
+        if j is None:
+            continue
+        p = 1.0 if mc.probability is None else float(mc.probability)
+        for k, ent in enumerate(source_spans):
+            base = scores[k, j]
+            if base > 0 and (mc.label is None or mc.label == ent.label):
+                scores[k, j] = base * (1.0 + weight * p)
+    return scores
 
 
 def ngram_candidates(target: Sentence, max_len: int = 10, trim_punct: bool = True) -> list[Candidate]:
@@ -235,10 +256,11 @@ def project_candidates(
     """Project spans by scoring candidates and solving the assignment (module docstring).
 
     ``candidates`` replaces the n-gram candidates (e.g. from a target NER model);
-    ``model_candidates`` (a target model's spans with their probabilities) are fused with
-    them instead: every n-gram stays a candidate, with probability 0 where the model did not
-    propose it, so ``model_weight`` favours the model's spans without losing the entities it
-    missed. A pair is eligible only when its score exceeds ``threshold``. The n-gram length limit grows to the
+    ``model_candidates`` (a target model's spans with probabilities and labels) are fused
+    with them instead: every n-gram stays a candidate with its alignment score, and a pair
+    the model supports is multiplied by ``1 + model_weight * probability``
+    (``_model_bonus``), so the model decides where the alignment cannot and the entities it
+    missed project as before. A pair is eligible only when its score exceeds ``threshold``. The n-gram length limit grows to the
     longest source entity when that is longer (titles of documents run past 10 words).
     """
     if solver not in SOLVERS:
@@ -251,9 +273,9 @@ def project_candidates(
         longest = max(len(s) for s in source_spans)
         cands = ngram_candidates(target, max(max_len, longest), trim_punct)
         if model_candidates is not None:
-            proposed = {(c.start, c.end): 1.0 if c.probability is None else float(c.probability) for c in model_candidates}
-            cands = [Candidate(c.start, c.end, proposed.pop((c.start, c.end), 0.0)) for c in cands]
-            cands += [Candidate(a, b, p) for (a, b), p in proposed.items()]  # longer than the n-grams, or starting at punctuation
+            known = {(c.start, c.end) for c in cands}
+            extra = {(c.start, c.end) for c in model_candidates} - known  # longer than the n-grams, or at punctuation
+            cands += [Candidate(a, b) for a, b in sorted(extra)]
     else:
         cands = list(candidates)
     for c in cands:
@@ -265,6 +287,8 @@ def project_candidates(
         model_weight=model_weight, link_scores=link_scores, string_floor=string_floor,
         gap_credit=gap_credit, max_gap=max_gap,
     )
+    if model_candidates is not None and candidates is None and model_weight > 0:
+        scores = _model_bonus(scores, cands, source_spans, model_candidates, model_weight)
     spans = [(c.start, c.end) for c in cands]
     assign = assign_ilp if solver == "ilp" else assign_greedy
     chosen = dict(assign(scores, spans, threshold)) if cands else {}

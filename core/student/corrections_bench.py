@@ -18,8 +18,8 @@ LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``
 
 Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not
 in CoNLL-2003): other gold labels are dropped from the corrections and the score, and the
-JSON says which. ``auc`` is the mean F1 over the curve's N range (trapezoids, N on a linear
-axis), per curve.
+JSON says which. ``auc`` is the mean F1 over N from the first non-zero N to the last (trapezoids, N on a
+linear axis), the same range for every curve (gold only has no N=0).
 """
 
 from __future__ import annotations
@@ -88,9 +88,10 @@ def subword_fertility(tokenizer: Any, sentences: Sequence[Sequence[str]]) -> dic
     }
 
 
-def _auc(curve: dict[str, float]) -> float:
-    xs = [int(n) for n in curve]
-    ys = [curve[n] for n in curve]
+def _auc(curve: dict[str, float], start: int) -> float:
+    """Mean F1 over N >= ``start`` (trapezoids): one range for every curve, so they compare."""
+    xs = [int(n) for n in curve if int(n) >= start]
+    ys = [curve[str(n)] for n in xs]
     if len(xs) < 2:
         return round(ys[0], 4) if ys else 0.0
     return round(float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])), 4)
@@ -215,6 +216,7 @@ def bench_corrections(
                 f1, _ = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs), f"seed {run_config.seed} gold only N={n}")
                 curves["gold_only"][str(n)].append(f1)
     mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
+    auc_from = min((n for n in steps if n > 0), default=0)  # gold only has no N=0: every area starts at the first N
     result: dict[str, Any] = {
         "bench": "corrections",
         "data": str(folder),
@@ -229,7 +231,8 @@ def bench_corrections(
         "source_model_test_f1": round(source_test_f1, 4),
         "vocabulary": fertility,
         "curve": mean,
-        "auc": {name: _auc(c) for name, c in mean.items()},
+        "auc": {name: _auc(c, auc_from) for name, c in mean.items()},
+        "auc_from": auc_from,
         "std": {name: {n: round(float(np.std(v)), 4) for n, v in c.items()} for name, c in curves.items()},
         "per_seed": curves,
         "seeds": [config.seed + k for k in range(seeds)],

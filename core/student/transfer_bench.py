@@ -181,6 +181,8 @@ def bench_transfer(
             projected, projection = project_translate_train(train, load_translator(translator), source_lang, target_lang, progress=progress)
             if complete_only:
                 projected = complete_projections(projected)
+                if not projected:
+                    raise BenchError(f"no translation kept every entity of its source sentence ({len(train)} tried); drop --complete-only")
             result["projection"] = {**projection, "complete_only": complete_only, "trained_on": len(projected)}
             runs_of["data_transfer"] = (projected, replace(config, side="target"))
             runs_of["both"] = (as_target_gold(train) + projected, replace(config, side="target"))
@@ -213,7 +215,7 @@ def bench_transfer(
             seconds = time.perf_counter() - began
             runs.append({"run": name, "seed": run_seed, "sentences": len(data), "seconds": round(seconds, 1),
                          "mode": student.history[0].get("mode") if student.history else None,
-                         "precision": student.history[0].get("precision") if student.history else None,
+                         "dtype": student.history[0].get("precision") if student.history else None,
                          "seconds_per_epoch_per_1000": _seconds_per_1000(student, len(data))})  # fmt: skip
             score_all(name, student)
             _log(f"{name} seed {run_seed}: {len(data)} sentences in {seconds:.0f} s; "
