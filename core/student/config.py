@@ -64,7 +64,7 @@ class TrainConfig:
     precision: str = "auto"  # fine-tune mode: auto (bf16 on CPUs with native bf16), float32, bfloat16
     time_budget_s: float = 1200.0  # finetune_encoder=None: fine-tune when it is expected to fit this
     epochs: int = 20
-    learning_rate: float = 5e-5  # fine-tune mode: encoder weights
+    learning_rate: float = 1e-4  # fine-tune mode: encoder weights (5e-5 lost 0.10 F1 on 600 sentences, 0.011 on 3,000: RESULTS)
     head_learning_rate: float = 5e-4  # the head (and the image projection)
     batch_size: int = 16
     seed: int = 13
