@@ -19,6 +19,12 @@ from cli.common import CliError
 __all__ = ["register", "run_script"]
 
 
+def _print_command_result(result: dict) -> None:
+    """One JSON line, with the command line that produced it (for RESULTS.md)."""
+    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
+    print(json.dumps(result, ensure_ascii=False))
+
+
 def _print(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
@@ -137,8 +143,7 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     config = PipelineConfig(args.src, args.tgt, args.teacher, args.translator, None, args.aligner, args.method, args.batch_size)
     result = bench_pipeline(args.input, config, engine=args.engine, limit=args.limit, keep_labels=args.keep_labels,
                             keep=args.keep, ray_actors=args.ray_actors, db_url=args.db)  # fmt: skip
-    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
-    print(json.dumps(result, ensure_ascii=False))
+    _print_command_result(result)
     return 0 if all(r["complete"] for r in result["runs"]) else 1
 
 
@@ -182,8 +187,7 @@ def _run_system(args: argparse.Namespace) -> int:
         result = bench_system(args.target, config, limit=args.limit, source_path=args.source, model_transfer=args.model_transfer, db_url=args.db)
     except (PipelineError, StageLoadError, TeacherError, OSError) as exc:
         raise CliError(str(exc)) from exc
-    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
-    print(json.dumps(result, ensure_ascii=False))
+    _print_command_result(result)
     return 0 if not result["failed"] else 1
 
 
@@ -237,8 +241,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
                                 progress=not args.no_progress)  # fmt: skip
     except (BenchError, TranslationError, TranslatorUnavailable, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
-    print(json.dumps(result, ensure_ascii=False))
+    _print_command_result(result)
     return 0
 
 
@@ -268,8 +271,7 @@ def _run_multimodal(args: argparse.Namespace) -> int:
         result = bench_multimodal(args.data, args.images, replace(TrainConfig(), **changes), image_encoder=args.image_encoder, seeds=args.seeds)
     except (BenchError, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
-    print(json.dumps(result, ensure_ascii=False))
+    _print_command_result(result)
     return 0
 
 
@@ -302,8 +304,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
                                    orders=[o.strip() for o in args.orders.split(",") if o.strip()])  # fmt: skip
     except (BenchError, ValueError) as exc:
         raise CliError(str(exc)) from exc
-    result["command"] = "python -m core.cli " + " ".join(sys.argv[1:])
-    print(json.dumps(result, ensure_ascii=False))
+    _print_command_result(result)
     return 0
 
 

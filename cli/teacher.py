@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -18,29 +17,23 @@ from pathlib import Path
 from cli.common import CliError
 
 
-def _corpus_file(folder: Path, split: str) -> Path | None:
-    for name in (f"{split}.conll", f"{split}.txt", f"{split}.conll02", f"{split}.jsonl"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from tqdm.auto import tqdm
 
-    from core.formats import FormatError, read
+    from core.formats import FormatError, find_split, read
+    from core.student.bench import peak_memory_mb, seconds_per_epoch_per_1000
     from core.student.config import TrainConfig
     from core.student.model import save_student
     from core.student.train import train_student
 
     data = Path(args.data)
-    train_path = _corpus_file(data, "train") if data.is_dir() else data
+    train_path = find_split(data, "train") if data.is_dir() else data
     if train_path is None or not train_path.is_file():
         raise CliError(f"--data {args.data}: no train file (train.conll, train.txt, train.conll02 or train.jsonl) there")
-    dev_path = _corpus_file(data, "dev") if data.is_dir() else None
-    test_path = Path(args.test) if args.test else (_corpus_file(data, "test") if data.is_dir() else None)
+    dev_path = find_split(data, "dev") if data.is_dir() else None
+    test_path = Path(args.test) if args.test else (find_split(data, "test") if data.is_dir() else None)
     try:
         train = read(str(train_path), lang=args.lang)
         dev = read(str(dev_path), lang=args.lang) if dev_path else []
@@ -77,17 +70,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     best = max((h.get("dev_f1") or 0.0 for h in student.history), default=None) if dev else None
     result = {"out": str(folder), "train": len(train), "dev": len(dev), "dev_f1": best, "seconds": round(seconds, 1),
-              "epochs_run": len(student.history), "seconds_per_epoch_per_1000": _rate(student.history, len(train)),
-              "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "teacher": f"student:{folder}"}  # fmt: skip
+              "epochs_run": len(student.history), "seconds_per_epoch_per_1000": seconds_per_epoch_per_1000(student.history, len(train)),
+              "peak_mb": peak_memory_mb(), "teacher": f"student:{folder}"}  # fmt: skip
     if test:
         result["test"] = {"file": str(test_path), "sentences": len(test), **_test_scores(student, test, args.score_labels)}
     print(json.dumps(result), file=sys.stdout)
     return 0
-
-
-def _rate(history: list[dict], n: int) -> float | None:
-    epochs = [h["seconds"] for h in history if "seconds" in h]
-    return round(sum(epochs) / len(epochs) * 1000 / n, 2) if epochs and n else None
 
 
 def _test_scores(student, test: list, score_labels: str | None) -> dict:  # noqa: ANN001 (TrainedStudent)

@@ -36,9 +36,7 @@ import math
 import os
 import random
 import re
-import resource
 import shutil
-import sys
 import time
 import uuid
 import zlib
@@ -52,6 +50,7 @@ from core.annotations.ledger import training_labels
 from core.config import settings
 from core.data import Item
 from core.errors import LabelBridgeError
+from core.student.bench import peak_memory_mb
 from db import students as sq
 from db.codecs import chunks
 from db.errors import DuplicateError, NotFoundError, QueryError
@@ -349,11 +348,6 @@ def model_dir(version: sq.ModelVersionInfo) -> Path:
     return path if path.is_absolute() else settings().models_dir / path
 
 
-def _peak_memory_mb() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)
-
-
 def _evaluate(student: Any, test: Sequence[PoolItem]) -> dict[str, Any] | None:
     from core.metrics import span_scores
     from core.student import predict
@@ -480,7 +474,7 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         "steps": len(losses),
         "labels": list(student.labels),
         "train_seconds": round(train_seconds, 2),
-        "peak_memory_mb": _peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(),
     }
     report.metrics = metrics
     report.test_f1 = test["f1"] if test is not None else None

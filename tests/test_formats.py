@@ -520,3 +520,13 @@ def test_refuses_to_replace_a_folder_that_is_not_a_dataset(tmp_path):
     with pytest.raises(FormatError, match="not a saved dataset"):
         write(read(DATA / "repairs.conll"), tmp_path / "docs", "hf")
     assert (tmp_path / "docs" / "keep.txt").read_text() == "precious"
+
+
+def test_find_split_names_the_corpus_files_of_each_layout(tmp_path):
+    from core.formats import find_split
+
+    (tmp_path / "train.conll").write_text("a\tO\n", encoding="utf-8")
+    (tmp_path / "valid.txt").write_text("a\tO\n", encoding="utf-8")  # Twitter-2015/2017 name dev "valid"
+    assert find_split(tmp_path, "train") == tmp_path / "train.conll"
+    assert find_split(tmp_path, "dev") == tmp_path / "valid.txt"
+    assert find_split(tmp_path, "test") is None

@@ -37,6 +37,7 @@ __all__ = [
     "register_format",
     "get_format",
     "guess_format",
+    "find_split",
     "read",
     "iter_read",
     "write",
@@ -149,6 +150,21 @@ def get_format(name: str) -> Format:
         return FORMATS[name]
     except KeyError:
         raise ConfigError(f"unknown format {name!r}; expected one of {', '.join(sorted(FORMATS))}") from None
+
+
+SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid"), "test": ("test",)}  # Twitter-2015/2017 call dev "valid"
+SPLIT_SUFFIXES = (".conll", ".txt", ".conll02", ".jsonl")
+
+
+def find_split(folder: str | os.PathLike[str], split: str) -> Path | None:
+    """A corpus folder's ``train``/``dev``/``test`` file (CoNLL-2003, CoNLL-2002, MasakhaNER2,
+    Twitter layouts: ``test.conll``, ``dev.txt``, ``valid.txt``, ...), or None."""
+    for stem in SPLIT_NAMES.get(split, (split,)):
+        for suffix in SPLIT_SUFFIXES:
+            path = Path(folder) / f"{stem}{suffix}"
+            if path.is_file():
+                return path
+    return None
 
 
 def guess_format(path: str | os.PathLike[str]) -> str:

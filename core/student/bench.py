@@ -63,7 +63,9 @@ __all__ = [
     "bench_queue",
     "bench_student",
     "load_europarl",
+    "peak_memory_mb",
     "project_for_bench",
+    "seconds_per_epoch_per_1000",
     "top_share",
 ]
 
@@ -135,8 +137,16 @@ def project_for_bench(items: Sequence[Item], progress: bool = True) -> tuple[lis
 # ------------------------------------------------------------------------ measures
 
 
-def _peak_memory_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+def peak_memory_mb() -> float:
+    """This process's peak resident memory in MB (what every bench and training reports)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)  # bytes on macOS, KiB on Linux
+
+
+def seconds_per_epoch_per_1000(history: Sequence[dict], n_sentences: int) -> float | None:
+    """The mean training epoch of a student's history, per 1,000 training sentences."""
+    epochs = [h["seconds"] for h in history if "seconds" in h]
+    return round(sum(epochs) / len(epochs) * 1000 / n_sentences, 2) if epochs and n_sentences else None
 
 
 def _score(student: Any, test: Sequence[Item]) -> dict:
@@ -251,7 +261,7 @@ def bench_student(
     full = [e for r in runs if r["sentences"] == len(train) for e in r["epoch_seconds"]]
     result["seconds_per_epoch"] = round(float(np.mean(full or [e for r in runs for e in r["epoch_seconds"]])), 1)
     result["encoder_pass_seconds"] = max((r["feature_seconds"] or 0.0) for r in runs)
-    result["peak_memory_mb"] = _peak_memory_mb()
+    result["peak_memory_mb"] = peak_memory_mb()
     result["epochs"] = config.epochs
     result["config"] = {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")}
     result["runs"] = runs
@@ -343,7 +353,7 @@ def bench_queue(
         "projection_seconds": round(projection_seconds, 1),
         "protocol": "2-fold cross-fitting: each half is ranked by a student trained on the projection of the other half",
         "seconds_per_epoch": round(float(np.mean([e for r in runs for e in r["epoch_seconds"]])), 1),
-        "peak_memory_mb": _peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb(),
         "epochs": config.epochs,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,

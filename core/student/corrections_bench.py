@@ -42,7 +42,6 @@ __all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subw
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
 POOL = 1000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores (2,000: ~60 min on Swahili)
-SPLIT_FILES = {"train": ("train.txt", "train.conll"), "dev": ("dev.txt", "valid.txt", "dev.conll"), "test": ("test.txt", "test.conll")}
 
 
 def _log(text: str) -> None:
@@ -50,11 +49,12 @@ def _log(text: str) -> None:
 
 
 def _split(folder: Path, name: str, lang: str) -> list[Item]:
+    from core.formats import find_split
     from core.student.transfer_bench import read_gold
 
-    path = next((folder / f for f in SPLIT_FILES[name] if (folder / f).is_file()), None)
+    path = find_split(folder, name)
     if path is None:
-        raise BenchError(f"{folder}: no {name} file ({' or '.join(SPLIT_FILES[name])})")
+        raise BenchError(f"{folder}: no {name} file ({name}.txt, .conll, .conll02 or .jsonl)")
     return [it for it in read_gold(str(path), lang) if len(it.source)]
 
 
@@ -110,10 +110,11 @@ def bench_corrections(
 ) -> dict[str, Any]:
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
-    from core.student.inference import predict, predict_details
+    from core.student.bench import peak_memory_mb
+    from core.student.inference import predict_details
     from core.student.model import load_student
     from core.student.train import train_student
-    from core.student.transfer_bench import peak_mb
+    from core.student.transfer_bench import score_student
 
     folder = Path(data_dir)
     if not folder.is_dir():
@@ -152,10 +153,8 @@ def bench_corrections(
     gold = [it.with_(target=it.source, target_spans=_keep(it.source_spans, labels), source_spans=[], alignment=[], meta={"gold": True})
             for it in train]  # fmt: skip
     machine_seconds = time.perf_counter() - began
-    test_sentences = [it.source for it in test]
-    test_gold = [_keep(it.source_spans, labels) for it in test]
     machine_f1 = label_scores([it.source for it in train], [g.target_spans for g in gold], [m.target_spans for m in machine], labels)["f1"]
-    source_test_f1 = label_scores(test_sentences, test_gold, predict(source, test_sentences), labels)["f1"]
+    source_test_f1 = score_student(source, test, labels)["f1"]
     fertility = subword_fertility(source.tokenizer, [it.source.words for it in train])
     del source
     _log(f"{lang}: {len(train)} pool sentences machine-labelled in {machine_seconds:.0f} s (F1 {machine_f1:.3f} against their gold); "
@@ -166,7 +165,7 @@ def bench_corrections(
     def fit_and_score(items: list[Item], run_config: TrainConfig, label: str) -> tuple[float, Any]:
         t0 = time.perf_counter()
         student = train_student(items, (), run_config)
-        f1 = label_scores(test_sentences, test_gold, predict(student, test_sentences), labels)["f1"]
+        f1 = score_student(student, test, labels)["f1"]
         runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})
         _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
         return f1, student
@@ -240,6 +239,6 @@ def bench_corrections(
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
         "seconds": round(time.perf_counter() - started, 1),
-        "peak_mb": peak_mb(),
+        "peak_mb": peak_memory_mb(),
     }
     return result

@@ -25,24 +25,22 @@ from core.student.config import TrainConfig
 __all__ = ["DEFAULT_IMAGE_ENCODER", "bench_multimodal", "read_multimodal_split"]
 
 DEFAULT_IMAGE_ENCODER = "efficientnet-lite0"
-SPLITS = {"train": ("train.txt", "train.conll"), "dev": ("dev.txt", "valid.txt", "dev.conll"), "test": ("test.txt", "test.conll")}
+SPLITS = ("train", "dev", "test")
 
 
 def read_multimodal_split(folder: Path, split: str, images: Path) -> tuple[list[Item], list[str]]:
     """One split's items with their pictures resolved inside ``images``, and the problems
     (``item id: reference (why)``) of those whose picture is missing (their image is dropped)."""
-    from core.formats import FormatError, read
+    from core.formats import find_split
+    from core.student.transfer_bench import read_gold
     from core.transfer import match_images
 
-    path = next((folder / name for name in SPLITS[split] if (folder / name).is_file()), None)
+    path = find_split(folder, split)
     if path is None:
         if split == "dev":
             return [], []
-        raise BenchError(f"{folder}: no {split} file ({' or '.join(SPLITS[split])})")
-    try:
-        items = read(str(path))
-    except FormatError as exc:
-        raise BenchError(str(exc)) from None
+        raise BenchError(f"{folder}: no {split} file ({split}.txt, .conll, .conll02 or .jsonl; dev may be valid.txt)")
+    items = read_gold(str(path), None)
     matched, problems = match_images(items, images)
     # a found picture comes back as the resolved (absolute) path; a missing one as it was
     return [it if it.image is None or Path(it.image).is_absolute() else it.with_(image=None) for it in matched], problems

@@ -21,7 +21,6 @@ is trained.
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from dataclasses import replace
@@ -32,16 +31,13 @@ import numpy as np
 
 from core.data import Item
 from core.errors import BenchError
+from core.student.bench import peak_memory_mb, seconds_per_epoch_per_1000
 from core.student.config import TrainConfig
 
-__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "as_target_gold", "bench_transfer", "peak_mb", "complete_projections", "project_translate_train", "read_gold"]
+__all__ = ["BENCH_EPOCHS", "BENCH_LIMIT", "as_target_gold", "bench_transfer", "complete_projections", "project_translate_train", "read_gold", "score_student"]
 
 BENCH_LIMIT = 5000  # source training sentences: 3 seeds x 3 settings fit the hour on 2 cores
 BENCH_EPOCHS = 2
-
-
-def peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
 def _log(text: str) -> None:
@@ -86,7 +82,7 @@ def as_target_gold(items: Sequence[Item]) -> list[Item]:
     return [it.with_(target=it.source, target_spans=list(it.source_spans), alignment=[], meta={**it.meta, "gold": True}) for it in items]
 
 
-def read_gold(path: str, lang: str) -> list[Item]:
+def read_gold(path: str, lang: str | None) -> list[Item]:
     """A labelled file, or a BenchError naming it."""
     from core.formats import FormatError, read
 
@@ -101,17 +97,13 @@ def read_gold(path: str, lang: str) -> list[Item]:
     return items
 
 
-def _score(student: Any, test: Sequence[Item], labels: set[str]) -> dict[str, Any]:
+def score_student(student: Any, test: Sequence[Item], labels: set[str]) -> dict[str, Any]:
+    """The student's strict scores on a gold file's items (their ``source`` side), on ``labels``."""
     from core.metrics import label_scores
     from core.student.inference import predict
 
     sentences = [it.source for it in test]
     return label_scores(sentences, [it.source_spans for it in test], predict(student, sentences), labels)
-
-
-def _seconds_per_1000(student: Any, n: int) -> float | None:
-    epochs = [h["seconds"] for h in student.history if "seconds" in h]
-    return round(float(np.mean(epochs)) * 1000 / n, 2) if epochs and n else None
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -201,7 +193,7 @@ def bench_transfer(
 
     def score_all(name: str, student: Any) -> None:
         for path, test in tests.items():
-            out = _score(student, test, score_labels[path])
+            out = score_student(student, test, score_labels[path])
             scores[path].setdefault(name, []).append(out["f1"])
             per_label[path].setdefault(name, out["per_label"])  # the first seed's, for reading
 
@@ -216,7 +208,7 @@ def bench_transfer(
             runs.append({"run": name, "seed": run_seed, "sentences": len(data), "seconds": round(seconds, 1),
                          "mode": student.history[0].get("mode") if student.history else None,
                          "dtype": student.history[0].get("precision") if student.history else None,
-                         "seconds_per_epoch_per_1000": _seconds_per_1000(student, len(data))})  # fmt: skip
+                         "seconds_per_epoch_per_1000": seconds_per_epoch_per_1000(student.history, len(data))})  # fmt: skip
             score_all(name, student)
             _log(f"{name} seed {run_seed}: {len(data)} sentences in {seconds:.0f} s; "
                  + ", ".join(f"{Path(p).parent.name}/{Path(p).name} F1 {scores[p][name][-1]:.3f}" for p in tests))  # fmt: skip
@@ -243,7 +235,7 @@ def bench_transfer(
     result["config"] = {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")}
     result["runs"] = runs
     result["seconds"] = round(time.perf_counter() - started_all, 1)
-    result["peak_mb"] = peak_mb()
+    result["peak_mb"] = peak_memory_mb()
     return result
 
 
