@@ -61,6 +61,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="make the new version active: auto (when none is active or it scores at least as well), yes, no")
     p.add_argument("--new-test-split", action="store_true",
                    help="draw the held-out gold test split again (earlier versions' F1 then refers to the old split)")
+    p.add_argument("--continue", dest="continue_active", action="store_true",
+                   help="go on from the active version's weights (a warm start: an epoch or two after a batch of corrections "
+                        "instead of a whole run); the encoder, mode and head stay the active version's")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.training.start_training_job
     p.set_defaults(func=cmd_train)
 
@@ -111,7 +114,7 @@ def _options(args: argparse.Namespace) -> Any:
         given["encoder_layers"] = None  # 0 on the command line: keep every block
     try:
         config = TrainConfig(**given, image_encoder=image_encoder)
-        return TrainingOptions(config, args.activate, args.new_test_split)
+        return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 

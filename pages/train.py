@@ -57,7 +57,7 @@ def _default_config():  # noqa: ANN202
     return TrainConfig()
 
 
-def start_form(project: ProjectInfo, training_running: bool) -> None:
+def start_form(project: ProjectInfo, training_running: bool, active_version: int | None = None) -> None:
     d = _default_config()
     pid = project.id
     with st.form(f"train_form_{pid}"):
@@ -88,8 +88,16 @@ def start_form(project: ProjectInfo, training_running: bool) -> None:
                              help="When fine-tuning: keep the embedding matrix (most of e5-small) fixed")  # fmt: skip
         images = c3.checkbox("Use images", key=f"tr_images_{pid}", help="Fuse image features; items without an image work unchanged")
         activate = c4.selectbox("Activate the new version", ACTIVATE_CHOICES, format_func=ACTIVATE_HELP.__getitem__, key=f"tr_activate_{pid}")
-        new_split = st.checkbox("Draw a new test split", key=f"tr_new_split_{pid}",
+        c1, c2 = st.columns(2)
+        new_split = c1.checkbox("Draw a new test split", key=f"tr_new_split_{pid}",
                                 help="Earlier versions' scores then refer to the old split")  # fmt: skip
+        continue_active = c2.checkbox(
+            f"Continue from version {active_version}" if active_version is not None else "Continue from the active version",
+            key=f"tr_continue_{pid}", disabled=active_version is None,
+            help="Go on from the active version's weights: after a batch of corrections one or two epochs do the work "
+                 "of a whole run. The encoder, mode and head stay that version's."
+                 + ("" if active_version is not None else " No version is active yet."),
+        )  # fmt: skip
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/model_training:", disabled=training_running)
     if training_running:
         st.caption("A training job of this project is running; start the next one when it ends.")
@@ -107,7 +115,7 @@ def start_form(project: ProjectInfo, training_running: bool) -> None:
             image_encoder=DEFAULT_IMAGE_ENCODER if images else None,
         )  # fmt: skip
         with session_scope(URL) as s:
-            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split)))
+            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split), bool(continue_active)))
     except (ValueError, QueryError) as exc:
         st.error(str(exc))
         return
@@ -351,8 +359,9 @@ def main() -> None:
         st.error(error)
     with session_scope(URL) as s:
         jobs = refresh_jobs(s, project_id, limit=JOBS_SHOWN, kind=STUDENT_JOB_KINDS)  # also fails jobs whose worker died
+        active = sq.active_model_version(s, project_id)
     running = {j.kind for j in jobs if j.status in ("queued", "running")}
-    start_form(project, JOB_KIND_TRAIN in running)
+    start_form(project, JOB_KIND_TRAIN in running, active.version if active is not None else None)
     jobs_panel(project_id, jobs)
     versions_panel(project, bool(running - {JOB_KIND_TRAIN}))
     next_batch_panel(project, user.name)

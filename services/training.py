@@ -116,6 +116,7 @@ class TrainingOptions:
     config: "TrainConfig" = None  # type: ignore[assignment]  # None = TrainConfig() defaults
     activate: str = "auto"
     new_test_split: bool = False
+    continue_active: bool = False  # a warm start: go on from the active version (an epoch after a batch of corrections)
 
     def __post_init__(self) -> None:
         from core.student import TrainConfig
@@ -128,13 +129,15 @@ class TrainingOptions:
             raise TrainingError(f"activate must be one of {ACTIVATE_CHOICES}, not {self.activate!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "activate": self.activate, "new_test_split": self.new_test_split}
+        return {"config": self.config.to_dict(), "activate": self.activate, "new_test_split": self.new_test_split,
+                "continue_active": self.continue_active}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrainingOptions":
         from core.student import TrainConfig
 
-        return cls(TrainConfig.from_dict(data.get("config") or {}), data.get("activate", "auto"), bool(data.get("new_test_split")))
+        return cls(TrainConfig.from_dict(data.get("config") or {}), data.get("activate", "auto"), bool(data.get("new_test_split")),
+                   bool(data.get("continue_active")))  # fmt: skip
 
 
 def training_args(options: TrainingOptions) -> list[str]:
@@ -154,6 +157,8 @@ def training_args(options: TrainingOptions) -> list[str]:
         args += ["--images", "--image-encoder", c.image_encoder]
     if options.new_test_split:
         args.append("--new-test-split")
+    if options.continue_active:
+        args.append("--continue")
     return args
 
 
@@ -432,10 +437,19 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
             "(run the pipeline or review some items first)"
         )
     report = TrainReport(info.id, item_counts=counts)
+    start_from, continued = None, None
+    if options.continue_active:
+        continued = sq.active_model_version(s, info.id)
+        if continued is None:
+            raise TrainingError(f"project {info.name!r} has no active student version to continue from: train one from scratch first")
+        from core.student import load_student
+
+        start_from = load_student(model_dir(continued))
     report_progress(
         force=True,
         message=f"training on {counts['train_gold']} gold + {counts['train_silver']} silver item(s); "
-        f"dev {counts['dev']}, test {counts['test']}; preparing the encoder",
+        f"dev {counts['dev']}, test {counts['test']}; "
+        + (f"going on from version {continued.version}" if continued is not None else "preparing the encoder"),
     )
 
     losses: list[tuple[int, float]] = []
@@ -453,7 +467,8 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         )  # fmt: skip
 
     try:
-        student = train_student([p.item for p in splits.train], [p.item for p in splits.dev], config, on_step, cancel.is_set)
+        student = train_student([p.item for p in splits.train], [p.item for p in splits.dev], config, on_step, cancel.is_set,
+                                start_from=start_from)  # fmt: skip
     except TrainingCancelled:
         report.cancelled = True
         return report
@@ -474,6 +489,7 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         "steps": len(losses),
         "labels": list(student.labels),
         "train_seconds": round(train_seconds, 2),
+        "continued_from": continued.version if continued is not None else None,
         "peak_memory_mb": peak_memory_mb(),
     }
     report.metrics = metrics

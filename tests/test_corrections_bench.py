@@ -62,7 +62,21 @@ def test_curves_for_every_order_with_nested_queue_corrections(language, tiny, mo
     assert [len(c) for c in picked] == [12, 10, 12, 10]
     assert set(result["auc"]) == set(result["curve"]) and all(0.0 <= a <= 1.0 for a in result["auc"].values())
     assert 0.0 <= result["machine_label_f1"] <= 1.0 and result["pool"] == 12
+    # warm retraining (default): each curve's first student is trained anew, the next ones go on from it
+    warm = {(r["run"].split()[2], r["run"].split("N=")[1]): r["warm"] for r in result["runs"] if r["run"].startswith("seed 1 ")}
+    assert warm == {("N=0", "0"): False, ("queue", "2"): True, ("queue", "4"): True, ("random", "2"): True, ("random", "4"): True,
+                    ("gold", "2"): False, ("gold", "4"): True}  # fmt: skip
+    assert result["retrain"] == "warm"
     json.dumps(result)
+
+
+def test_scratch_retraining_trains_every_point_anew(language, tiny):
+    folder, source = language
+    result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random",),
+                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0), retrain="scratch")  # fmt: skip
+    assert [r["warm"] for r in result["runs"]] == [False, False] and result["retrain"] == "scratch"
+    with pytest.raises(BenchError, match="unknown retraining"):
+        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, retrain="lukewarm")
 
 
 def test_queue_order_is_the_review_queues_uncertainty_order():

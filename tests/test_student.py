@@ -215,6 +215,38 @@ def test_fine_tuning_keeps_the_first_layers_and_leaves_the_shared_encoder_whole(
     assert len(transformer_blocks(load_student(tmp_path / "cut", device="cpu").model.encoder)) == 1
 
 
+@pytest.mark.parametrize("finetune", [True, False], ids=["fine-tuned", "frozen-encoder"])
+def test_a_warm_start_goes_on_from_the_student_and_leaves_it_unchanged(tiny_encoder, tmp_path, finetune):
+    from core.student.train import continued_config
+
+    items = toy_items()
+    first = train_student(items, (), fast_config(tiny_encoder, finetune_encoder=finetune, encoder_layers=1, epochs=6, head_learning_rate=1e-2))
+    save_student(first, tmp_path / "v1")
+    start = load_student(tmp_path / "v1", device="cpu")
+    before = {k: v.clone() for k, v in start.model.state_dict().items()}
+    sentences = [it.target for it in items[:6]]
+    known = predict_details(start, sentences)
+
+    # steps too small to matter (learning rate 1e-12): the continued model predicts as the one it came from
+    same = train_student(items, (), fast_config(tiny_encoder, epochs=1, learning_rate=1e-12, head_learning_rate=1e-12, finetune_encoder=not finetune),
+                         start_from=start)  # fmt: skip
+    assert same.model.finetune_encoder == finetune and same.config.encoder_layers == 1  # the structure is the start's
+    for a, b in zip(known, predict_details(same, sentences)):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
+
+    # a new label: the known rows keep their weights, the new one is added
+    more = items + [_item(99, ["acme", "hired", "anna"], [(0, 1, "ORG"), (2, 3, "PER")])] * 4
+    grown = train_student(more, (), fast_config(tiny_encoder, epochs=2), start_from=start)
+    assert grown.labels[: len(start.labels)] == start.labels and "B-ORG" in grown.labels
+    assert grown.model.num_labels == len(grown.labels)
+    # the student it started from is untouched (its own copy was trained)
+    for k, v in start.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    if finetune:  # the frozen embedding matrix is shared, not copied
+        assert grown.model.encoder.get_input_embeddings().weight is start.model.encoder.get_input_embeddings().weight
+    assert continued_config(fast_config(tiny_encoder, encoder_layers=None), start).encoder_layers == 1
+
+
 def test_bfloat16_and_float32_fine_tuning_agree(tiny_encoder):
     items = toy_items()
     sentences = [it.target for it in items[:8]]

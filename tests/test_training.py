@@ -67,8 +67,9 @@ def fast_options(encoder: str, **changes):
     base = dict(encoder=encoder, epochs=1, batch_size=4, head_hidden=16, head_learning_rate=1e-2, device="cpu", seed=1, warmup_ratio=0.0)
     activate = changes.pop("activate", "auto")
     new_split = changes.pop("new_test_split", False)
+    continue_active = changes.pop("continue_active", False)
     base.update(changes)
-    return TrainingOptions(TrainConfig(**base), activate, new_split)
+    return TrainingOptions(TrainConfig(**base), activate, new_split, continue_active)
 
 
 def run_job(project, options, kind: str = "train", **kwargs):
@@ -145,13 +146,14 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     from services.training import training_args
 
     options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
-                           freeze_embeddings=False, image_encoder="efficientnet-lite0")  # fmt: skip
+                           freeze_embeddings=False, image_encoder="efficientnet-lite0", continue_active=True)  # fmt: skip
     args = build_parser().parse_args(["train", "--project", "p", *training_args(options)])
     parsed = _options(args)
     expected = options.config.to_dict() | {"head_hidden": parsed.config.head_hidden, "device": parsed.config.device,
                                             "warmup_ratio": parsed.config.warmup_ratio}  # not command-line options
     assert parsed.config.to_dict() == expected
-    assert (parsed.activate, parsed.new_test_split) == ("no", True)
+    assert (parsed.activate, parsed.new_test_split, parsed.continue_active) == ("no", True, True)
+    assert type(options).from_json(options.to_json()) == options
 
 
 @pytest.mark.parametrize("mode", [None, True, False], ids=["by-time-budget", "fine-tune", "frozen"])
@@ -200,6 +202,29 @@ def test_training_job_records_a_version_with_metrics_and_item_ids(project, tiny_
     assert folder.name == "1" and folder.parent.parent.name == "students"
     assert load_student(folder, device="cpu").labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert [p.name for p in folder.parent.iterdir()] == ["1"]  # no temporary folder left
+
+
+def test_a_version_can_go_on_from_the_active_one(project, tiny_encoder):
+    from core.student import load_student
+    from db import students as sq
+    from db.engine import session_scope
+    from services.training import TrainingError, model_dir
+
+    job, report = run_job(project, fast_options(tiny_encoder, epochs=1, continue_active=True))
+    assert job.status == "failed" and isinstance(report, TrainingError) and "no active student version to continue from" in str(report)
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=2, finetune_encoder=True, encoder_layers=1))
+    assert job.status == "done", job.error
+    # the second run asks for another structure: a warm start keeps version 1's (fine-tuned, one block)
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, finetune_encoder=False, continue_active=True))
+    assert job.status == "done", job.error
+    with session_scope() as s:
+        versions = {v.version: v for v in sq.list_model_versions(s, project.id)}
+    assert sorted(versions) == [1, 2]
+    first, second = versions[1], versions[2]
+    assert second.metrics["continued_from"] == 1 and first.metrics["continued_from"] is None
+    assert len(second.metrics["history"]) == 1 and second.settings["continue_active"] is True
+    continued = load_student(model_dir(second), device="cpu")
+    assert continued.model.finetune_encoder and continued.config.encoder_layers == 1
 
 
 def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_encoder):

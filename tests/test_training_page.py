@@ -48,6 +48,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
 
     at = open_train_page(project.id)
     assert any("No version yet" in i.value for i in at.info)
+    assert by_label(at.checkbox, "Continue from the active version").disabled  # nothing to go on from yet
     by_label(at.text_input, "Encoder").set_value(tiny_encoder)
     by_label(at.number_input, "Epochs").set_value(2)
     by_label(at.number_input, "Batch size").set_value(4)
@@ -67,6 +68,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     assert not at.exception, [e.message for e in at.exception]
     bar = at.progress[0]
     assert f"Training job {job.id} · done · version 1" in bar.text
+    assert not by_label(at.checkbox, "Continue from version 1").disabled
     table = at.dataframe[0].value
     assert list(table["Version"]) == [1] and list(table["Active"]) == ["✓"] and list(table["Test items"]) == [3]
     assert table["Test F1"].iloc[0] == pytest.approx(job.result["test_f1"])

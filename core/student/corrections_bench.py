@@ -13,7 +13,10 @@ LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``
      of the pool and the next batch is the most uncertain, as the Train and Review pages do;
    - ``random``: a seeded shuffle (nested: the first 100 hold the first 50);
 3. the student is retrained on corrected + machine-labelled sentences (the Train page's
-   mix: gold and silver), and scored strictly on the test file;
+   mix: gold and silver), and scored strictly on the test file. ``retrain="warm"`` (default)
+   goes on from the curve's last student for as many sentence passes as one epoch over the
+   pool (the Train page's "continue from the active version"); ``"scratch"`` trains every
+   point anew for ``config.epochs``;
 4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline).
 
 Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not
@@ -41,6 +44,7 @@ from core.student.config import TrainConfig
 __all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subword_fertility"]
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
+RETRAIN = ("warm", "scratch")  # warm: each retraining goes on from the last student of its curve (the Train page's "continue")
 POOL = 1000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores (2,000: ~60 min on Swahili)
 
 
@@ -107,6 +111,7 @@ def bench_corrections(
     seeds: int = 3,
     config: TrainConfig | None = None,
     orders: Sequence[str] = ("queue", "random", "gold_only"),
+    retrain: str = "warm",
 ) -> dict[str, Any]:
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
@@ -127,6 +132,8 @@ def bench_corrections(
     unknown = set(orders) - {"queue", "random", "gold_only"}
     if unknown:
         raise BenchError(f"unknown order {sorted(unknown)[0]!r}; expected queue, random or gold_only")
+    if retrain not in RETRAIN:
+        raise BenchError(f"unknown retraining {retrain!r}; expected one of {', '.join(RETRAIN)}")
     lang = lang or folder.name
     config = replace(config or replace(TrainConfig(), epochs=2, finetune_encoder=True), side="target")
     started = time.perf_counter()
@@ -162,11 +169,16 @@ def bench_corrections(
 
     runs: list[dict[str, Any]] = []
 
-    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str) -> tuple[float, Any]:
+    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, start: Any = None) -> tuple[float, Any]:
         t0 = time.perf_counter()
-        student = train_student(items, (), run_config)
+        if start is not None and retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
+            run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))))
+        else:
+            start = None
+        student = train_student(items, (), run_config, start_from=start)
         f1 = score_student(student, test, labels)["f1"]
-        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})
+        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "warm": start is not None,
+                     "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})  # fmt: skip
         _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
         return f1, student
 
@@ -180,9 +192,10 @@ def bench_corrections(
         run_config = replace(config, seed=config.seed + k)
         shuffled = list(range(len(train)))
         random.Random(1000 + k).shuffle(shuffled)
-        zero = None
+        zero = student = zero_student = None
         if "queue" in orders or "random" in orders:
-            zero, student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0")
+            zero, zero_student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0")
+            student = zero_student
         if "queue" in orders:
             corrected: list[int] = []
             for n in steps:
@@ -196,24 +209,26 @@ def bench_corrections(
                     for i, d in zip(rest, details):
                         uncertainty[i] = d.uncertainty
                     corrected += queue_order(uncertainty, rest)[: n - len(corrected)]
-                    f1, student = fit_and_score(mixed(set(corrected)), run_config, f"seed {run_config.seed} queue N={n}")
+                    f1, student = fit_and_score(mixed(set(corrected)), run_config, f"seed {run_config.seed} queue N={n}", student)
                     curves["queue"][str(n)].append(f1)
-            del student
         if "random" in orders:
+            student = zero_student
             for n in steps:
                 if n == 0:
                     curves["random"]["0"].append(zero)
                     continue
-                f1, _ = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}")
+                f1, student = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}", student)
                 curves["random"][str(n)].append(f1)
         if "gold_only" in orders:
+            student = None
             for n in steps:
                 if n == 0:
                     continue
                 # as many sentence passes as one epoch over the pool would give, within reason
                 epochs = min(20, max(config.epochs, math.ceil(config.epochs * len(train) / n / 4)))
-                f1, _ = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs), f"seed {run_config.seed} gold only N={n}")
+                f1, student = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs), f"seed {run_config.seed} gold only N={n}", student)
                 curves["gold_only"][str(n)].append(f1)
+        del student, zero_student
     mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
     auc_from = min((n for n in steps if n > 0), default=0)  # gold only has no N=0: every area starts at the first N
     result: dict[str, Any] = {
@@ -236,6 +251,7 @@ def bench_corrections(
         "per_seed": curves,
         "seeds": [config.seed + k for k in range(seeds)],
         "epochs": config.epochs,
+        "retrain": retrain,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
         "seconds": round(time.perf_counter() - started, 1),

@@ -55,6 +55,7 @@ __all__ = [
     "TrainedStudent",
     "build_model",
     "collate",
+    "continued_model",
     "finetune_copy",
     "student_autocast",
     "encoder_fingerprint",
@@ -101,6 +102,46 @@ def finetune_copy(encoder: nn.Module, config: TrainConfig) -> nn.Module:
     if frozen is not None:
         frozen.requires_grad_(False)
     return copied
+
+
+def continued_model(start: "TrainedStudent", labels: Sequence[str], image_dim: int | None) -> "StudentModel":
+    """A trainable copy of ``start``'s model for training to go on from (a warm start).
+
+    The output rows of labels ``start`` knows keep their weights; a label it does not know
+    gets a fresh row. The frozen embedding matrix stays shared, as in ``finetune_copy``."""
+    import copy
+
+    old = start.model
+    if (image_dim or None) != (old.image_dim or None):
+        raise StudentError(
+            f"cannot continue a student {'with' if old.image_dim else 'without'} image features "
+            f"{'with' if image_dim else 'without'} them: train from scratch"
+        )
+    memo: dict[int, Any] = {}
+    if not old.finetune_encoder:
+        memo[id(old.encoder)] = old.encoder  # frozen mode: the loader's shared encoder, never trained
+    else:
+        frozen = old.encoder.get_input_embeddings().weight
+        if not frozen.requires_grad:
+            memo[id(frozen)] = frozen
+    model = copy.deepcopy(old, memo)
+    for name, p in model.named_parameters():
+        if not name.startswith("encoder.") or (old.finetune_encoder and id(p) not in memo):
+            p.requires_grad_(True)
+    if list(labels) != list(start.labels):
+        weight, bias = old.classifier.weight.detach(), old.classifier.bias.detach()
+        classifier = nn.Linear(weight.shape[1], len(labels)).to(weight.device, weight.dtype)
+        nn.init.normal_(classifier.weight, std=0.02)
+        nn.init.zeros_(classifier.bias)
+        rows = {tag: i for i, tag in enumerate(start.labels)}
+        with torch.no_grad():
+            for j, tag in enumerate(labels):
+                if tag in rows:
+                    classifier.weight[j] = weight[rows[tag]]
+                    classifier.bias[j] = bias[rows[tag]]
+        model.classifier = classifier
+    model.base_fingerprint = old.base_fingerprint
+    return model
 
 
 def student_autocast(model: "StudentModel", config: TrainConfig, device: str) -> Any:

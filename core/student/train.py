@@ -16,9 +16,18 @@ from core.data import Item
 from core.student.config import StudentError, TrainConfig
 from core.student.data import IGNORE, build_windows, examples_from_items, label_list, side_of
 from core.student.features import window_features
-from core.student.model import StudentModel, TrainedStudent, build_model, collate, finetune_copy, resolve_device, student_autocast
+from core.student.model import (
+    StudentModel,
+    TrainedStudent,
+    build_model,
+    collate,
+    continued_model,
+    finetune_copy,
+    resolve_device,
+    student_autocast,
+)
 
-__all__ = ["FINETUNE_SECONDS_PER_SENTENCE", "TrainingCancelled", "estimated_finetune_seconds", "resolve_mode", "train_student"]
+__all__ = ["FINETUNE_SECONDS_PER_SENTENCE", "STRUCTURE_FIELDS", "TrainingCancelled", "continued_config", "estimated_finetune_seconds", "resolve_mode", "train_student"]
 
 # Seconds per training sentence per epoch of the fine-tuned student (e5-small cut to 9 blocks,
 # embeddings frozen, batches of 16, 2 threads) on CoNLL-2003 English, 1,000 sentences, one
@@ -83,6 +92,21 @@ def resolve_mode(config: TrainConfig, n_sentences: int, device: str) -> TrainCon
     return replace(config, finetune_encoder=fits)
 
 
+# What a warm start keeps from the student it goes on from: the model's structure.
+STRUCTURE_FIELDS = ("encoder", "finetune_encoder", "encoder_layers", "freeze_embeddings", "feature_layers", "head_hidden", "image_encoder")
+
+
+def continued_config(config: TrainConfig, start: TrainedStudent) -> TrainConfig:
+    """``config`` with the structure of ``start`` (STRUCTURE_FIELDS): a warm start cannot
+    change the encoder, the mode, the blocks kept or the head; the rest (epochs, rates,
+    weights, seed) is this run's."""
+    from dataclasses import replace
+
+    kept = {name: getattr(start.config, name) for name in STRUCTURE_FIELDS}
+    kept["finetune_encoder"] = start.model.finetune_encoder
+    return replace(config, **kept)
+
+
 def _trainable_state(model: StudentModel) -> dict[str, torch.Tensor]:
     names = {n for n, _ in model.trainable_parameters()}
     return {k: v.detach().clone() for k, v in model.state_dict().items() if k in names or not k.startswith("encoder.")}
@@ -94,6 +118,7 @@ def train_student(
     config: TrainConfig = TrainConfig(),
     progress_cb: ProgressCallback | None = None,
     cancel_cb: CancelCallback | None = None,
+    start_from: TrainedStudent | None = None,
 ) -> TrainedStudent:
     """Fine-tune ``config.encoder`` as a token classifier on ``config.side`` of the items.
 
@@ -102,6 +127,11 @@ def train_student(
     dev entity F1 is kept and training stops after ``patience`` epochs without gain;
     without, all epochs run. ``progress_cb(step, total, loss)`` is called after every
     optimizer step; ``cancel_cb()`` returning True stops with TrainingCancelled.
+
+    ``start_from`` (a warm start): training goes on from that student's weights instead of
+    the pre-trained encoder, keeping its structure (encoder, mode, blocks, head); a retraining
+    after a batch of corrections then needs an epoch, not a whole run. Its labels keep their
+    output rows; new ones get fresh rows.
     """
     from core.encoder import load_encoder
     from core.metrics import span_scores
@@ -112,6 +142,8 @@ def train_student(
     _seed_everything(config.seed)
     device = resolve_device(config.device)
 
+    if start_from is not None:
+        config = continued_config(config, start_from)
     examples = examples_from_items(train_items, config)
     if not examples:
         raise StudentError("no training sentences: every item is empty")
@@ -120,14 +152,16 @@ def train_student(
     labels = label_list(examples + dev_examples)
     if len(labels) == 1:
         raise StudentError("the training items have no entity at all; nothing to learn")
+    if start_from is not None:  # its rows first: unchanged when no label is new
+        labels = list(start_from.labels) + [t for t in labels if t not in start_from.labels]
     label_ids = {t: i for i, t in enumerate(labels)}
 
-    tokenizer, base_encoder = load_encoder(config.encoder, device)
-    if config.finetune_encoder:
-        encoder = finetune_copy(base_encoder, config)  # the loader caches its instance: never train that one
-        encoder.train()
+    if start_from is not None:
+        tokenizer, base_encoder, encoder = start_from.tokenizer, None, None  # continued_model copies its encoder
     else:
-        encoder = base_encoder  # frozen: shared read-only with the loader's cache
+        tokenizer, base_encoder = load_encoder(config.encoder, device)
+        # fine-tuning trains a copy: the loader caches its instance; frozen: shared read-only
+        encoder = finetune_copy(base_encoder, config) if config.finetune_encoder else base_encoder
 
     image_dim = None
     vectors = None
@@ -152,11 +186,14 @@ def train_student(
     if not windows:
         raise StudentError("every training word is masked (silver below the threshold); nothing to learn")
 
-    model = build_model(encoder, len(labels), config, image_dim).to(device)
-    if config.finetune_encoder:
-        from core.student.model import encoder_fingerprint
+    if start_from is not None:
+        model = continued_model(start_from, labels, image_dim).to(device)
+    else:
+        model = build_model(encoder, len(labels), config, image_dim).to(device)
+        if config.finetune_encoder:
+            from core.student.model import encoder_fingerprint
 
-        model.base_fingerprint = encoder_fingerprint(base_encoder)
+            model.base_fingerprint = encoder_fingerprint(base_encoder)
     model.train()
     autocast = student_autocast(model, config, device)
     features = None
