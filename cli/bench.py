@@ -113,6 +113,41 @@ def _run_projection(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
+    p.add_argument("--target", required=True, action="append", help="a parallel target CoNLL file; give two or more")
+    p.add_argument("--aligners", default="simalign:itermax,simalign:argmax", help="aligner specs of the grid (default %(default)s)")
+    p.add_argument("--layers", default="7,8,9", help="encoder layers of the grid (default %(default)s)")
+    p.add_argument("--methods", default="heuristic,greedy,greedy-fused", help="projection methods of the grid (default %(default)s)")
+    p.add_argument("--thresholds", default="0.2,0.3,0.5", help="fused methods' thresholds, at tau 0.05 (default %(default)s)")
+    p.add_argument("--taus", default="0.03,0.05,0.08", help="soft alignment temperatures, at threshold 0.3 (default %(default)s)")
+    p.add_argument("--limit", type=int, help="only the first N sentence pairs of each file")
+    p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
+    p.set_defaults(func=_run_protocol)
+
+
+def _run_protocol(args: argparse.Namespace) -> int:
+    from core.errors import BenchError
+    from core.projection.protocol import bench_protocol, default_grid
+
+    try:
+        grid = default_grid(
+            aligners=[a.strip() for a in args.aligners.split(";" if "(" in args.aligners else ",") if a.strip()],
+            layers=[int(x) for x in args.layers.split(",") if x.strip()],
+            thresholds=_floats(args.thresholds), taus=_floats(args.taus),
+            methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+        )  # fmt: skip
+        result = bench_protocol(args.source, args.target, grid, args.limit)
+    except (BenchError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    _print_command_result(result)
+    return 0
+
+
 # --------------------------------------------------------------------------- pipeline
 
 
@@ -429,6 +464,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     _add_align_speed(sub.add_parser("align-speed", help="batched SimAlign vs the simalign package: pairs/second and link agreement"))
     _add_projection(sub.add_parser("projection", help="projection strict F1 on a parallel gold corpus"))
+    _add_protocol(sub.add_parser("projection-protocol", help="leave-one-pair-out: settings chosen on the other pairs, F1 on each held-out pair"))
     _add_pipeline(sub.add_parser("pipeline", help="sentences/second of each pipeline stage and of the whole run"))
     _add_system(sub.add_parser("system", help="the whole system on real gold: translate-test strict F1 on the original sentences"))
     _add_transfer(sub.add_parser("transfer", help="model vs data transfer vs both on real target test sets (fine-tuned student)"))

@@ -64,6 +64,9 @@ __all__ = [
     "load_encoder",
     "compute_dtype",
     "keep_layers",
+    "trainable_copy",
+    "ADAPTED_META",
+    "ADAPTED_WEIGHTS",
     "transformer_blocks",
     "PRECISIONS",
     "encode_sentences",
@@ -471,10 +474,19 @@ def load_encoder(name_or_path: str | os.PathLike | None = None, device: Any = No
     return _load_encoder_cached(key, path.exists(), _resolve_device(device))
 
 
+# An adapted encoder (core.align.adapt) is a folder holding only what adaptation trained: the
+# blocks it kept (safetensors) and a JSON naming its base encoder; the frozen embedding matrix
+# (most of e5-small) is the base's, shared in memory.
+ADAPTED_META = "adapted.json"
+ADAPTED_WEIGHTS = "encoder.safetensors"
+
+
 @functools.lru_cache(maxsize=4)
 def _load_encoder_cached(name: str, local: bool, device: str) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    if local and (Path(name) / ADAPTED_META).is_file():
+        return _load_adapted(Path(name), device)
     options = {"local_files_only": True} if local else {}
     try:
         config = AutoConfig.from_pretrained(name, **options)
@@ -490,6 +502,49 @@ def _load_encoder_cached(name: str, local: bool, device: str) -> tuple[Any, Any]
     model.eval()
     model.to(device)
     return tokenizer, model
+
+
+def _load_adapted(folder: Path, device: str) -> tuple[Any, Any]:
+    """An adapted encoder: its base, cut to the blocks it kept, with the trained weights."""
+    from safetensors.torch import load_file
+
+    meta_path = folder / ADAPTED_META
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        base = str(meta["base"])
+        layers = meta.get("layers")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OSError(f"cannot load encoder {str(folder)!r}: {meta_path} is not an adapted encoder's description ({exc})") from exc
+    tokenizer, base_model = load_encoder(base, device)
+    model = trainable_copy(base_model, layers, freeze_embeddings=True)
+    weights = load_file(folder / ADAPTED_WEIGHTS)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    if unexpected or set(missing) - frozen:
+        raise OSError(f"cannot load encoder {str(folder)!r}: its weights do not fit the base encoder {base!r} "
+                      f"(missing {sorted(set(missing) - frozen)[:3]}, unexpected {sorted(unexpected)[:3]})")  # fmt: skip
+    model.requires_grad_(False)
+    model.eval()
+    return tokenizer, model.to(device)
+
+
+def trainable_copy(encoder: Any, n_layers: int | None, freeze_embeddings: bool = True) -> Any:
+    """A trainable copy of a (cached, shared) encoder, cut after ``n_layers`` blocks.
+
+    With ``freeze_embeddings`` the embedding matrix is not copied but shared with the
+    original and frozen: it is most of e5-small, and no step changes it."""
+    import copy
+
+    memo: dict[int, Any] = {}
+    frozen = encoder.get_input_embeddings().weight if freeze_embeddings else None
+    if frozen is not None:
+        memo[id(frozen)] = frozen
+    copied = copy.deepcopy(encoder, memo)
+    keep_layers(copied, n_layers)
+    copied.requires_grad_(True)
+    if frozen is not None:
+        frozen.requires_grad_(False)
+    return copied
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")

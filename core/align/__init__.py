@@ -1,6 +1,7 @@
 """Word aligners behind one interface (``Aligner.align(pairs) -> list[list[Link]]``).
 
 * ``simalign:argmax|itermax|match`` - SimAlign's embedding aligner, batched (embedding.py)
+* ``simalign-tuned:METHOD`` - the same over the encoder adapted to the pairs (adapt.py)
 * ``eflomal`` - statistical aligner trained on the batch + extra text (statistical.py)
 * ``union|intersection|gd|gdf|gdfa(A,B)`` - combinations of two aligners (combine.py)
 * ``bt(DIRECT[,SAME])`` - back-translation refinement (backtranslation.py)
@@ -9,6 +10,9 @@ Build any of them with ``get_aligner(spec, **options)`` (registry.py); heavy lib
 (torch, transformers, eflomal) load only when an aligner first runs.
 """
 
+from typing import Any
+
+from core.align.adapt import AdaptConfig, TunedSimAlignAligner, adapt_encoder
 from core.align.backtranslation import (
     BackTranslationAligner,
     StringMatchAligner,
@@ -24,6 +28,10 @@ from core.align.registry import get_aligner, parse_spec
 from core.align.statistical import EflomalAligner, read_parallel_text
 
 __all__ = [
+    "AdaptConfig",
+    "TunedSimAlignAligner",
+    "adapt_encoder",
+    "aligner_encoder",
     "Aligner",
     "Pair",
     "SimAlignAligner",
@@ -45,3 +53,18 @@ __all__ = [
     "back_translator",
     "read_parallel_text",
 ]
+
+
+def aligner_encoder(aligner: Any) -> str | None:
+    """The encoder an aligner (or an aligner inside it) reads its vectors from, when that is
+    not the project's default: an adapted encoder folder. The projection's soft alignment
+    must read the same vectors."""
+    name = getattr(aligner, "encoder_name", None)
+    if name:
+        return str(name)
+    for part in vars(aligner).values():
+        if hasattr(part, "align") and part is not aligner:
+            found = aligner_encoder(part)
+            if found:
+                return found
+    return None

@@ -3,9 +3,11 @@
 Grammar (spaces ignored)::
 
     spec   := leaf | combo "(" spec "," spec ")" | bt "(" spec ["," spec] ")"
-    leaf   := "simalign" [":" method] | "eflomal" | "exact"
+    leaf   := "simalign" [":" method] | "simalign-tuned" [":" method] | "eflomal" | "exact"
     combo  := "union" | "intersection" | "gd" | "gdf" | "gdfa"
     bt     := "backtranslation" | "bt"        # (direct aligner, same-language aligner)
+
+``simalign-tuned:itermax`` adapts the encoder to the pairs it aligns first (core.align.adapt).
 
 Examples: ``simalign:itermax``, ``gdfa(simalign:itermax,eflomal)``,
 ``bt(simalign:itermax,exact)``.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+from core.align.adapt import TunedSimAlignAligner
 from core.align.backtranslation import BackTranslationAligner, StringMatchAligner
 from core.align.base import Aligner, AlignError
 from core.align.combine import COMBINATIONS, CombinedAligner
@@ -33,6 +36,7 @@ __all__ = ["get_aligner", "parse_spec", "KINDS"]
 
 KINDS: dict[str, Callable[..., Aligner]] = {
     "simalign": SimAlignAligner,
+    "simalign-tuned": TunedSimAlignAligner,
     "eflomal": EflomalAligner,
     "exact": StringMatchAligner,
     "combine": CombinedAligner,
@@ -100,19 +104,22 @@ def _kind(node: Node) -> str:
     if name in KINDS and name not in ("combine", "backtranslation"):
         if children:
             raise AlignError(f"{name} takes no inner aligners")
-        if name == "simalign":
+        if name in ("simalign", "simalign-tuned"):
             if arg is not None and arg not in METHODS:
-                raise AlignError(f"simalign: unknown method {arg!r}; choose one of {sorted(METHODS)}")
+                raise AlignError(f"{name}: unknown method {arg!r}; choose one of {sorted(METHODS)}")
         elif arg is not None:
             raise AlignError(f"{name} takes no ':{arg}'")
         return name
-    known = ["simalign[:METHOD]", "eflomal", "exact", *(f"{c}(A,B)" for c in COMBINATIONS), "bt(DIRECT[,SAME])"]
+    known = ["simalign[:METHOD]", "simalign-tuned[:METHOD]", "eflomal", "exact", *(f"{c}(A,B)" for c in COMBINATIONS), "bt(DIRECT[,SAME])"]
     raise AlignError(f"unknown aligner {name!r}; known: {', '.join(known)}")
 
 
 def _accepted(kind: str) -> set[str]:
     params = inspect.signature(KINDS[kind].__init__).parameters
-    return {p for p in params if p != "self"} - _STRUCTURAL
+    own = {p for p, v in params.items() if p != "self" and v.kind is not inspect.Parameter.VAR_KEYWORD}
+    if kind == "simalign-tuned":  # SimAlign underneath: its options pass through
+        own |= _accepted("simalign")
+    return own - _STRUCTURAL
 
 
 def get_aligner(spec: str, **options: Any) -> Aligner:
@@ -153,8 +160,8 @@ def get_aligner(spec: str, **options: Any) -> Aligner:
         if kind == "backtranslation":
             same = build(children[1]) if len(children) > 1 else None
             return BackTranslationAligner(build(children[0]), same_lang_aligner=same, **opts_for(kind))
-        if kind == "simalign":
-            return SimAlignAligner(method=arg or "itermax", **opts_for(kind))
+        if kind in ("simalign", "simalign-tuned"):
+            return KINDS[kind](method=arg or "itermax", **opts_for(kind))
         return KINDS[kind](**opts_for(kind))
 
     return build(tree)

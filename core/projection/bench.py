@@ -95,7 +95,7 @@ def bench_projection_methods(
     language codes), the alignment, the soft alignment when the method reads one, and its
     own projection.
     """
-    from core.align import align_items, get_aligner
+    from core.align import align_items, aligner_encoder, get_aligner
     from core.config import settings
     from core.encoder import compute_dtype
     from core.metrics import item_scores
@@ -126,11 +126,17 @@ def bench_projection_methods(
 
     def soft_for(batch: list[Item]) -> list[Item]:
         todo = [it for it in batch if it.source_spans]
-        softs = soft_align([(it.source.words, it.target.words) for it in todo], model=soft_opts.get("encoder"),  # type: ignore[union-attr]
+        encoder = soft_opts.get("encoder") or aligner_encoder(al)  # an adapted aligner's own vectors
+        softs = soft_align([(it.source.words, it.target.words) for it in todo], model=encoder,  # type: ignore[union-attr]
                            layer=int(soft_opts.get("layer", 8)), **({"tau": float(soft_opts["tau"])} if "tau" in soft_opts else {}))
         by_id = {it.id: s for it, s in zip(todo, softs)}
         return [it.with_(meta={**it.meta, "soft_alignment": by_id[it.id]}) if it.id in by_id else it for it in batch]
 
+    adapt_seconds = 0.0
+    if hasattr(al, "prepare"):  # an adapted aligner adapts on the whole corpus (no labels read), timed apart
+        start = time.perf_counter()
+        adapted = al.prepare([(it.source.words, it.target.words) for it in items])  # type: ignore[union-attr]
+        adapt_seconds = time.perf_counter() - start
     # Warm up (load the encoder, first forward pass) on one pair with an entity, untimed.
     warm = next((it for it in items if it.source_spans), None)
     if warm is not None:
@@ -175,6 +181,8 @@ def bench_projection_methods(
             "repaired_gold": scores["repaired_gold"],
             "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
             "seconds": round(seconds, 2),
+            **({"adapt_seconds": round(adapt_seconds, 1), "adapted": {k: adapted.get(k) for k in ("steps", "seconds", "first_loss", "last_loss",
+                "guide_links_per_pair", "precision", "config")}} if hasattr(al, "prepare") else {}),  # fmt: skip
         })
     return records
 

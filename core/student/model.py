@@ -84,24 +84,11 @@ def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
 
 
 def finetune_copy(encoder: nn.Module, config: TrainConfig) -> nn.Module:
-    """A trainable copy of a (cached, shared) encoder, cut to ``config.encoder_layers``.
+    """A trainable copy of a (cached, shared) encoder, cut to ``config.encoder_layers``, its
+    embedding matrix shared and frozen with ``freeze_embeddings`` (core.encoder.trainable_copy)."""
+    from core.encoder import trainable_copy
 
-    With ``freeze_embeddings`` the embedding matrix is not copied but shared with the
-    original and frozen: it is most of e5-small, and no step changes it."""
-    import copy
-
-    from core.encoder import keep_layers
-
-    memo: dict[int, Any] = {}
-    frozen = encoder.get_input_embeddings().weight if config.freeze_embeddings else None
-    if frozen is not None:
-        memo[id(frozen)] = frozen
-    copied = copy.deepcopy(encoder, memo)
-    keep_layers(copied, config.encoder_layers)
-    copied.requires_grad_(True)
-    if frozen is not None:
-        frozen.requires_grad_(False)
-    return copied
+    return trainable_copy(encoder, config.encoder_layers, config.freeze_embeddings)
 
 
 def continued_model(start: "TrainedStudent", labels: Sequence[str], image_dim: int | None) -> "StudentModel":

@@ -1,0 +1,99 @@
+"""Aligner adaptation (core.align.adapt) and the leave-one-pair-out protocol (core.projection.protocol)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from core.align import AdaptConfig, adapt_encoder, aligner_encoder, get_aligner
+from core.align.base import AlignError
+from core.errors import BenchError
+from core.projection.protocol import DEFAULT_SETTING, Setting, choose_leave_one_out, default_grid
+from tests.test_student import make_tiny_encoder
+
+PAIRS = [
+    (["anna", "met", "bob", "in", "paris"], ["anna", "traf", "bob", "in", "paris"]),
+    (["bob", "met", "the", "anna"], ["bob", "traf", "die", "anna"]),
+    (["paris", "and", "berlin"], ["paris", "und", "berlin"]),
+] * 4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return make_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def test_adaptation_writes_only_the_trained_blocks_and_loads_through_the_one_loader(tiny, tmp_path):
+    from safetensors import safe_open
+
+    from core.encoder import load_encoder
+
+    steps = []
+    meta = adapt_encoder(PAIRS, tmp_path / "adapted", tiny, AdaptConfig(layer=1, epochs=2, batch_size=4, learning_rate=1e-3),
+                         progress=lambda s, t, loss: steps.append((s, t)))  # fmt: skip
+    assert meta["steps"] == 2 * math.ceil(len(PAIRS) / 4) == len(steps) and steps[-1] == (6, 6)
+    assert meta["pairs"] == len(PAIRS) and meta["guide_links_per_pair"] > 0 and meta["base"] == tiny
+    assert json.loads((tmp_path / "adapted" / "adapted.json").read_text())["layers"] == 1
+    with safe_open(tmp_path / "adapted" / "encoder.safetensors", "pt") as f:
+        saved = set(f.keys())
+    assert "embeddings.word_embeddings.weight" not in saved and not any(k.startswith("encoder.layer.1.") for k in saved)
+
+    _, base = load_encoder(tiny, "cpu")
+    _, adapted = load_encoder(tmp_path / "adapted", "cpu")
+    assert adapted.config.num_hidden_layers == 1 and base.config.num_hidden_layers == 2  # the base is not cut
+    assert adapted.get_input_embeddings().weight is base.get_input_embeddings().weight  # shared, not copied
+    assert not torch.equal(adapted.encoder.layer[0].output.dense.weight, base.encoder.layer[0].output.dense.weight)  # trained
+    assert not any(p.requires_grad for p in adapted.parameters())
+
+
+def test_the_tuned_aligner_adapts_once_per_corpus_and_shares_its_encoder(tiny, tmp_path, monkeypatch):
+    from core.align import adapt as adapt_module
+
+    aligner = get_aligner("simalign-tuned:itermax", model=tiny, layer=1, epochs=1, adapt_batch_size=4, cache_dir=str(tmp_path))
+    links = aligner.align(PAIRS)
+    assert len(links) == len(PAIRS) and all(links)
+    folder = aligner_encoder(aligner)
+    assert folder is not None and (tmp_path / folder.rsplit("/", 1)[-1] / "adapted.json").is_file()
+    # a second aligner over the same corpus loads the cached adaptation instead of training again
+    monkeypatch.setattr(adapt_module, "adapt_encoder", lambda *a, **k: pytest.fail("adapted twice"))
+    again = get_aligner("simalign-tuned:itermax", model=tiny, layer=1, epochs=1, adapt_batch_size=4, cache_dir=str(tmp_path))
+    assert [sorted((x.src, x.tgt) for x in ls) for ls in again.align(PAIRS)] == [sorted((x.src, x.tgt) for x in ls) for ls in links]
+    assert aligner_encoder(again) == folder
+    assert aligner_encoder(get_aligner("simalign:itermax")) is None  # the default encoder: nothing to say
+
+
+def test_bad_adaptation_requests_say_what_is_wrong(tiny, tmp_path):
+    with pytest.raises(AlignError, match="no sentence pair"):
+        adapt_encoder([([], ["x"])], tmp_path / "a", tiny, AdaptConfig(layer=1))
+    with pytest.raises(AlignError, match="layer 5 asked"):
+        adapt_encoder(PAIRS, tmp_path / "a", tiny, AdaptConfig(layer=5))
+    with pytest.raises(AlignError, match="alpha"):
+        AdaptConfig(alpha=0.0)
+    with pytest.raises(AlignError, match="unknown method"):
+        get_aligner("simalign-tuned:nearest")
+    with pytest.raises(AlignError, match="no option"):
+        get_aligner("simalign-tuned:itermax", **{"simalign-tuned": {"epochz": 2}})
+    assert not (tmp_path / "a").exists()
+
+
+def test_leave_one_pair_out_chooses_on_the_other_pairs_only():
+    scores = {"a": {"de": 0.95, "es": 0.80, "it": 0.81}, "b": {"de": 0.90, "es": 0.85, "it": 0.86}, "c": {"de": 0.91, "es": 0.84, "it": 0.90}}
+    choice = choose_leave_one_out(scores, ["de", "es", "it"])
+    assert choice["de"]["chosen"] == "c" and choice["de"]["f1"] == 0.91 and choice["de"]["best_on_itself"] == "a"
+    assert choice["es"]["chosen"] == "c" and choice["es"]["f1"] == 0.84 and choice["es"]["best_on_itself"] == "b"
+    assert choice["it"]["chosen"] == "a" and choice["it"]["chosen_on"] == ["de", "es"]  # a three-way tie: the first
+    with pytest.raises(BenchError, match="at least two"):
+        choose_leave_one_out(scores, ["de"])
+
+
+def test_the_default_grid_holds_the_default_and_each_knob():
+    grid = default_grid()
+    names = [s.name for s in grid]
+    assert DEFAULT_SETTING in grid and len(names) == len(set(names))
+    assert {s.layer for s in grid} == {7, 8, 9} and {s.aligner for s in grid} == {"simalign:itermax", "simalign:argmax"}
+    fused = [s for s in grid if s.method == "greedy-fused" and s.layer == 8 and s.aligner == "simalign:itermax"]
+    assert {dict(s.options)["threshold"] for s in fused} == {0.2, 0.3, 0.5} and {dict(s.options)["tau"] for s in fused} == {0.03, 0.05, 0.08}
+    assert Setting("simalign:itermax", 8, "heuristic").name == "simalign:itermax@8|heuristic"
