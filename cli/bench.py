@@ -92,6 +92,8 @@ def _add_projection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--langs", help="SRC,TGT language codes, needed with --back-translator (e.g. en,es)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="projection option, value as JSON (e.g. threshold=0.2); repeatable")  # fmt: skip
+    parser.add_argument("--aligner-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="aligner option, value as JSON (e.g. layer=7, learning_rate=1e-4 for simalign-tuned); repeatable")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON line (the default output)")
     parser.set_defaults(func=_run_projection)
 
@@ -105,7 +107,9 @@ def _run_projection(args: argparse.Namespace) -> int:
     if langs is not None and len(langs) != 2:
         raise CliError(f"--langs must be SRC,TGT, got {args.langs!r}")
     try:
-        records = bench_projection_methods(args.source, args.target, methods, args.aligner, args.limit, args.back_translator, langs, **options)
+        aligner_options = dict(_parse_option(o) for o in args.aligner_option)
+        records = bench_projection_methods(args.source, args.target, methods, args.aligner, args.limit, args.back_translator, langs,
+                                           aligner_options=aligner_options, **options)  # fmt: skip
     except (ValueError, TypeError) as exc:
         raise CliError(str(exc)) from exc
     for record in records:

@@ -97,3 +97,20 @@ def test_the_default_grid_holds_the_default_and_each_knob():
     fused = [s for s in grid if s.method == "greedy-fused" and s.layer == 8 and s.aligner == "simalign:itermax"]
     assert {dict(s.options)["threshold"] for s in fused} == {0.2, 0.3, 0.5} and {dict(s.options)["tau"] for s in fused} == {0.03, 0.05, 0.08}
     assert Setting("simalign:itermax", 8, "heuristic").name == "simalign:itermax@8|heuristic"
+
+
+def test_the_protocol_bench_reports_each_held_out_pair(tmp_path):
+    from core.projection.protocol import bench_protocol
+    from tests.test_projection_bench import EN, ES
+
+    (tmp_path / "en.conll").write_text(EN, encoding="utf-8")
+    (tmp_path / "es.conll").write_text(ES, encoding="utf-8")
+    (tmp_path / "xx.conll").write_text(ES.replace("Texas\tB-LOC", "Tejas\tB-LOC"), encoding="utf-8")  # one entity unmatched as a string
+    grid = [Setting("exact", 0, "heuristic"), Setting("exact", 0, "greedy")]
+    result = bench_protocol(tmp_path / "en.conll", [tmp_path / "es.conll", tmp_path / "xx.conll"], grid, include_default=False)
+    assert result["protocol"] == "leave-one-pair-out" and set(result["held_out"]) == {"es", "xx"} and result["settings"] == 2
+    assert result["scores"]["exact@0|heuristic"]["es"] == pytest.approx(0.8) and result["scores"]["exact@0|heuristic"]["xx"] < 0.8
+    assert result["held_out"]["es"]["chosen_on"] == ["xx"] and result["held_out"]["es"]["chosen"] in result["scores"]
+    assert result["default_f1"] == {} and result["default_mean_f1"] is None
+    with pytest.raises(BenchError, match="at least two"):
+        bench_protocol(tmp_path / "en.conll", [tmp_path / "es.conll"], grid, include_default=False)

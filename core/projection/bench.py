@@ -86,6 +86,7 @@ def bench_projection_methods(
     limit: int | None = None,
     back_translator: str | None = None,
     langs: tuple[str, str] | None = None,
+    aligner_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """One record per method, sharing one alignment (and one soft alignment) of the corpus.
@@ -111,7 +112,7 @@ def bench_projection_methods(
         raise BenchError("--back-translator needs --langs SRC,TGT (e.g. en,es)")
     items, gold = load_parallel_gold(source, target, limit, *(langs or (None, None)))
     try:
-        al = get_aligner(aligner_spec)
+        al = get_aligner(aligner_spec, **(aligner_options or {}))
     except ValueError as exc:
         raise BenchError(f"aligner {aligner_spec!r}: {exc}") from exc
     back_seconds = 0.0
@@ -168,6 +169,7 @@ def bench_projection_methods(
             "target": str(target),
             "method": m,
             "aligner": aligner_spec,
+            **({"aligner_options": aligner_options} if aligner_options else {}),
             "back_translator": back_translator,
             "options": {**options, **soft_opts},
             "align_precision": precision,

@@ -16,6 +16,7 @@ test file gives), so the gap between the two is visible.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,18 +94,22 @@ def bench_protocol(
     grid: Sequence[Setting] | None = None,
     limit: int | None = None,
     names: Sequence[str] | None = None,
+    include_default: bool = True,
 ) -> dict[str, Any]:
-    """Score ``grid`` (default: ``default_grid()`` plus the default) on each parallel pair
-    ``source`` -> ``targets[k]`` and choose leave-one-pair-out (module docstring)."""
+    """Score ``grid`` (default: ``default_grid()``; the project's default setting is added
+    unless ``include_default`` is False) on each parallel pair ``source`` -> ``targets[k]``
+    and choose leave-one-pair-out (module docstring)."""
     from core.align import align_items, aligner_encoder, get_aligner
     from core.metrics import item_scores
     from core.projection import project_items, soft_align, uses_soft_alignment
     from core.projection.bench import load_parallel_gold
 
     grid = list(grid or default_grid())
-    if DEFAULT_SETTING not in grid:
+    if include_default and DEFAULT_SETTING not in grid:
         grid.append(DEFAULT_SETTING)
-    names = list(names or [Path(t).name.split("-")[0] for t in targets])
+    if not grid:
+        raise BenchError("an empty grid: nothing to choose from")
+    names = list(names or [re.split(r"[-._]", Path(t).name)[0] for t in targets])  # de-europarl.test.conll02 -> de
     if len(set(names)) != len(names) or len(names) != len(targets):
         raise BenchError(f"one distinct name per target file, got {names}")
     started = time.perf_counter()
@@ -114,7 +119,7 @@ def bench_protocol(
         for (aligner_spec, layer), group in itertools.groupby(sorted(grid, key=lambda s: (s.aligner, s.layer)), key=lambda s: (s.aligner, s.layer)):
             group = list(group)
             try:
-                aligner = get_aligner(aligner_spec, layer=layer)
+                aligner = get_aligner(aligner_spec, **({"layer": layer} if "simalign" in aligner_spec else {}))
             except ValueError as exc:
                 raise BenchError(f"aligner {aligner_spec!r}: {exc}") from exc
             if hasattr(aligner, "prepare"):
@@ -137,7 +142,7 @@ def bench_protocol(
                 projected = project_items(batch, setting.method, **options)
                 scores[setting.name][pair] = round(item_scores(gold, [it.target_spans for it in projected])["f1"], 4)
     choice = choose_leave_one_out(scores, names)
-    default = {pair: scores[DEFAULT_SETTING.name][pair] for pair in names}
+    default = {pair: scores[DEFAULT_SETTING.name][pair] for pair in names} if DEFAULT_SETTING.name in scores else {}
     return {
         "bench": "projection-protocol",
         "protocol": "leave-one-pair-out",
@@ -149,7 +154,7 @@ def bench_protocol(
         "default_f1": default,
         "held_out": choice,
         "held_out_mean_f1": round(sum(c["f1"] for c in choice.values()) / len(choice), 4),
-        "default_mean_f1": round(sum(default.values()) / len(default), 4),
+        "default_mean_f1": round(sum(default.values()) / len(default), 4) if default else None,
         "scores": scores,
         "seconds": round(time.perf_counter() - started, 1),
     }
