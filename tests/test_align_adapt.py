@@ -65,6 +65,11 @@ def test_the_tuned_aligner_adapts_once_per_corpus_and_shares_its_encoder(tiny, t
     assert aligner_encoder(get_aligner("simalign:itermax")) is None  # the default encoder: nothing to say
 
 
+def test_the_agreement_objective_trains_too(tiny, tmp_path):
+    meta = adapt_encoder(PAIRS, tmp_path / "agree", tiny, AdaptConfig(layer=1, epochs=1, batch_size=4, objective="agreement"))
+    assert meta["objective"] == "agreement" and meta["steps"] == 3 and meta["last_loss"] < 0
+
+
 def test_bad_adaptation_requests_say_what_is_wrong(tiny, tmp_path):
     with pytest.raises(AlignError, match="no sentence pair"):
         adapt_encoder([([], ["x"])], tmp_path / "a", tiny, AdaptConfig(layer=1))
@@ -72,6 +77,8 @@ def test_bad_adaptation_requests_say_what_is_wrong(tiny, tmp_path):
         adapt_encoder(PAIRS, tmp_path / "a", tiny, AdaptConfig(layer=5))
     with pytest.raises(AlignError, match="alpha"):
         AdaptConfig(alpha=0.0)
+    with pytest.raises(AlignError, match="objective must be one of"):
+        AdaptConfig(objective="magic")
     with pytest.raises(AlignError, match="unknown method"):
         get_aligner("simalign-tuned:nearest")
     with pytest.raises(AlignError, match="no option"):

@@ -16,6 +16,10 @@ LabelBridge's SimAlign path:
   the links the encoder already half-sees in most sentences become sharp, and the soft
   alignment the fused projection reads follows.
 
+``objective="agreement"`` instead raises the probability that the two directions pick the
+same pair (awesome-align's consistency objective, ``trace(P_st^T P_ts) / min(n, m)``): no
+hard guide, the two softmaxes are pulled toward each other, not toward one-hot rows.
+
 No labels are read, so adapting on the very sentences that are then aligned is fair (the
 issue's protocol says so). The result is an *adapted encoder folder* (core.encoder:
 trained blocks + the base's name; the embedding matrix stays the base's), loaded by the one
@@ -41,6 +45,7 @@ from core.align.base import AlignError
 __all__ = ["AdaptConfig", "adapt_encoder", "adapted_folder", "pairs_digest"]
 
 ADAPT_FORMAT = 1
+OBJECTIVES = ("self-training", "agreement")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class AdaptConfig:
     leave-one-pair-out protocol)."""
 
     layer: int = 8  # the aligner's layer: the encoder is cut after it
+    objective: str = "self-training"  # or "agreement" (module docstring)
     epochs: int = 1
     learning_rate: float = 2e-5
     batch_size: int = 16  # sentence pairs per step
@@ -70,6 +76,8 @@ class AdaptConfig:
             problems.append("learning_rate and tau must be positive")
         if not 0.0 < self.alpha <= 1.0:
             problems.append("alpha must be in (0, 1]")
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {', '.join(OBJECTIVES)}")
         if problems:
             raise AlignError("invalid AdaptConfig: " + "; ".join(problems))
 
@@ -167,6 +175,10 @@ def adapt_encoder(
                 sim = src_vecs[row, 1 : 1 + n] @ tgt_vecs[row, 1 : 1 + m].T / config.tau
                 log_st = torch.log_softmax(sim, dim=1)  # source subword -> target
                 log_ts = torch.log_softmax(sim, dim=0)  # target subword -> source
+                if config.objective == "agreement":
+                    loss_terms.append(-(log_st.exp() * log_ts.exp()).sum() / min(n, m))
+                    guide_links += min(n, m)
+                    continue
                 with torch.no_grad():
                     p_st, p_ts = log_st.exp(), log_ts.exp()
                     guide = (p_st >= config.alpha * p_st.max(dim=1, keepdim=True).values) & (
@@ -195,7 +207,7 @@ def adapt_encoder(
         "format": ADAPT_FORMAT,
         "base": base,
         "layers": config.layer,
-        "objective": "self-training (awesome-align SO): mutual best subword matches raised in both softmaxes",
+        "objective": config.objective,
         "config": asdict(config),
         "pairs": len(usable),
         "pairs_digest": pairs_digest(usable),
@@ -239,6 +251,7 @@ class TunedSimAlignAligner:
         epochs: int = AdaptConfig.epochs,
         learning_rate: float = AdaptConfig.learning_rate,
         adapt_batch_size: int = AdaptConfig.batch_size,
+        objective: str = AdaptConfig.objective,
         cache_dir: str | None = None,
         progress: bool | None = None,
         **simalign_options: Any,
@@ -248,7 +261,7 @@ class TunedSimAlignAligner:
         self.method = method
         self.name = f"simalign-tuned:{method}"
         self.base = model
-        self.config = AdaptConfig(layer=layer, epochs=epochs, learning_rate=learning_rate, batch_size=adapt_batch_size)
+        self.config = AdaptConfig(layer=layer, epochs=epochs, learning_rate=learning_rate, batch_size=adapt_batch_size, objective=objective)
         self.cache_dir = cache_dir
         self.progress = progress
         self.adapted: dict[str, Any] | None = None  # the adaptation's description once done or loaded
