@@ -545,3 +545,38 @@ def test_a_target_model_proposes_candidates_to_the_matching(url: str, tmp_path: 
         plan_stages(config(tsv, candidates=f"student:{folder}", method="heuristic"))
     with pytest.raises(ValueError, match="must come from a model"):
         plan_stages(config(tsv, candidates="gold"))
+
+
+def test_an_adapted_aligner_adapts_once_on_the_projects_pairs_and_the_projection_reads_it(url: str, tmp_path: Path, lb_env, monkeypatch) -> None:
+    from core.align import adapt as adapt_module
+    from core.config import settings
+
+    if not (Path(settings().encoder) / "config.json").is_file():
+        pytest.skip("the default encoder is not prepared (make setup)")
+    seen: list[int] = []
+    real = adapt_module.adapt_encoder
+    monkeypatch.setattr(adapt_module, "adapt_encoder", lambda pairs, *a, **k: seen.append(len(pairs)) or real(pairs, *a, **k))
+    import core.projection as projection
+
+    soft_encoders: list[str] = []
+    real_soft = projection.soft_align
+    monkeypatch.setattr(projection, "soft_align", lambda pairs, **k: soft_encoders.append(k.get("model")) or real_soft(pairs, **k))
+    pid = new_project(url)
+    tsv = write_translations(tmp_path / "tr.tsv")
+    cfg = config(tsv, aligner="simalign-tuned:itermax", method="greedy-fused", batch_size=3)
+    report = run_pipeline(url, pid, cfg)
+    assert [st.failed for st in report.stages] == [0] * len(report.stages) and report.stages[2].items == len(WORDS)
+    assert seen == [len(WORDS)]  # once, on all the project's pairs, not per batch of 3
+    folders = list((settings().models_dir / "aligners").iterdir())
+    assert len(folders) == 1 and (folders[0] / "adapted.json").is_file()
+    assert soft_encoders and set(soft_encoders) == {str(folders[0])}  # the soft alignment reads the adapted vectors too
+    first = exported(url, pid)
+    assert any(spans for _, _, spans in first)
+    from sqlalchemy import select
+
+    with session_scope(url) as s:
+        done = set(s.scalars(select(orm.ItemStage.stage).where(orm.ItemStage.status == "done")).all())
+    assert "align:simalign-tuned:itermax" in done  # the stage keeps the spec's name (resume, stored links)
+    # a second run over the same pairs loads the adaptation; nothing is trained or changed
+    run_pipeline(url, pid, cfg)
+    assert seen == [len(WORDS)] and exported(url, pid) == first

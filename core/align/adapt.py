@@ -253,9 +253,12 @@ class TunedSimAlignAligner:
         adapt_batch_size: int = AdaptConfig.batch_size,
         objective: str = AdaptConfig.objective,
         cache_dir: str | None = None,
+        adapted: str | None = None,
         progress: bool | None = None,
         **simalign_options: Any,
     ) -> None:
+        """``adapted``: an adapted encoder folder made before (the pipeline adapts once per
+        project, then hands every stage process the folder): used as it is, no adaptation."""
         from core.align.embedding import SimAlignAligner
 
         self.method = method
@@ -269,6 +272,13 @@ class TunedSimAlignAligner:
         self._options = {"layer": layer, "progress": progress, **simalign_options}
         SimAlignAligner(method, **self._options)  # the options are checked now, not at the first call
         self._inner: Any = None
+        if adapted is not None:
+            meta = Path(adapted) / "adapted.json"
+            if not meta.is_file():
+                raise AlignError(f"simalign-tuned: {adapted} is not an adapted encoder folder (no adapted.json)")
+            self.adapted = json.loads(meta.read_text(encoding="utf-8"))
+            self.encoder_name = str(adapted)
+            self._inner = SimAlignAligner(method, model=self.encoder_name, **self._options)
 
     def prepare(self, pairs: Sequence[tuple[Sequence[str], Sequence[str]]]) -> dict[str, Any]:
         """Adapt on ``pairs`` (or load the cached adaptation of them); returns its description."""

@@ -46,6 +46,8 @@ __all__ = [
     "StageLoadError",
     "StageRunner",
     "plan_stages",
+    "adapts_aligner",
+    "with_adapted_encoder",
     "stage_key",
     "alignment_name",
     "teacher_set_name",
@@ -494,9 +496,28 @@ def _aligner_options(spec: str) -> dict[str, Any]:
     def kinds(node) -> set[str]:  # noqa: ANN001
         return {node[0], *(k for c in node[2] for k in kinds(c))}
 
-    if "simalign" in kinds(parse_spec(spec)) and _gpu():
-        return {"simalign": {"device": "cuda"}}
+    used = kinds(parse_spec(spec))
+    if _gpu() and used & {"simalign", "simalign-tuned"}:
+        return {kind: {"device": "cuda"} for kind in used & {"simalign", "simalign-tuned"}}
     return {}
+
+
+def adapts_aligner(spec: str) -> bool:
+    """Whether an aligner spec adapts its encoder to the project's pairs (simalign-tuned)."""
+    from core.align import parse_spec
+
+    def kinds(node) -> set[str]:  # noqa: ANN001
+        return {node[0], *(k for c in node[2] for k in kinds(c))}
+
+    return "simalign-tuned" in kinds(parse_spec(spec))
+
+
+def with_adapted_encoder(stages: list["StageSpec"], folder: str) -> list["StageSpec"]:
+    """The stages with the adapted encoder ``folder`` given to the align stage and to the
+    project stage's soft alignment (options do not change a stage's key: resume is kept)."""
+    from dataclasses import replace
+
+    return [replace(st, options={**st.options, "encoder": folder}) if st.kind in ("align", "project") else st for st in stages]
 
 
 class StageRunner:
@@ -553,7 +574,10 @@ class StageRunner:
         if spec.kind == "align":
             from core.align import get_aligner
 
-            aligner = get_aligner(spec.name, **_aligner_options(spec.name))
+            options = _aligner_options(spec.name)
+            if o.get("encoder"):  # simalign-tuned, adapted by the run on the project's pairs (adapted_aligner_stages)
+                options.setdefault("simalign-tuned", {})["adapted"] = o["encoder"]
+            aligner = get_aligner(spec.name, **options)
             if callable(getattr(aligner, "load", None)):
                 aligner.load()  # the encoder is loaded here, counted as load time, not in the first batch
             return lambda b: align_stage(b.items, aligner)
@@ -564,6 +588,8 @@ class StageRunner:
             if method not in METHODS:
                 raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
             extra: dict[str, Any] = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
+            if o.get("encoder") and uses_soft_alignment(method):  # an adapted aligner's encoder: the soft alignment reads it too
+                extra["encoder"] = o["encoder"]
             if o.get("candidates"):
                 from core.projection import MODEL_WEIGHT, with_model_candidates
                 from core.teacher import load_teacher

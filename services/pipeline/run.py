@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
@@ -28,8 +28,10 @@ from core.pipeline.stages import (
     StageOutput,
     StageRunner,
     StageSpec,
+    adapts_aligner,
     plan_stages,
     run_batch,
+    with_adapted_encoder,
 )
 from db.engine import url_of
 from db.errors import QueryError
@@ -44,6 +46,7 @@ from services.pipeline.store import (
     record_failures,
     save_stage_output,
     stages_done_count,
+    target_pairs,
 )
 
 __all__ = [
@@ -224,6 +227,33 @@ def _quiet_model_loading() -> None:
         pass
 
 
+def adapt_aligner_for_project(s: Session, project_id: int, spec: StageSpec, scope: Sequence[int]) -> str:
+    """The encoder of ``spec`` (simalign-tuned) adapted on every pair of the run's items that
+    has a target (no labels read); cached by corpus and settings, so a resumed or repeated
+    run loads it instead of training again. Returns the adapted encoder folder."""
+    from core.align import get_aligner
+
+    pairs = target_pairs(s, project_id, scope)
+    s.commit()
+    if not pairs:
+        raise PipelineError(f"stage {spec.key}: no item has a target sentence to adapt the aligner on")
+    aligner = get_aligner(spec.name)
+    inner = next((a for a in _aligners(aligner) if hasattr(a, "prepare")), None)
+    if inner is None:
+        raise PipelineError(f"stage {spec.key}: no adaptable aligner in {spec.name!r}")
+    inner.prepare(pairs)
+    return str(inner.encoder_name)
+
+
+def _aligners(aligner: Any) -> list[Any]:
+    """``aligner`` and every aligner inside it (combinations, back-translation)."""
+    found = [aligner]
+    for part in vars(aligner).values():
+        if hasattr(part, "align") and part is not aligner:
+            found += _aligners(part)
+    return found
+
+
 def run_pipeline(
     s: Session,
     project: int | str,
@@ -276,7 +306,12 @@ def run_pipeline(
     report = RunReport(info.name, info.id, engine, len(scope))
     bar = _Progress(reporter, len(scope) * len(stages), done, progress)
     try:
-        for spec in stages:
+        for position in range(len(stages)):
+            spec = stages[position]
+            if spec.kind == "align" and adapts_aligner(spec.name):
+                bar.stage(spec, 0, f"{spec.key}: adapting the aligner to the project's sentence pairs")
+                stages = with_adapted_encoder(stages, adapt_aligner_for_project(s, info.id, spec, scope))
+                spec = stages[position]
             st = StageReport(spec.key, spec.kind)
             report.stages.append(st)
             work = pending_batches(s, info.id, spec, scope, config.batch_size)

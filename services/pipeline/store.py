@@ -31,6 +31,7 @@ from db.stages import clear_stages, items_needing_stage, items_with_stage, mark_
 
 __all__ = [
     "pending_batches",
+    "target_pairs",
     "load_stage_batch",
     "save_stage_output",
     "record_failures",
@@ -84,6 +85,19 @@ def _source_for_projection(rec: ItemRecord, teacher: str) -> tuple[list[Span], s
     if name is not None and rec.annotations.span_set("source", name) is not None:
         return rec.spans_of("source", name), name
     return None
+
+
+def target_pairs(s: Session, project_id: int, ids: Sequence[int], chunk: int = 2000) -> list[tuple[list[str], list[str]]]:
+    """(source words, target words) of every item among ``ids`` with both sentences, in item
+    order: the parallel text an aligner can adapt to (no labels read)."""
+    pairs: list[tuple[list[str], list[str]]] = []
+    ids = list(ids)
+    for start in range(0, len(ids), chunk):
+        for rec in load_items(s, ids[start : start + chunk]):
+            it = rec.as_item()
+            if it.target is not None and len(it.source) and len(it.target):
+                pairs.append((list(it.source.words), list(it.target.words)))
+    return pairs
 
 
 def load_stage_batch(s: Session, project_id: int, spec: StageSpec, index: int, ids: Sequence[int]) -> StageBatch:
