@@ -121,11 +121,21 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+def _layer_choice(text: str) -> int | tuple[int, ...]:
+    """``8`` -> 8; ``7-9`` -> (7, 8, 9): the layers whose similarities are averaged."""
+    first, sep, last = text.strip().partition("-")
+    if not sep:
+        return int(first)
+    if int(last) <= int(first):
+        raise ValueError(f"layer range {text!r}: the last layer must be above the first")
+    return tuple(range(int(first), int(last) + 1))
+
+
 def _add_protocol(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="source-language CoNLL file with gold tags (e.g. en)")
     p.add_argument("--target", required=True, action="append", help="a parallel target CoNLL file; give two or more")
     p.add_argument("--aligners", default="simalign:itermax,simalign:argmax", help="aligner specs of the grid (default %(default)s)")
-    p.add_argument("--layers", default="7,8,9", help="encoder layers of the grid (default %(default)s)")
+    p.add_argument("--layers", default="7,8,9", help="encoder layers of the grid; A-B averages the similarities of layers A..B (default %(default)s)")
     p.add_argument("--methods", default="heuristic,greedy,greedy-fused", help="projection methods of the grid (default %(default)s)")
     p.add_argument("--thresholds", default="0.2,0.3,0.5", help="fused methods' thresholds, at tau 0.05 (default %(default)s)")
     p.add_argument("--taus", default="0.03,0.05,0.08", help="soft alignment temperatures, at threshold 0.3 (default %(default)s)")
@@ -141,7 +151,7 @@ def _run_protocol(args: argparse.Namespace) -> int:
     try:
         grid = default_grid(
             aligners=[a.strip() for a in args.aligners.split(";" if "(" in args.aligners else ",") if a.strip()],
-            layers=[int(x) for x in args.layers.split(",") if x.strip()],
+            layers=[_layer_choice(x) for x in args.layers.split(",") if x.strip()],
             thresholds=_floats(args.thresholds), taus=_floats(args.taus),
             methods=[m.strip() for m in args.methods.split(",") if m.strip()],
         )  # fmt: skip

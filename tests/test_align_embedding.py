@@ -361,3 +361,31 @@ def test_similarities_are_cached_for_the_next_stage(tiny_model, monkeypatch):
         list(other.similarities(pairs))
         assert calls == [distinct]  # another layer, or another precision, is another key
     clear_similarity_cache()
+
+
+def test_several_layers_average_the_layers_similarities_on_every_path(tiny_model, monkeypatch):
+    import numpy as np
+
+    import core.align.embedding as emb
+    from core.align.embedding import clear_similarity_cache
+
+    pairs = random_pairs(8, seed=5)
+
+    def sims(aligner):
+        clear_similarity_cache()
+        return [sim for sim, _, _ in aligner.similarities(pairs)]
+
+    one = {k: sims(SimAlignAligner(model=tiny_model, layer=k, batch_size=4, precision="float32")) for k in (2, 3)}
+    packed = SimAlignAligner(model=tiny_model, layers=[3, 2], batch_size=4, precision="float32")
+    assert packed.layer == 3 and packed.layers == (2, 3)
+    averaged = sims(packed)
+    assert packed._packed is not None
+    for a, b, c in zip(averaged, one[2], one[3]):
+        np.testing.assert_allclose(a, (b + c) / 2, atol=1e-5)  # (cos + 1) / 2 of the side-by-side vectors = the mean
+    monkeypatch.setattr(emb, "_has_bert_blocks", lambda model, blocks: False)
+    plain = SimAlignAligner(model=tiny_model, layers=[2, 3], batch_size=4, precision="float32")
+    for a, b in zip(sims(plain), averaged):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert SimAlignAligner(model=tiny_model, layers=[2]).layers is None  # one layer is just ``layer``
+    with pytest.raises(emb.AlignError, match="layers must be"):
+        SimAlignAligner(layers=[0, 1])

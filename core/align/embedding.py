@@ -296,8 +296,12 @@ class _PackedBert:
         y = F.linear(x, weight).float()
         return y + bias if bias is not None else y
 
-    def __call__(self, inputs: Any):
-        """Hidden states after the last block, padded back to (batch, seq, hidden), float32."""
+    def __call__(self, inputs: Any, keep: Sequence[int] | None = None):
+        """Hidden states after the last block, padded back to (batch, seq, hidden), float32.
+
+        ``keep`` (block counts, e.g. (7, 8, 9)): the L2-normalised outputs of those blocks side
+        by side instead (batch, seq, hidden x len(keep)), whose cosine is the mean of the
+        layers' cosines."""
         import torch
         import torch.nn.functional as F
 
@@ -306,13 +310,14 @@ class _PackedBert:
         extra = {"token_type_ids": inputs["token_type_ids"]} if "token_type_ids" in inputs else {}
         embedded = self.model.embeddings(input_ids=inputs["input_ids"], **extra)
         hidden = embedded.shape[-1]
-        keep = mask.reshape(-1).nonzero().squeeze(1)
-        x = embedded.reshape(-1, hidden).index_select(0, keep).float()  # real tokens, sentence after sentence
+        rows = mask.reshape(-1).nonzero().squeeze(1)
+        x = embedded.reshape(-1, hidden).index_select(0, rows).float()  # real tokens, sentence after sentence
         runs = _equal_length_runs(mask.sum(dim=1).tolist())
         real, pad = len(x), -len(x) % PACKED_ROWS_MULTIPLE
         if pad:  # zero rows no attention run reads: the products see a few hundred shapes, not one per batch
             x = torch.cat([x, x.new_zeros(pad, hidden)])
-        for block, (w_qkv, b_qkv, w_out, b_out, w_up, b_up, w_down, b_down) in zip(self.blocks, self.weights):
+        kept: list[Any] = []
+        for depth, (block, (w_qkv, b_qkv, w_out, b_out, w_up, b_up, w_down, b_down)) in enumerate(zip(self.blocks, self.weights), 1):
             att = block.attention.self
             heads = att.num_attention_heads
             qkv = F.linear(x.to(self.dtype), w_qkv, b_qkv)
@@ -328,7 +333,12 @@ class _PackedBert:
             x = out.LayerNorm(self._project_back(ctx, w_out, b_out) + x)
             inner = block.intermediate.intermediate_act_fn(F.linear(x.to(self.dtype), w_up, b_up))
             x = block.output.LayerNorm(self._project_back(inner, w_down, b_down) + x)
-        return x.new_zeros(batch * seq, hidden).index_copy_(0, keep, x[:real]).view(batch, seq, hidden)
+            if keep is not None and depth in keep:
+                kept.append(F.normalize(x[:real], dim=-1))
+        if keep is not None:
+            x = torch.cat(kept, dim=-1)
+            hidden = x.shape[-1]
+        return x.new_zeros(batch * seq, hidden).index_copy_(0, rows, x[:real]).view(batch, seq, hidden)
 
 
 # ----------------------------------------------------------------------------------------
@@ -360,8 +370,11 @@ class SimAlignAligner:
         chunk_pairs: int = 1024,
         progress: bool | None = None,
         precision: str | None = None,
+        layers: Sequence[int] | None = None,
     ) -> None:
-        """``batch_size``: sentences per forward pass; ``chunk_pairs``: pairs encoded at once
+        """``layers`` (e.g. [7, 8, 9]): similarities averaged over these layers instead of
+        ``layer`` alone (the cosine of their L2-normalised vectors side by side);
+        ``batch_size``: sentences per forward pass; ``chunk_pairs``: pairs encoded at once
         (bounds memory); ``progress``: a tqdm bar (None: only for more than 500 pairs);
         ``precision``: ``float32`` (the links of simalign, bit for bit up to ties),
         ``bfloat16`` (products in bf16, see ``_PackedBert``), ``auto`` (bf16 on a CPU that
@@ -372,6 +385,15 @@ class SimAlignAligner:
             raise AlignError(f"simalign: unknown pooling {pooling!r}; choose one of {list(POOLINGS)}")
         if layer < 0:
             raise AlignError(f"simalign: layer must be >= 0, got {layer}")
+        if layers is not None:
+            try:
+                layers = tuple(sorted({int(x) for x in layers}))
+            except (TypeError, ValueError):
+                raise AlignError(f"simalign: layers must be a list of layer numbers, got {layers!r}") from None
+            if not layers or layers[0] < 1:
+                raise AlignError(f"simalign: layers must be block numbers >= 1, got {list(layers)}")
+            layer = layers[-1] if len(layers) > 1 else layers[0]
+            layers = layers if len(layers) > 1 else None
         if batch_size < 1 or chunk_pairs < 1:
             raise AlignError("simalign: batch_size and chunk_pairs must be >= 1")
         where = "precision"
@@ -385,6 +407,7 @@ class SimAlignAligner:
         self.name = f"simalign:{method}"
         self.model_name = model
         self.layer = layer
+        self.layers: tuple[int, ...] | None = layers  # None: ``layer`` alone
         self.pooling = pooling
         self.batch_size = batch_size
         self.device = device
@@ -450,7 +473,7 @@ class SimAlignAligner:
     def _cache_key(self, pair: Any) -> tuple:
         # the model object itself (hashed by identity, kept alive by the key), not id(): an id
         # can be reused by another model once the loader's cache lets the first one go
-        return (self._model, self._dtype, self.layer, self.pooling, self.distortion, tuple(pair[0]), tuple(pair[1]))
+        return (self._model, self._dtype, self.layers or self.layer, self.pooling, self.distortion, tuple(pair[0]), tuple(pair[1]))
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -537,8 +560,12 @@ class SimAlignAligner:
 
         if self._packed is not None:
             with _attention_kernels():
-                return self._packed(inputs)
+                return self._packed(inputs, self.layers)
         low = self._dtype is not None and self._dtype != torch.float32
+        if self.layers is not None:  # several layers: the whole forward, their normalised states side by side
+            with _attention_kernels(), torch.autocast(self._model.device.type, dtype=self._dtype, enabled=low):
+                states = self._model(**inputs, output_hidden_states=True).hidden_states
+            return torch.cat([torch.nn.functional.normalize(states[k].float(), dim=-1) for k in self.layers], dim=-1)
         with _attention_kernels(), torch.autocast(self._model.device.type, dtype=self._dtype, enabled=low):
             if self._early_stop:
                 return self._forward_early(inputs, transformer_blocks(self._model)).float()

@@ -69,7 +69,7 @@ METHODS: dict[str, tuple[Callable[..., ProjectionResult], dict[str, Any]]] = {
     "greedy-fused": (project_candidates, {"solver": "greedy", **_FUSED}),
 }
 # Options that are not projection options but say how to compute the soft alignment.
-_SOFT_OPTIONS = ("encoder", "layer", "tau", "device", "batch_size")
+_SOFT_OPTIONS = ("encoder", "layer", "layers", "tau", "device", "batch_size")
 
 
 def _default_device() -> str:
@@ -157,6 +157,7 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
                     [(items[k].source.words, items[k].target.words) for k in todo],  # type: ignore[union-attr]
                     model=encoder,
                     layer=int(soft_opts.get("layer", 8)),
+                    layers=soft_opts.get("layers"),
                     tau=float(soft_opts.get("tau", DEFAULT_TAU)),
                     device=str(soft_opts.get("device") or _default_device()),
                     batch_size=int(soft_opts.get("batch_size", 32)),

@@ -107,7 +107,7 @@ def bench_projection_methods(
     for m in methods:
         if m not in METHODS:
             raise BenchError(f"unknown projection method {m!r}; expected one of {', '.join(METHODS)}")
-    soft_opts = {k: options.pop(k) for k in ("encoder", "layer", "tau") if k in options}
+    soft_opts = {k: options.pop(k) for k in ("encoder", "layer", "layers", "tau") if k in options}
     if back_translator and not langs:
         raise BenchError("--back-translator needs --langs SRC,TGT (e.g. en,es)")
     items, gold = load_parallel_gold(source, target, limit, *(langs or (None, None)))
@@ -128,8 +128,11 @@ def bench_projection_methods(
     def soft_for(batch: list[Item]) -> list[Item]:
         todo = [it for it in batch if it.source_spans]
         encoder = soft_opts.get("encoder") or aligner_encoder(al)  # an adapted aligner's own vectors
+        # the aligner's own layer(s) unless told otherwise: the soft and hard evidence read the same vectors
+        layer = int(soft_opts.get("layer", getattr(al, "layer", 8)))
+        layers = soft_opts.get("layers", getattr(al, "layers", None))
         softs = soft_align([(it.source.words, it.target.words) for it in todo], model=encoder,  # type: ignore[union-attr]
-                           layer=int(soft_opts.get("layer", 8)), **({"tau": float(soft_opts["tau"])} if "tau" in soft_opts else {}))
+                           layer=layer, layers=layers, **({"tau": float(soft_opts["tau"])} if "tau" in soft_opts else {}))
         by_id = {it.id: s for it, s in zip(todo, softs)}
         return [it.with_(meta={**it.meta, "soft_alignment": by_id[it.id]}) if it.id in by_id else it for it in batch]
 

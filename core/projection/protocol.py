@@ -32,14 +32,21 @@ class Setting:
     """One projection configuration: aligner spec, encoder layer, method and its options."""
 
     aligner: str
-    layer: int
+    layer: int | tuple[int, ...]  # a tuple: similarities averaged over those layers
     method: str
     options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)  # method options, e.g. (("threshold", 0.3),)
 
     @property
     def name(self) -> str:
         opts = "".join(f",{k}={v}" for k, v in self.options)
-        return f"{self.aligner}@{self.layer}|{self.method}{opts}"
+        layer = f"{self.layer[0]}-{self.layer[-1]}" if isinstance(self.layer, tuple) else self.layer
+        return f"{self.aligner}@{layer}|{self.method}{opts}"
+
+    def layer_options(self) -> dict[str, Any]:
+        """The aligner's and the soft alignment's layer options for this setting."""
+        if isinstance(self.layer, tuple):
+            return {"layer": max(self.layer), "layers": list(self.layer)}
+        return {"layer": self.layer}
 
 
 DEFAULT_SETTING = Setting("simalign:itermax", 8, "greedy-fused", (("threshold", 0.3), ("tau", 0.05)))
@@ -47,7 +54,7 @@ DEFAULT_SETTING = Setting("simalign:itermax", 8, "greedy-fused", (("threshold", 
 
 def default_grid(
     aligners: Sequence[str] = ("simalign:itermax", "simalign:argmax"),
-    layers: Sequence[int] = (7, 8, 9),
+    layers: Sequence[int | tuple[int, ...]] = (7, 8, 9),
     thresholds: Sequence[float] = (0.2, 0.3, 0.5),
     taus: Sequence[float] = (0.03, 0.05, 0.08),
     methods: Sequence[str] = ("heuristic", "greedy", "greedy-fused"),
@@ -116,10 +123,12 @@ def bench_protocol(
     scores: dict[str, dict[str, float]] = {s.name: {} for s in grid}
     for pair, target in zip(names, targets):
         items, gold = load_parallel_gold(source, target, limit)
-        for (aligner_spec, layer), group in itertools.groupby(sorted(grid, key=lambda s: (s.aligner, s.layer)), key=lambda s: (s.aligner, s.layer)):
+        order = sorted(grid, key=lambda s: (s.aligner, s.name))
+        for (aligner_spec, _), group in itertools.groupby(order, key=lambda s: (s.aligner, s.layer)):
             group = list(group)
+            layer_opts = group[0].layer_options()
             try:
-                aligner = get_aligner(aligner_spec, **({"layer": layer} if "simalign" in aligner_spec else {}))
+                aligner = get_aligner(aligner_spec, **(layer_opts if "simalign" in aligner_spec else {}))
             except ValueError as exc:
                 raise BenchError(f"aligner {aligner_spec!r}: {exc}") from exc
             if hasattr(aligner, "prepare"):
@@ -135,7 +144,7 @@ def bench_protocol(
                     tau = 0.05 if tau is None else float(tau)
                     if tau not in softened:
                         todo = [it for it in aligned if it.source_spans]
-                        softs = soft_align([(it.source.words, it.target.words) for it in todo], model=encoder, layer=layer, tau=tau)
+                        softs = soft_align([(it.source.words, it.target.words) for it in todo], model=encoder, tau=tau, **layer_opts)
                         by_id = {it.id: s for it, s in zip(todo, softs)}
                         softened[tau] = [it.with_(meta={**it.meta, "soft_alignment": by_id[it.id]}) if it.id in by_id else it for it in aligned]
                     batch = softened[tau]

@@ -93,6 +93,7 @@ def soft_align(
     model: str | None = None,
     layer: int = 8,
     tau: float = DEFAULT_TAU,
+    layers: Sequence[int] | None = None,
     min_prob: float = 1e-3,
     batch_size: int = 32,
     device: str = "cpu",
@@ -105,7 +106,7 @@ def soft_align(
     """
     from core.align.embedding import SimAlignAligner
 
-    aligner = SimAlignAligner("argmax", model=model, layer=layer, batch_size=batch_size, device=device, progress=progress)
+    aligner = SimAlignAligner("argmax", model=model, layer=layer, batch_size=batch_size, device=device, progress=progress, layers=layers)
     out: list[SoftAlignment] = []
     for (src, tgt), (sim, src_map, tgt_map) in zip(pairs, aligner.similarities([(list(s), list(t)) for s, t in pairs])):
         cosine = word_similarity_matrix(sim, src_map, tgt_map, len(src), len(tgt))
