@@ -64,6 +64,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--continue", dest="continue_active", action="store_true",
                    help="go on from the active version's weights (a warm start: an epoch or two after a batch of corrections "
                         "instead of a whole run); the encoder, mode and head stay the active version's")
+    p.add_argument("--with-source", action="store_true",
+                   help="also learn from the source-language gold of every training item (translate-train: the English gold "
+                        "beside the projected translations; measured best in bench transfer)")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.training.start_training_job
     p.set_defaults(func=cmd_train)
 
@@ -114,7 +117,7 @@ def _options(args: argparse.Namespace) -> Any:
         given["encoder_layers"] = None  # 0 on the command line: keep every block
     try:
         config = TrainConfig(**given, image_encoder=image_encoder)
-        return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active)
+        return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active, args.with_source)
     except ValueError as exc:
         raise CliError(str(exc)) from None
 

@@ -88,7 +88,12 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
                              help="When fine-tuning: keep the embedding matrix (most of e5-small) fixed")  # fmt: skip
         images = c3.checkbox("Use images", key=f"tr_images_{pid}", help="Fuse image features; items without an image work unchanged")
         activate = c4.selectbox("Activate the new version", ACTIVATE_CHOICES, format_func=ACTIVATE_HELP.__getitem__, key=f"tr_activate_{pid}")
-        c1, c2 = st.columns(2)
+        c1, c2, c3 = st.columns(3)
+        with_source = c3.checkbox(
+            f"Also learn from the {project.src_lang} gold", key=f"tr_source_{pid}",
+            help="Train on the source-language sentences people or gold data labelled too, beside the target ones "
+                 "(translate-train: the gold you projected from). Measured best in bench transfer.",
+        )  # fmt: skip
         new_split = c1.checkbox("Draw a new test split", key=f"tr_new_split_{pid}",
                                 help="Earlier versions' scores then refer to the old split")  # fmt: skip
         continue_active = c2.checkbox(
@@ -115,7 +120,7 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             image_encoder=DEFAULT_IMAGE_ENCODER if images else None,
         )  # fmt: skip
         with session_scope(URL) as s:
-            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split), bool(continue_active)))
+            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split), bool(continue_active), bool(with_source)))
     except (ValueError, QueryError) as exc:
         st.error(str(exc))
         return

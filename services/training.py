@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
-from core.annotations.ledger import training_labels
+from core.annotations.ledger import source_training_labels, training_labels
 from core.config import settings
 from core.data import Item
 from core.errors import LabelBridgeError
@@ -117,6 +117,7 @@ class TrainingOptions:
     activate: str = "auto"
     new_test_split: bool = False
     continue_active: bool = False  # a warm start: go on from the active version (an epoch after a batch of corrections)
+    with_source: bool = False  # also learn from the source-language gold ("both": measured best in bench transfer)
 
     def __post_init__(self) -> None:
         from core.student import TrainConfig
@@ -130,14 +131,14 @@ class TrainingOptions:
 
     def to_json(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "activate": self.activate, "new_test_split": self.new_test_split,
-                "continue_active": self.continue_active}  # fmt: skip
+                "continue_active": self.continue_active, "with_source": self.with_source}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrainingOptions":
         from core.student import TrainConfig
 
         return cls(TrainConfig.from_dict(data.get("config") or {}), data.get("activate", "auto"), bool(data.get("new_test_split")),
-                   bool(data.get("continue_active")))  # fmt: skip
+                   bool(data.get("continue_active")), bool(data.get("with_source")))  # fmt: skip
 
 
 def training_args(options: TrainingOptions) -> list[str]:
@@ -159,6 +160,8 @@ def training_args(options: TrainingOptions) -> list[str]:
         args.append("--new-test-split")
     if options.continue_active:
         args.append("--continue")
+    if options.with_source:
+        args.append("--with-source")
     return args
 
 
@@ -188,6 +191,24 @@ def training_pool(s: Session, project_id: int, media_dir: Path | None = None) ->
                 continue
             item = record.as_item(target_spans=found.spans)
             pool.append(PoolItem(record.id, item.with_(meta={**item.meta, "gold": found.gold}), found.gold, found.source))
+    return pool
+
+
+def source_gold_pool(s: Session, project_id: int, exclude: Iterable[int] = ()) -> list[PoolItem]:
+    """The source sentences people or gold data labelled, as extra gold items for the
+    target-language student (the ledger's ``source_training_labels``); items in ``exclude``
+    (the test and dev splits) are left out, so nothing of a held-out item is trained on."""
+    skip = set(exclude)
+    pool: list[PoolItem] = []
+    for chunk in chunks(project_item_ids(s, project_id)):
+        for record in load_items(s, chunk):
+            if record.id in skip:
+                continue
+            found = source_training_labels(record)
+            if found is None or not found.spans:
+                continue
+            item = Item(f"{record.external_id}:source", record.source, target=record.source, target_spans=found.spans, meta={"gold": True})
+            pool.append(PoolItem(record.id, item, True, f"source:{found.source}"))
     return pool
 
 
@@ -436,6 +457,11 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
             f"project {info.name!r} has nothing to train on: no reviewed or gold items and no projected items "
             "(run the pipeline or review some items first)"
         )
+    extra: list[PoolItem] = []
+    if options.with_source:
+        extra = source_gold_pool(s, info.id, exclude=[p.item_id for p in splits.test + splits.dev])
+        s.commit()
+        counts["train_source_gold"] = len(extra)
     report = TrainReport(info.id, item_counts=counts)
     start_from, continued = None, None
     if options.continue_active:
@@ -447,7 +473,8 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         start_from = load_student(model_dir(continued))
     report_progress(
         force=True,
-        message=f"training on {counts['train_gold']} gold + {counts['train_silver']} silver item(s); "
+        message=f"training on {counts['train_gold']} gold + {counts['train_silver']} silver item(s)"
+        + (f" + {counts['train_source_gold']} source-language gold sentence(s)" if options.with_source else "") + "; "
         f"dev {counts['dev']}, test {counts['test']}; "
         + (f"going on from version {continued.version}" if continued is not None else "preparing the encoder"),
     )
@@ -467,7 +494,7 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         )  # fmt: skip
 
     try:
-        student = train_student([p.item for p in splits.train], [p.item for p in splits.dev], config, on_step, cancel.is_set,
+        student = train_student([p.item for p in splits.train + extra], [p.item for p in splits.dev], config, on_step, cancel.is_set,
                                 start_from=start_from)  # fmt: skip
     except TrainingCancelled:
         report.cancelled = True

@@ -68,8 +68,9 @@ def fast_options(encoder: str, **changes):
     activate = changes.pop("activate", "auto")
     new_split = changes.pop("new_test_split", False)
     continue_active = changes.pop("continue_active", False)
+    with_source = changes.pop("with_source", False)
     base.update(changes)
-    return TrainingOptions(TrainConfig(**base), activate, new_split, continue_active)
+    return TrainingOptions(TrainConfig(**base), activate, new_split, continue_active, with_source)
 
 
 def run_job(project, options, kind: str = "train", **kwargs):
@@ -146,13 +147,14 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     from services.training import training_args
 
     options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
-                           freeze_embeddings=False, image_encoder="efficientnet-lite0", continue_active=True)  # fmt: skip
+                           freeze_embeddings=False, image_encoder="efficientnet-lite0", continue_active=True,
+                           with_source=True)  # fmt: skip
     args = build_parser().parse_args(["train", "--project", "p", *training_args(options)])
     parsed = _options(args)
     expected = options.config.to_dict() | {"head_hidden": parsed.config.head_hidden, "device": parsed.config.device,
                                             "warmup_ratio": parsed.config.warmup_ratio}  # not command-line options
     assert parsed.config.to_dict() == expected
-    assert (parsed.activate, parsed.new_test_split, parsed.continue_active) == ("no", True, True)
+    assert (parsed.activate, parsed.new_test_split, parsed.continue_active, parsed.with_source) == ("no", True, True, True)
     assert type(options).from_json(options.to_json()) == options
 
 
@@ -202,6 +204,28 @@ def test_training_job_records_a_version_with_metrics_and_item_ids(project, tiny_
     assert folder.name == "1" and folder.parent.parent.name == "students"
     assert load_student(folder, device="cpu").labels == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
     assert [p.name for p in folder.parent.iterdir()] == ["1"]  # no temporary folder left
+
+
+def test_the_source_gold_can_be_learned_too_but_never_of_a_held_out_item(project, tiny_encoder, monkeypatch):
+    import core.student as student_module
+    from db import students as sq
+    from db.engine import session_scope
+
+    seen: list[list[str]] = []
+    original = student_module.train_student
+    monkeypatch.setattr(student_module, "train_student", lambda items, *a, **k: seen.append([it.id for it in items]) or original(items, *a, **k))
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, with_source=True))
+    assert job.status == "done", job.error
+    with session_scope() as s:
+        (version,) = sq.list_model_versions(s, project.id)
+        ids = sq.model_version_item_ids(s, project.id, 1)
+        external = {r.id: r.external_id for r in db_items.load_items(s, ids["test"])}
+    trained = seen[0]
+    sources = [i for i in trained if i.endswith(":source")]
+    # every item with English gold but the held-out ones: 14 gold + 10 projected + 2 plain, minus 3 test items
+    assert len(sources) == N_GOLD + N_SILVER + N_PLAIN - 3 and len(trained) == len(sources) + N_GOLD - 3 + N_SILVER
+    assert not {f"{external[i]}:source" for i in ids["test"]} & set(sources)
+    assert version.settings["with_source"] is True and job.result["item_counts"]["train_source_gold"] == len(sources)
 
 
 def test_a_version_can_go_on_from_the_active_one(project, tiny_encoder):
@@ -272,7 +296,7 @@ def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_enc
     real_train = core.student.train_student
     steps: list[int] = []
 
-    def train_and_cancel(train, dev, config, progress_cb, cancel_cb):
+    def train_and_cancel(train, dev, config, progress_cb, cancel_cb, **kwargs):
         def progress(step, total, loss):
             steps.append(step)
             if step == 2:  # the person clicks Cancel on the page
@@ -281,7 +305,7 @@ def test_cancelling_the_job_stops_training_and_records_nothing(project, tiny_enc
                     jobs.cancel_job(s, job.id)
             progress_cb(step, total, loss)
 
-        return real_train(train, dev, config, progress, cancel_cb)
+        return real_train(train, dev, config, progress, cancel_cb, **kwargs)
 
     monkeypatch.setattr(core.student, "train_student", train_and_cancel)
     before = project_state(project)

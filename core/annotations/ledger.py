@@ -47,6 +47,7 @@ __all__ = [
     "Stream",
     "ReviewView",
     "TrainingLabels",
+    "source_training_labels",
     "is_machine",
     "as_decision",
     "replay",
@@ -254,6 +255,16 @@ def training_labels(record: ItemRecord, preferred: str | None = None) -> Trainin
     if found.kind == "suggestion" and found.source is not None:
         return TrainingLabels(list(found.spans), found.source, False)
     return None
+
+
+def source_training_labels(record: ItemRecord) -> TrainingLabels | None:
+    """The source side as extra gold for a target-language student ("both": the source gold
+    beside the projected target), or None: only labels people or gold data decided count,
+    never a teacher's suggestion (a translate-test project's pivot is machine-labelled)."""
+    found = labels(record.annotations, "source")
+    if not found.decided or not len(record.source):
+        return None
+    return TrainingLabels(as_decision(found.spans, found.source), found.source or GOLD_SOURCE, True)
 
 
 # --------------------------------------------------------------------------- one person's view
