@@ -337,6 +337,7 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=4, help="epochs of a training from scratch (default 4: ~250 steps on the 1,000 pool; 2 left it undertrained)")
     p.add_argument("--retrain", choices=("warm", "scratch"), default="warm",
                    help="warm (default): each retraining goes on from the curve's last student for one pass over the pool; scratch: every point trained anew")
+    p.add_argument("--warm-lr-factor", type=float, default=1.0, help="warm retrainings run at the learning rates times this (default 1)")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
     p.set_defaults(func=_run_corrections)
 
@@ -352,7 +353,8 @@ def _run_corrections(args: argparse.Namespace) -> int:
         steps = [int(n) for n in args.steps.split(",") if n.strip()]
         config = replace(TrainConfig(), epochs=args.epochs, finetune_encoder=True)
         result = bench_corrections(args.data, source, lang=args.lang, steps=steps, pool=args.pool or None, seeds=args.seeds, config=config,
-                                   orders=[o.strip() for o in args.orders.split(",") if o.strip()], retrain=args.retrain)  # fmt: skip
+                                   orders=[o.strip() for o in args.orders.split(",") if o.strip()], retrain=args.retrain,
+                                   warm_lr_factor=args.warm_lr_factor)  # fmt: skip
     except (BenchError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     _print_command_result(result)

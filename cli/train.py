@@ -63,7 +63,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="draw the held-out gold test split again (earlier versions' F1 then refers to the old split)")
     p.add_argument("--continue", dest="continue_active", action="store_true",
                    help="go on from the active version's weights (a warm start: an epoch or two after a batch of corrections "
-                        "instead of a whole run); the encoder, mode and head stay the active version's")
+                        "instead of a whole run); the structure (encoder, mode, blocks kept, head, images) stays the active version's; give the epochs to run (one is often enough)")
     p.add_argument("--with-source", action="store_true",
                    help="also learn from the source-language gold of every training item (translate-train: the English gold "
                         "beside the projected translations; measured best in bench transfer)")

@@ -100,7 +100,7 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             f"Continue from version {active_version}" if active_version is not None else "Continue from the active version",
             key=f"tr_continue_{pid}", disabled=active_version is None,
             help="Go on from the active version's weights: after a batch of corrections one or two epochs do the work "
-                 "of a whole run. The encoder, mode and head stay that version's."
+                 "of a whole run (set Epochs to 1 or 2). The structure (encoder, mode, blocks kept, head, images) stays that version's."
                  + ("" if active_version is not None else " No version is active yet."),
         )  # fmt: skip
         submitted = st.form_submit_button("Start training", type="primary", icon=":material/model_training:", disabled=training_running)

@@ -40,7 +40,7 @@ import shutil
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
@@ -128,6 +128,9 @@ class TrainingOptions:
             raise TrainingError("project students learn the target side (config.side must be 'target')")
         if self.activate not in ACTIVATE_CHOICES:
             raise TrainingError(f"activate must be one of {ACTIVATE_CHOICES}, not {self.activate!r}")
+        if self.continue_active and self.new_test_split:
+            raise TrainingError("a new test split and 'continue from the active version' do not go together: the active "
+                                "version's weights may have seen the new test items; train from scratch")  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "activate": self.activate, "new_test_split": self.new_test_split,
@@ -468,9 +471,14 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         continued = sq.active_model_version(s, info.id)
         if continued is None:
             raise TrainingError(f"project {info.name!r} has no active student version to continue from: train one from scratch first")
+        if continued.test_split != sq.test_split_digest(splits.test_ids):
+            raise TrainingError(
+                f"version {continued.version} was trained under another test split, so its weights may have seen today's test "
+                "items: train from scratch (without 'continue') to score this split fairly"
+            )
         from core.student import load_student
 
-        start_from = load_student(model_dir(continued))
+        start_from = load_student(model_dir(continued), device=config.device)
     report_progress(
         force=True,
         message=f"training on {counts['train_gold']} gold + {counts['train_silver']} silver item(s)"
@@ -532,9 +540,11 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         if cancel.is_set():
             report.cancelled = True
             return report
-        encoder = str(config.encoder or settings().encoder)
+        # what was trained: a warm start keeps the structure of the version it went on from
+        trained = replace(options, config=student.config)
+        encoder = str(student.config.encoder or settings().encoder)
         version = _record_version(
-            s, info.id, info.name, saved, job_id=job_id, options=options, encoder=encoder, splits=splits,
+            s, info.id, info.name, saved, job_id=job_id, options=trained, encoder=encoder, splits=splits,
             metrics=metrics, test_f1=report.test_f1,
         )  # fmt: skip
     finally:

@@ -67,7 +67,28 @@ def test_the_tuned_aligner_adapts_once_per_corpus_and_shares_its_encoder(tiny, t
 
 def test_the_agreement_objective_trains_too(tiny, tmp_path):
     meta = adapt_encoder(PAIRS, tmp_path / "agree", tiny, AdaptConfig(layer=1, epochs=1, batch_size=4, objective="agreement"))
-    assert meta["objective"] == "agreement" and meta["steps"] == 3 and meta["last_loss"] < 0
+    from core.encoder import load_encoder
+
+    assert meta["objective"] == "agreement" and meta["steps"] == 3 and meta["guide_links_per_pair"] is None
+    _, base = load_encoder(tiny, "cpu")
+    _, adapted = load_encoder(tmp_path / "agree", "cpu")
+    assert not torch.equal(adapted.encoder.layer[0].attention.self.query.weight, base.encoder.layer[0].attention.self.query.weight)
+
+
+def test_nested_aligners_are_found_adapted_and_read_for_the_soft_alignment(tiny, tmp_path):
+    from core.align import aligner_layers, iter_aligners, prepare_aligners
+
+    combined = get_aligner("union(simalign-tuned:itermax,exact)", **{"simalign-tuned": {"model": tiny, "layer": 1, "epochs": 1,
+                                                                                          "adapt_batch_size": 4, "cache_dir": str(tmp_path)}})  # fmt: skip
+    assert aligner_encoder(combined) is None  # not adapted yet
+    (described,) = prepare_aligners(combined, PAIRS)
+    assert described["pairs"] == len(PAIRS)
+    assert aligner_encoder(combined) and aligner_encoder(combined).startswith(str(tmp_path))
+    assert aligner_layers(combined) == {"layer": 1, "layers": None}
+    assert len(list(iter_aligners(combined))) >= 3  # union, the tuned aligner (and its SimAlign), exact
+    explicit = get_aligner("simalign:itermax", model=tiny, layers=[1, 2])
+    assert aligner_encoder(explicit) == tiny and aligner_layers(explicit) == {"layer": 2, "layers": [1, 2]}
+    assert prepare_aligners(explicit, PAIRS) == []
 
 
 def test_bad_adaptation_requests_say_what_is_wrong(tiny, tmp_path):

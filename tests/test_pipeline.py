@@ -564,9 +564,12 @@ def test_an_adapted_aligner_adapts_once_on_the_projects_pairs_and_the_projection
     pid = new_project(url)
     tsv = write_translations(tmp_path / "tr.tsv")
     cfg = config(tsv, aligner="simalign-tuned:itermax", method="greedy-fused", batch_size=3)
+    report = run_pipeline(url, pid, cfg, limit=4)
+    assert [st.failed for st in report.stages] == [0] * len(report.stages) and report.stages[2].items == 4
+    assert seen == [4]  # once, on all the run's pairs, not per batch of 3
+    # widened to every item: the items aligned so far and the new ones share one adapted encoder
     report = run_pipeline(url, pid, cfg)
-    assert [st.failed for st in report.stages] == [0] * len(report.stages) and report.stages[2].items == len(WORDS)
-    assert seen == [len(WORDS)]  # once, on all the project's pairs, not per batch of 3
+    assert seen == [4] and report.stages[2].items == len(WORDS) - 4
     folders = list((settings().models_dir / "aligners").iterdir())
     assert len(folders) == 1 and (folders[0] / "adapted.json").is_file()
     assert soft_encoders and set(soft_encoders) == {str(folders[0])}  # the soft alignment reads the adapted vectors too
@@ -577,6 +580,13 @@ def test_an_adapted_aligner_adapts_once_on_the_projects_pairs_and_the_projection
     with session_scope(url) as s:
         done = set(s.scalars(select(orm.ItemStage.stage).where(orm.ItemStage.status == "done")).all())
     assert "align:simalign-tuned:itermax" in done  # the stage keeps the spec's name (resume, stored links)
-    # a second run over the same pairs loads the adaptation; nothing is trained or changed
+    # a rerun loads the adaptation; nothing is trained or changed
     run_pipeline(url, pid, cfg)
-    assert seen == [len(WORDS)] and exported(url, pid) == first
+    assert seen == [4] and exported(url, pid) == first
+    # the folder the aligned items were made with is gone: a clear error, nothing changed
+    import shutil
+
+    shutil.rmtree(folders[0])
+    with pytest.raises(run_module.PipelineError, match="is gone"):
+        run_pipeline(url, pid, cfg)
+    assert exported(url, pid) == first

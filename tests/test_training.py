@@ -147,15 +147,18 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     from services.training import training_args
 
     options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
-                           freeze_embeddings=False, image_encoder="efficientnet-lite0", continue_active=True,
-                           with_source=True)  # fmt: skip
+                           freeze_embeddings=False, image_encoder="efficientnet-lite0", with_source=True)  # fmt: skip
     args = build_parser().parse_args(["train", "--project", "p", *training_args(options)])
     parsed = _options(args)
     expected = options.config.to_dict() | {"head_hidden": parsed.config.head_hidden, "device": parsed.config.device,
                                             "warmup_ratio": parsed.config.warmup_ratio}  # not command-line options
     assert parsed.config.to_dict() == expected
-    assert (parsed.activate, parsed.new_test_split, parsed.continue_active, parsed.with_source) == ("no", True, True, True)
+    assert (parsed.activate, parsed.new_test_split, parsed.continue_active, parsed.with_source) == ("no", True, False, True)
     assert type(options).from_json(options.to_json()) == options
+    warm = fast_options(tiny_encoder, continue_active=True)
+    assert _options(build_parser().parse_args(["train", "--project", "p", *training_args(warm)])).continue_active
+    with pytest.raises(training.TrainingError, match="do not go together"):
+        fast_options(tiny_encoder, continue_active=True, new_test_split=True)
 
 
 @pytest.mark.parametrize("mode", [None, True, False], ids=["by-time-budget", "fine-tune", "frozen"])
@@ -247,6 +250,14 @@ def test_a_version_can_go_on_from_the_active_one(project, tiny_encoder):
     first, second = versions[1], versions[2]
     assert second.metrics["continued_from"] == 1 and first.metrics["continued_from"] is None
     assert len(second.metrics["history"]) == 1 and second.settings["continue_active"] is True
+    assert second.settings["config"]["finetune_encoder"] is True and second.settings["config"]["encoder_layers"] == 1  # what was trained
+    # a version trained under another test split is not continued (its weights may have seen the new test items)
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, new_test_split=True))
+    assert job.status == "done", job.error
+    with session_scope() as s:
+        sq.set_test_split(s, project.id, sq.test_split_ids(s, project.id)[1:])  # the split changes after the active version
+    job, report = run_job(project, fast_options(tiny_encoder, epochs=1, continue_active=True))
+    assert job.status == "failed" and "another test split" in str(report)
     continued = load_student(model_dir(second), device="cpu")
     assert continued.model.finetune_encoder and continued.config.encoder_layers == 1
 

@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 from core.align.base import AlignError
 
-__all__ = ["AdaptConfig", "adapt_encoder", "adapted_folder", "pairs_digest"]
+__all__ = ["AdaptConfig", "TunedSimAlignAligner", "adapt_encoder", "adapted_folder", "pairs_digest"]
 
 ADAPT_FORMAT = 1
 OBJECTIVES = ("self-training", "agreement")
@@ -177,7 +177,6 @@ def adapt_encoder(
                 log_ts = torch.log_softmax(sim, dim=0)  # target subword -> source
                 if config.objective == "agreement":
                     loss_terms.append(-(log_st.exp() * log_ts.exp()).sum() / min(n, m))
-                    guide_links += min(n, m)
                     continue
                 with torch.no_grad():
                     p_st, p_ts = log_st.exp(), log_ts.exp()
@@ -212,7 +211,7 @@ def adapt_encoder(
         "pairs": len(usable),
         "pairs_digest": pairs_digest(usable),
         "steps": step,
-        "guide_links_per_pair": round(guide_links / max(1, len(usable) * config.epochs), 2),
+        "guide_links_per_pair": round(guide_links / max(1, len(usable) * config.epochs), 2) if config.objective == "self-training" else None,
         "first_loss": round(losses[0], 4) if losses else None,
         "last_loss": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 4) if losses else None,
         "precision": "bfloat16" if low else "float32",
@@ -264,7 +263,9 @@ class TunedSimAlignAligner:
         self.method = method
         self.name = f"simalign-tuned:{method}"
         self.base = model
-        self.config = AdaptConfig(layer=layer, epochs=epochs, learning_rate=learning_rate, batch_size=adapt_batch_size, objective=objective)
+        layers = simalign_options.get("layers")
+        deepest = max(int(x) for x in layers) if layers else layer  # the encoder is cut after the deepest layer it reads
+        self.config = AdaptConfig(layer=deepest, epochs=epochs, learning_rate=learning_rate, batch_size=adapt_batch_size, objective=objective)
         self.cache_dir = cache_dir
         self.progress = progress
         self.adapted: dict[str, Any] | None = None  # the adaptation's description once done or loaded
@@ -277,6 +278,8 @@ class TunedSimAlignAligner:
             if not meta.is_file():
                 raise AlignError(f"simalign-tuned: {adapted} is not an adapted encoder folder (no adapted.json)")
             self.adapted = json.loads(meta.read_text(encoding="utf-8"))
+            if int(self.adapted.get("layers") or 0) < self.config.layer:
+                raise AlignError(f"simalign-tuned: {adapted} keeps {self.adapted.get('layers')} blocks, layer {self.config.layer} is asked")
             self.encoder_name = str(adapted)
             self._inner = SimAlignAligner(method, model=self.encoder_name, **self._options)
 
@@ -311,6 +314,15 @@ class TunedSimAlignAligner:
         self.encoder_name = str(folder)
         self._inner = SimAlignAligner(self.method, model=self.encoder_name, **self._options)
         return self.adapted
+
+    @property
+    def layer(self) -> int:
+        return self.config.layer
+
+    @property
+    def layers(self) -> tuple[int, ...] | None:
+        layers = self._options.get("layers")
+        return tuple(sorted({int(x) for x in layers})) if layers and len(set(layers)) > 1 else None
 
     def load(self) -> None:
         """Nothing to load before the pairs are known (adaptation needs them)."""

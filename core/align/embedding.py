@@ -531,8 +531,11 @@ class SimAlignAligner:
                     self._early_stop = same(self._forward_early(probe, blocks))
             if self._packed is not None:
                 self._dtype = self._packed.dtype
-            elif self._dtype != torch.float32 and not close(self._hidden(probe)):
-                self._dtype = torch.float32
+            elif self._dtype != torch.float32:
+                if self.layers is not None:  # _hidden gives the layers side by side: compare with the same from the full forward
+                    full = torch.cat([torch.nn.functional.normalize(states[k], dim=-1) for k in self.layers], dim=-1)
+                if not close(self._hidden(probe)):
+                    self._dtype = torch.float32
 
     def _forward_early(self, inputs: Any, blocks: Any):
         captured: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from core.align.combine import COMBINATIONS, CombinedAligner
 from core.align.embedding import METHODS, SimAlignAligner
 from core.align.statistical import EflomalAligner
 
-__all__ = ["get_aligner", "parse_spec", "KINDS"]
+__all__ = ["get_aligner", "parse_spec", "spec_kinds", "KINDS"]
 
 KINDS: dict[str, Callable[..., Aligner]] = {
     "simalign": SimAlignAligner,
@@ -89,6 +89,15 @@ def parse_spec(spec: str) -> Node:
     if pos != len(text):
         raise fail(f"unexpected {text[pos]!r}")
     return tree
+
+
+def spec_kinds(spec: str) -> set[str]:
+    """The node names a spec uses (e.g. {"gdfa", "simalign-tuned", "eflomal"})."""
+
+    def walk(node: Node) -> set[str]:
+        return {node[0], *(k for child in node[2] for k in walk(child))}
+
+    return walk(parse_spec(spec))
 
 
 def _kind(node: Node) -> str:

@@ -224,13 +224,9 @@ class StageSpec:
 
 
 def _uses_back_translation(aligner: str) -> bool:
-    from core.align import parse_spec
+    from core.align import spec_kinds
 
-    def walk(node) -> bool:  # noqa: ANN001
-        name, _, children = node
-        return name in ("bt", "backtranslation") or any(walk(c) for c in children)
-
-    return walk(parse_spec(aligner))
+    return bool(spec_kinds(aligner) & {"bt", "backtranslation"})
 
 
 def _translator_spec(spec: str, c: PipelineConfig) -> tuple[str, dict[str, Any]]:
@@ -491,12 +487,9 @@ def _gpu() -> bool:
 
 def _aligner_options(spec: str) -> dict[str, Any]:
     """Per-kind options for the aligners in a spec: SimAlign on the GPU when there is one."""
-    from core.align import parse_spec
+    from core.align import spec_kinds
 
-    def kinds(node) -> set[str]:  # noqa: ANN001
-        return {node[0], *(k for c in node[2] for k in kinds(c))}
-
-    used = kinds(parse_spec(spec))
+    used = spec_kinds(spec)
     if _gpu() and used & {"simalign", "simalign-tuned"}:
         return {kind: {"device": "cuda"} for kind in used & {"simalign", "simalign-tuned"}}
     return {}
@@ -504,12 +497,9 @@ def _aligner_options(spec: str) -> dict[str, Any]:
 
 def adapts_aligner(spec: str) -> bool:
     """Whether an aligner spec adapts its encoder to the project's pairs (simalign-tuned)."""
-    from core.align import parse_spec
+    from core.align import spec_kinds
 
-    def kinds(node) -> set[str]:  # noqa: ANN001
-        return {node[0], *(k for c in node[2] for k in kinds(c))}
-
-    return "simalign-tuned" in kinds(parse_spec(spec))
+    return "simalign-tuned" in spec_kinds(spec)
 
 
 def with_adapted_encoder(stages: list["StageSpec"], folder: str) -> list["StageSpec"]:
@@ -575,7 +565,7 @@ class StageRunner:
             from core.align import get_aligner
 
             options = _aligner_options(spec.name)
-            if o.get("encoder"):  # simalign-tuned, adapted by the run on the project's pairs (adapted_aligner_stages)
+            if o.get("encoder"):  # simalign-tuned, adapted by the run on the project's pairs (services.pipeline.run)
                 options.setdefault("simalign-tuned", {})["adapted"] = o["encoder"]
             aligner = get_aligner(spec.name, **options)
             if callable(getattr(aligner, "load", None)):

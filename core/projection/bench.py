@@ -96,7 +96,7 @@ def bench_projection_methods(
     language codes), the alignment, the soft alignment when the method reads one, and its
     own projection.
     """
-    from core.align import align_items, aligner_encoder, get_aligner
+    from core.align import align_items, aligner_encoder, aligner_layers, get_aligner, prepare_aligners
     from core.config import settings
     from core.encoder import compute_dtype
     from core.metrics import item_scores
@@ -129,18 +129,18 @@ def bench_projection_methods(
         todo = [it for it in batch if it.source_spans]
         encoder = soft_opts.get("encoder") or aligner_encoder(al)  # an adapted aligner's own vectors
         # the aligner's own layer(s) unless told otherwise: the soft and hard evidence read the same vectors
-        layer = int(soft_opts.get("layer", getattr(al, "layer", 8)))
-        layers = soft_opts.get("layers", getattr(al, "layers", None))
+        own = aligner_layers(al)
+        layer = int(soft_opts.get("layer", own.get("layer", 8)))
+        layers = soft_opts.get("layers", own.get("layers"))
         softs = soft_align([(it.source.words, it.target.words) for it in todo], model=encoder,  # type: ignore[union-attr]
                            layer=layer, layers=layers, **({"tau": float(soft_opts["tau"])} if "tau" in soft_opts else {}))
         by_id = {it.id: s for it, s in zip(todo, softs)}
         return [it.with_(meta={**it.meta, "soft_alignment": by_id[it.id]}) if it.id in by_id else it for it in batch]
 
-    adapt_seconds = 0.0
-    if hasattr(al, "prepare"):  # an adapted aligner adapts on the whole corpus (no labels read), timed apart
-        start = time.perf_counter()
-        adapted = al.prepare([(it.source.words, it.target.words) for it in items])  # type: ignore[union-attr]
-        adapt_seconds = time.perf_counter() - start
+    # an adapted aligner (anywhere in the spec) adapts on the whole corpus, no labels read, timed apart
+    start = time.perf_counter()
+    adaptations = prepare_aligners(al, [(it.source.words, it.target.words) for it in items])
+    adapt_seconds = time.perf_counter() - start
     # Warm up (load the encoder, first forward pass) on one pair with an entity, untimed.
     warm = next((it for it in items if it.source_spans), None)
     if warm is not None:
@@ -186,8 +186,8 @@ def bench_projection_methods(
             "repaired_gold": scores["repaired_gold"],
             "pairs_per_second": round(len(items) / seconds, 2) if seconds > 0 else None,
             "seconds": round(seconds, 2),
-            **({"adapt_seconds": round(adapt_seconds, 1), "adapted": {k: adapted.get(k) for k in ("steps", "seconds", "first_loss", "last_loss",
-                "guide_links_per_pair", "precision", "config")}} if hasattr(al, "prepare") else {}),  # fmt: skip
+            **({"adapt_seconds": round(adapt_seconds, 1), "adapted": {k: adaptations[0].get(k) for k in ("steps", "seconds", "first_loss", "last_loss",
+                "guide_links_per_pair", "precision", "config")}} if adaptations else {}),  # fmt: skip
         })
     return records
 

@@ -49,7 +49,14 @@ class Setting:
         return {"layer": self.layer}
 
 
-DEFAULT_SETTING = Setting("simalign:itermax", 8, "greedy-fused", (("threshold", 0.3), ("tau", 0.05)))
+def _default_setting() -> Setting:
+    """The project's default projection as a setting (built from the defaults, so it cannot drift)."""
+    from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, DEFAULT_TAU, METHODS
+
+    return Setting(DEFAULT_ALIGNER, 8, DEFAULT_METHOD, (("threshold", METHODS[DEFAULT_METHOD][1]["threshold"]), ("tau", DEFAULT_TAU)))
+
+
+DEFAULT_SETTING = _default_setting()
 
 
 def default_grid(
@@ -106,7 +113,7 @@ def bench_protocol(
     """Score ``grid`` (default: ``default_grid()``; the project's default setting is added
     unless ``include_default`` is False) on each parallel pair ``source`` -> ``targets[k]``
     and choose leave-one-pair-out (module docstring)."""
-    from core.align import align_items, aligner_encoder, get_aligner
+    from core.align import align_items, aligner_encoder, get_aligner, prepare_aligners
     from core.metrics import item_scores
     from core.projection import project_items, soft_align, uses_soft_alignment
     from core.projection.bench import load_parallel_gold
@@ -119,10 +126,17 @@ def bench_protocol(
     names = list(names or [re.split(r"[-._]", Path(t).name)[0] for t in targets])  # de-europarl.test.conll02 -> de
     if len(set(names)) != len(names) or len(names) != len(targets):
         raise BenchError(f"one distinct name per target file, got {names}")
+    if len(names) < 2:
+        raise BenchError("leave-one-pair-out needs at least two language pairs (give --target twice or more)")
+    for setting in grid:
+        if isinstance(setting.layer, tuple) and list(setting.layer) != list(range(setting.layer[0], setting.layer[-1] + 1)):
+            raise BenchError(f"averaged layers must be a range (e.g. 7-9), not {setting.layer}")
     started = time.perf_counter()
     scores: dict[str, dict[str, float]] = {s.name: {} for s in grid}
+    sentences: dict[str, int] = {}
     for pair, target in zip(names, targets):
         items, gold = load_parallel_gold(source, target, limit)
+        sentences[pair] = len(items)
         order = sorted(grid, key=lambda s: (s.aligner, s.name))
         for (aligner_spec, _), group in itertools.groupby(order, key=lambda s: (s.aligner, s.layer)):
             group = list(group)
@@ -131,8 +145,7 @@ def bench_protocol(
                 aligner = get_aligner(aligner_spec, **(layer_opts if "simalign" in aligner_spec else {}))
             except ValueError as exc:
                 raise BenchError(f"aligner {aligner_spec!r}: {exc}") from exc
-            if hasattr(aligner, "prepare"):
-                aligner.prepare([(it.source.words, it.target.words) for it in items])
+            prepare_aligners(aligner, [(it.source.words, it.target.words) for it in items])
             aligned = align_items(items, aligner)
             encoder = aligner_encoder(aligner)
             softened: dict[float, list] = {}
@@ -157,7 +170,8 @@ def bench_protocol(
         "protocol": "leave-one-pair-out",
         "source": str(source),
         "targets": dict(zip(names, map(str, targets))),
-        "sentences": limit,
+        "limit": limit,
+        "sentences": sentences,
         "settings": len(grid),
         "default": DEFAULT_SETTING.name,
         "default_f1": default,

@@ -112,6 +112,7 @@ def bench_corrections(
     config: TrainConfig | None = None,
     orders: Sequence[str] = ("queue", "random", "gold_only"),
     retrain: str = "warm",
+    warm_lr_factor: float = 1.0,
 ) -> dict[str, Any]:
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
@@ -132,6 +133,8 @@ def bench_corrections(
     unknown = set(orders) - {"queue", "random", "gold_only"}
     if unknown:
         raise BenchError(f"unknown order {sorted(unknown)[0]!r}; expected queue, random or gold_only")
+    if not warm_lr_factor > 0:
+        raise BenchError(f"--warm-lr-factor must be positive, not {warm_lr_factor}")
     if retrain not in RETRAIN:
         raise BenchError(f"unknown retraining {retrain!r}; expected one of {', '.join(RETRAIN)}")
     lang = lang or folder.name
@@ -172,7 +175,9 @@ def bench_corrections(
     def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, start: Any = None) -> tuple[float, Any]:
         t0 = time.perf_counter()
         if start is not None and retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
-            run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))))
+            run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))),
+                                 learning_rate=run_config.learning_rate * warm_lr_factor,
+                                 head_learning_rate=run_config.head_learning_rate * warm_lr_factor)  # fmt: skip
         else:
             start = None
         student = train_student(items, (), run_config, start_from=start)
@@ -252,6 +257,7 @@ def bench_corrections(
         "seeds": [config.seed + k for k in range(seeds)],
         "epochs": config.epochs,
         "retrain": retrain,
+        "warm_lr_factor": warm_lr_factor,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
         "seconds": round(time.perf_counter() - started, 1),

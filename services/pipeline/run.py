@@ -227,31 +227,45 @@ def _quiet_model_loading() -> None:
         pass
 
 
-def adapt_aligner_for_project(s: Session, project_id: int, spec: StageSpec, scope: Sequence[int]) -> str:
-    """The encoder of ``spec`` (simalign-tuned) adapted on every pair of the run's items that
-    has a target (no labels read); cached by corpus and settings, so a resumed or repeated
-    run loads it instead of training again. Returns the adapted encoder folder."""
-    from core.align import get_aligner
+ADAPTED_SETTING = "adapted_aligners"  # project settings: {align stage key: adapted encoder folder}
 
+
+def adapt_aligner_for_project(s: Session, project_id: int, spec: StageSpec, scope: Sequence[int]) -> str:
+    """The adapted encoder folder of ``spec`` (simalign-tuned) for this project.
+
+    The first run adapts on every pair of its items that has a target (no labels read) and
+    stores the folder in the project's settings; later runs (resumed, widened, with new
+    items) keep using it while any item is aligned with it, so one stage never holds links
+    from two encoders. Raises PipelineError when that folder is gone."""
+    from pathlib import Path
+
+    from core.align import get_aligner, prepare_aligners
+    from db.stages import items_with_stage
+
+    stored = (get_project(s, project_id).settings.get(ADAPTED_SETTING) or {}).get(spec.key)
+    aligned = bool(items_with_stage(s, project_id, spec.key))
+    if stored and aligned:
+        if not (Path(stored) / "adapted.json").is_file():
+            raise PipelineError(
+                f"stage {spec.key}: the adapted encoder its aligned items were made with ({stored}) is gone; "
+                "restore it, or start a new project to adapt again"
+            )
+        s.commit()
+        return str(stored)
     pairs = target_pairs(s, project_id, scope)
     s.commit()
     if not pairs:
         raise PipelineError(f"stage {spec.key}: no item has a target sentence to adapt the aligner on")
     aligner = get_aligner(spec.name)
-    inner = next((a for a in _aligners(aligner) if hasattr(a, "prepare")), None)
-    if inner is None:
+    if not prepare_aligners(aligner, pairs):
         raise PipelineError(f"stage {spec.key}: no adaptable aligner in {spec.name!r}")
-    inner.prepare(pairs)
-    return str(inner.encoder_name)
+    from core.align import aligner_encoder
 
-
-def _aligners(aligner: Any) -> list[Any]:
-    """``aligner`` and every aligner inside it (combinations, back-translation)."""
-    found = [aligner]
-    for part in vars(aligner).values():
-        if hasattr(part, "align") and part is not aligner:
-            found += _aligners(part)
-    return found
+    folder = str(aligner_encoder(aligner))
+    settings = get_project(s, project_id).settings.get(ADAPTED_SETTING) or {}
+    update_project_settings(s, project_id, {ADAPTED_SETTING: {**settings, spec.key: folder}})
+    s.commit()
+    return folder
 
 
 def run_pipeline(
