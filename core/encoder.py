@@ -31,10 +31,9 @@ import inspect
 import json
 import logging
 import os
-import shutil
+import random
 import struct
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +64,8 @@ __all__ = [
     "compute_dtype",
     "keep_layers",
     "trainable_copy",
+    "frozen_encoder_keys",
+    "length_batches",
     "ADAPTED_META",
     "ADAPTED_WEIGHTS",
     "transformer_blocks",
@@ -323,11 +324,10 @@ def convert_e5_file(source: Path, dest: Path) -> None:
     import torch
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+    from core.files import built_folder
+
     e5 = read_e5_file(source)
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with built_folder(dest) as work:
         config = BertConfig(**bert_config(e5))
         with torch.device("meta"):
             model = BertModel(config, add_pooling_layer=False)  # e5 has no pooler; mean pooling is used
@@ -343,16 +343,7 @@ def convert_e5_file(source: Path, dest: Path) -> None:
         fast.save_pretrained(work)
         _use_portable_tokenizer_class(work / "tokenizer_config.json")
         _write_marker(work, source)
-        _make_readable(work)
-        # swap by renames, so readers of an older conversion never see a half-deleted folder
-        retired = dest.with_name(f".{dest.name}.retired-{os.getpid()}")
-        if dest.exists():
-            os.replace(dest, retired)
-        os.replace(work, dest)
-        shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+        _make_readable(work)  # built_folder swaps by renames: readers of an older conversion never see it half-deleted
 
 
 def _use_portable_tokenizer_class(config_path: Path) -> None:
@@ -519,13 +510,19 @@ def _load_adapted(folder: Path, device: str) -> tuple[Any, Any]:
     model = trainable_copy(base_model, layers, freeze_embeddings=True)
     weights = load_file(folder / ADAPTED_WEIGHTS)
     missing, unexpected = model.load_state_dict(weights, strict=False)
-    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    frozen = frozen_encoder_keys(model)
     if unexpected or set(missing) - frozen:
         raise OSError(f"cannot load encoder {str(folder)!r}: its weights do not fit the base encoder {base!r} "
                       f"(missing {sorted(set(missing) - frozen)[:3]}, unexpected {sorted(unexpected)[:3]})")  # fmt: skip
     model.requires_grad_(False)
     model.eval()
     return tokenizer, model.to(device)
+
+
+def frozen_encoder_keys(encoder: Any) -> set[str]:
+    """State-dict names of an encoder's frozen tensors (the shared embedding matrix): what a
+    saved student or adapted encoder leaves out, and may miss when loaded."""
+    return {name for name, p in encoder.named_parameters() if not p.requires_grad}
 
 
 def trainable_copy(encoder: Any, n_layers: int | None, freeze_embeddings: bool = True) -> Any:
@@ -545,6 +542,21 @@ def trainable_copy(encoder: Any, n_layers: int | None, freeze_embeddings: bool =
     if frozen is not None:
         frozen.requires_grad_(False)
     return copied
+
+
+def length_batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches (indices) of similar length for training an encoder: pools of 50
+    batches are sorted by length, so padding (wasted CPU) stays small while the order still
+    changes every epoch."""
+    order = list(range(n))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, n, pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
 
 
 PRECISIONS = ("auto", "float32", "bfloat16")

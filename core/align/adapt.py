@@ -33,8 +33,6 @@ import json
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,19 +94,6 @@ def adapted_folder(root: str | os.PathLike, base: str, pairs: Sequence[tuple[Seq
     return Path(root) / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _batches(n: int, lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of pairs of similar length (little padding)."""
-    order = list(range(n))
-    rng.shuffle(order)
-    pool = size * 50
-    out = []
-    for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
-        out.extend(chunk[j : j + size] for j in range(0, len(chunk), size))
-    rng.shuffle(out)
-    return out
-
-
 def adapt_encoder(
     pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
     out: str | os.PathLike,
@@ -123,7 +108,7 @@ def adapt_encoder(
     from safetensors.torch import save_file
 
     from core.config import settings
-    from core.encoder import ADAPTED_META, ADAPTED_WEIGHTS, compute_dtype, load_encoder, trainable_copy
+    from core.encoder import ADAPTED_META, ADAPTED_WEIGHTS, compute_dtype, frozen_encoder_keys, length_batches, load_encoder, trainable_copy
 
     base = str(base or settings().encoder)
     usable = [(list(s), list(t)) for s, t in pairs if len(s) and len(t)]
@@ -164,7 +149,7 @@ def adapt_encoder(
     guide_links = 0
     step = 0
     for _epoch in range(config.epochs):
-        for batch in _batches(len(usable), lengths, config.batch_size, rng):
+        for batch in length_batches(len(usable), lengths, config.batch_size, rng):
             src_vecs, src_len = encode([usable[i][0] for i in batch])
             tgt_vecs, tgt_len = encode([usable[i][1] for i in batch])
             loss_terms = []
@@ -217,19 +202,12 @@ def adapt_encoder(
         "precision": "bfloat16" if low else "float32",
         "seconds": round(seconds, 1),
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    from core.files import built_folder
+
+    with built_folder(out) as work:
+        frozen = frozen_encoder_keys(model)
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in frozen}, work / ADAPTED_WEIGHTS)
         (work / ADAPTED_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     return meta
 
 

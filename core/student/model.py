@@ -38,8 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -47,6 +45,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from core.encoder import frozen_encoder_keys, trainable_copy
 from core.student.config import StudentError, TrainConfig
 from core.student.data import IGNORE, Window
 
@@ -86,8 +85,6 @@ def resolve_layers(layers: tuple[int, int], n_states: int) -> tuple[int, int]:
 def finetune_copy(encoder: nn.Module, config: TrainConfig) -> nn.Module:
     """A trainable copy of a (cached, shared) encoder, cut to ``config.encoder_layers``, its
     embedding matrix shared and frozen with ``freeze_embeddings`` (core.encoder.trainable_copy)."""
-    from core.encoder import trainable_copy
-
     return trainable_copy(encoder, config.encoder_layers, config.freeze_embeddings)
 
 
@@ -356,10 +353,10 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
     ``config.encoder`` and its fingerprint (module docstring)."""
     from safetensors.torch import save_file
 
+    from core.files import built_folder
+
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with built_folder(directory) as work:
         model = student.model
         storage = encoder_storage(student)
         encoder_meta: dict[str, Any] = {"encoder_storage": storage, "encoder_fingerprint": None}
@@ -388,12 +385,6 @@ def save_student(student: TrainedStudent, directory: str | os.PathLike) -> Path:
             "history": student.history,
         }
         (work / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(work, directory)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     return directory
 
 
@@ -402,11 +393,6 @@ def encoder_storage(student: TrainedStudent) -> str:
     if not student.model.finetune_encoder:
         return "reference"
     return "trained" if student.config.freeze_embeddings else "full"
-
-
-def frozen_encoder_keys(encoder: nn.Module) -> set[str]:
-    """State-dict names of the encoder's frozen tensors (the shared embedding matrix)."""
-    return {name for name, p in encoder.named_parameters() if not p.requires_grad}
 
 
 def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedStudent:

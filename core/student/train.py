@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from core.data import Item
+from core.encoder import length_batches
 from core.student.config import StudentError, TrainConfig
 from core.student.data import IGNORE, build_windows, examples_from_items, label_list, side_of
 from core.student.features import window_features
@@ -50,20 +51,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches (window indices) of similar length: pools of 50 batches are sorted by
-    length, so padding (wasted CPU) stays small while the order still changes every epoch."""
-    order = list(range(n))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, n, pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
 
 
 def estimated_finetune_seconds(config: TrainConfig, n_sentences: int, device: str) -> float:
@@ -247,7 +234,7 @@ def train_student(
             started = time.perf_counter()
             model.train()
             epoch_loss, epoch_batches = 0.0, 0
-            for batch_index in _batches(len(windows), [len(w.input_ids) for w in windows], config.batch_size, rng):
+            for batch_index in length_batches(len(windows), [len(w.input_ids) for w in windows], config.batch_size, rng):
                 if cancel_cb is not None and cancel_cb():
                     raise TrainingCancelled(f"training cancelled at step {step} of {total_steps}")
                 batch = collate(

@@ -239,7 +239,7 @@ def adapt_aligner_for_project(s: Session, project_id: int, spec: StageSpec, scop
     from two encoders. Raises PipelineError when that folder is gone."""
     from pathlib import Path
 
-    from core.align import get_aligner, prepare_aligners
+    from core.align import aligner_encoder, get_aligner, prepare_aligners
     from db.stages import items_with_stage
 
     stored = (get_project(s, project_id).settings.get(ADAPTED_SETTING) or {}).get(spec.key)
@@ -259,8 +259,6 @@ def adapt_aligner_for_project(s: Session, project_id: int, spec: StageSpec, scop
     aligner = get_aligner(spec.name)
     if not prepare_aligners(aligner, pairs):
         raise PipelineError(f"stage {spec.key}: no adaptable aligner in {spec.name!r}")
-    from core.align import aligner_encoder
-
     folder = str(aligner_encoder(aligner))
     settings = get_project(s, project_id).settings.get(ADAPTED_SETTING) or {}
     update_project_settings(s, project_id, {ADAPTED_SETTING: {**settings, spec.key: folder}})
