@@ -28,7 +28,7 @@ _CONFIG_OPTIONS = {
     "head_lr": "head_learning_rate", "freeze_embeddings": "freeze_embeddings", "batch_size": "batch_size",
     "seed": "seed", "patience": "patience", "w_gold": "w_gold", "w_silver": "w_silver",
     "silver_threshold": "silver_threshold", "encoder_layers": "encoder_layers", "precision": "precision",
-    "time_budget": "time_budget_s",
+    "time_budget": "time_budget_s", "gold_share": "gold_share",
 }  # fmt: skip
 
 
@@ -55,6 +55,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--w-gold", type=float, help="loss weight of gold items")
     p.add_argument("--w-silver", type=float, help="loss weight of projected items")
     p.add_argument("--silver-threshold", type=float, help="projected spans below this confidence are left out of the loss")
+    p.add_argument("--gold-share", type=float, help="repeat the reviewed items (up to 20 times) until they are at least this share of "
+                                                    "each epoch beside the projected ones; 0 = each once")  # fmt: skip
     p.add_argument("--images", action="store_true", help="fuse image features into the student (items without an image work unchanged)")
     p.add_argument("--image-encoder", help="image encoder with --images: efficientnet-lite0 (default) or a Hugging Face vision model")
     p.add_argument("--activate", choices=ACTIVATE_CHOICES, default="auto",
@@ -115,6 +117,8 @@ def _options(args: argparse.Namespace) -> Any:
     given = {field: getattr(args, option) for option, field in _CONFIG_OPTIONS.items() if getattr(args, option) is not None}
     if given.get("encoder_layers") == 0:
         given["encoder_layers"] = None  # 0 on the command line: keep every block
+    if given.get("gold_share") == 0:
+        given["gold_share"] = None  # 0: every item once
     try:
         config = TrainConfig(**given, image_encoder=image_encoder)
         return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active, args.with_source)

@@ -89,6 +89,13 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
         images = c3.checkbox("Use images", key=f"tr_images_{pid}", help="Fuse image features; items without an image work unchanged")
         activate = c4.selectbox("Activate the new version", ACTIVATE_CHOICES, format_func=ACTIVATE_HELP.__getitem__, key=f"tr_activate_{pid}")
         c1, c2, c3 = st.columns(3)
+        gold_share = c1.number_input(
+            "Reviewed share of an epoch", min_value=0.0, max_value=0.95, value=float(d.gold_share or 0.0), step=0.05,
+            key=f"tr_gold_share_{pid}",
+            help="Repeat the reviewed items (up to 20 times) until they are at least this share of each epoch, so a few "
+                 "corrections are not drowned by many projected items; 0 = every item once",
+        )  # fmt: skip
+        c1, c2, c3 = st.columns(3)
         with_source = c3.checkbox(
             f"Also learn from the {project.src_lang} gold", key=f"tr_source_{pid}",
             help="Train on the source-language sentences people or gold data labelled too, beside the target ones "
@@ -117,7 +124,7 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             d, encoder=encoder.strip() or None, finetune_encoder=finetune, epochs=int(epochs), learning_rate=float(lr),
             head_learning_rate=float(head_lr), batch_size=int(batch_size), w_gold=float(w_gold), w_silver=float(w_silver),
             silver_threshold=float(threshold), seed=int(seed), patience=int(patience), freeze_embeddings=bool(freeze),
-            image_encoder=DEFAULT_IMAGE_ENCODER if images else None,
+            image_encoder=DEFAULT_IMAGE_ENCODER if images else None, gold_share=float(gold_share) or None,
         )  # fmt: skip
         with session_scope(URL) as s:
             job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split), bool(continue_active), bool(with_source)))

@@ -20,7 +20,16 @@ from core.student import (
     span_f1,
     train_student,
 )
-from core.student.data import IGNORE, build_windows, examples_from_items, label_list, split_windows, word_pieces
+from core.student.data import (
+    IGNORE,
+    MAX_GOLD_REPEATS,
+    balance_gold,
+    build_windows,
+    examples_from_items,
+    label_list,
+    split_windows,
+    word_pieces,
+)
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -127,6 +136,24 @@ def test_low_confidence_silver_spans_are_masked_not_taught_as_o():
     flagged = _item(2, ["anna"], [(0, 1, "PER")], "projection:x", 0.1, gold=True)
     assert examples_from_items([flagged], config)[0].weight == 1.0
     assert label_list([ex_silver, ex_gold]) == ["O", "B-PER", "I-PER"]
+
+
+def test_a_few_corrections_are_repeated_until_they_carry_their_share_of_an_epoch():
+    config = TrainConfig(gold_share=0.5)
+    silver = [_item(i, ["anna", "met", "bob"], [(0, 1, "PER")], "projection:heuristic", 0.9) for i in range(9)]
+    gold = [_item(9, ["anna", "met", "bob"], [(2, 3, "PER")], "human:ann")]
+    examples = examples_from_items(silver + gold, config)
+    balanced = balance_gold(examples, config.gold_share)
+    assert [ex.key for ex in balanced[:10]] == [ex.key for ex in examples]  # every sentence once, in order
+    assert sum(ex.gold for ex in balanced) == 9 and len(balanced) == 18  # gold repeated to half the epoch
+    assert balance_gold(examples, None) == examples  # None: every sentence once
+    assert balance_gold(examples[:9], 0.5) == examples[:9]  # no gold: nothing to repeat
+    assert balance_gold(examples[9:], 0.5) == examples[9:]  # no silver: gold is the whole epoch already
+    many = examples_from_items([_item(i, ["anna"], [(0, 1, "PER")], "projection:x", 0.9) for i in range(1000)], config)
+    assert sum(ex.gold for ex in balance_gold(many + examples[9:], 0.5)) == MAX_GOLD_REPEATS  # a bound, not 1,000 copies
+    assert sum(ex.gold for ex in balance_gold(examples[:1] + examples[9:], 0.5)) == 1  # gold already half: no repeat
+    with pytest.raises(ValueError, match="gold_share"):
+        TrainConfig(gold_share=1.0)
 
 
 def test_config_rejects_bad_values():

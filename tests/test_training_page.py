@@ -53,6 +53,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     by_label(at.number_input, "Epochs").set_value(2)
     by_label(at.number_input, "Batch size").set_value(4)
     by_label(at.number_input, "Head learning rate").set_value(0.01)
+    by_label(at.number_input, "Reviewed share of an epoch").set_value(0.5)
     by_label(at.button, "Start training").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert any("Training job" in s.value and "started" in s.value for s in at.success)
@@ -60,6 +61,7 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     with session_scope() as s:
         (job,) = jobs.list_jobs(s, project.id)
     assert job.kind == "train" and job.pid is not None and job.params["options"]["config"]["encoder"] == tiny_encoder
+    assert job.params["options"]["config"]["gold_share"] == 0.5
     job = wait_for_job(at, job.id)
     assert job.status == "done", (job.status, job.error, job.message)
     assert job.pid != os.getpid()  # it ran in a worker process of its own

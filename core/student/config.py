@@ -73,6 +73,7 @@ class TrainConfig:
     w_gold: float = 1.0  # loss weight of tokens from gold (human) items
     w_silver: float = 1.0  # loss weight of tokens from silver (projected/teacher) items
     silver_threshold: float = 0.3  # silver spans below this confidence are left out of the loss
+    gold_share: float | None = 0.5  # repeat gold sentences until they are at least this share of an epoch (core.student.data.balance_gold; RESULTS)
     dropout: float = 0.25
     warmup_ratio: float = 0.05
     weight_decay: float = 0.01
@@ -117,6 +118,8 @@ class TrainConfig:
         for name in ("silver_threshold", "dropout", "warmup_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")
+        if self.gold_share is not None and not 0.0 < self.gold_share < 1.0:
+            problems.append("gold_share must be between 0 and 1 (exclusive), or None")
         if self.threads is not None and self.threads < 1:
             problems.append("threads must be at least 1")
         if problems:

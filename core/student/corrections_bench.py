@@ -16,7 +16,8 @@ LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``
    mix: gold and silver), and scored strictly on the test file. ``retrain="warm"`` (default)
    goes on from the curve's last student for as many sentence passes as one epoch over the
    pool (the Train page's "continue from the active version"); ``"scratch"`` trains every
-   point anew for ``config.epochs``;
+   point anew for ``config.epochs``; the corrected sentences are repeated to
+   ``config.gold_share`` of each epoch, as every training does (core.student.data.balance_gold);
 4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline).
 
 Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not

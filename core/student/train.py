@@ -15,7 +15,7 @@ import torch
 from core.data import Item
 from core.encoder import length_batches
 from core.student.config import StudentError, TrainConfig
-from core.student.data import IGNORE, build_windows, examples_from_items, label_list, side_of
+from core.student.data import IGNORE, balance_gold, build_windows, examples_from_items, label_list, side_of
 from core.student.features import window_features
 from core.student.model import (
     StudentModel,
@@ -131,7 +131,7 @@ def train_student(
 
     if start_from is not None:
         config = continued_config(config, start_from)
-    examples = examples_from_items(train_items, config)
+    examples = balance_gold(examples_from_items(train_items, config), config.gold_share)
     if not examples:
         raise StudentError("no training sentences: every item is empty")
     config = resolve_mode(config, len(examples), device)
