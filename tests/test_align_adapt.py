@@ -145,3 +145,25 @@ def test_the_protocol_bench_reports_each_held_out_pair(tmp_path):
     assert result["default_f1"] == {} and result["default_mean_f1"] is None
     with pytest.raises(BenchError, match="at least two"):
         bench_protocol(tmp_path / "en.conll", [tmp_path / "es.conll"], grid, include_default=False)
+
+
+def test_the_adapt_aligner_command_adapts_on_a_file_of_pairs_and_names_a_missing_translation(tiny, tmp_path, capsys):
+    from cli.main import main
+    from core.encoder import load_encoder
+
+    lines = [json.dumps({"id": f"p{i}", "tokens": src, "translation": {"tokens": tgt}}) for i, (src, tgt) in enumerate(PAIRS)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "adapted"
+    assert main(["models", "adapt-aligner", "--data", str(data), "--out", str(out), "--encoder", tiny, "--layer", "1", "--limit", "8",
+                 "--no-progress"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["pairs"] == 8 and report["steps"] == 1 and report["base"] == tiny
+    assert load_encoder(out, "cpu")[1].config.num_hidden_layers == 1  # an encoder folder the aligners load (model=OUT)
+
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(lines[0] + "\n" + json.dumps({"id": "lonely", "tokens": ["anna"]}) + "\n", encoding="utf-8")
+    assert main(["models", "adapt-aligner", "--data", str(bare), "--out", str(tmp_path / "x"), "--encoder", tiny, "--layer", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bare.jsonl" in err and "lonely" in err and "no translation" in err
+    assert not (tmp_path / "x").exists()
