@@ -201,6 +201,7 @@ def test_train_save_load_predict_round_trip(tiny_encoder, tmp_path, finetune, fr
     assert losses[-1] < losses[0]
     assert "dev_f1" in student.history[0]
     assert student.history[0]["mode"] == ("fine-tune" if finetune else "frozen")
+    assert student.history[0]["sentences"] == student.history[0]["distinct_sentences"] == 16  # all gold: nothing repeated
 
     sentences = [it.target for it in items[:6]] + [Sentence.from_words(["bob", "met", "anna", "in", "rome"])]
     before = predict_details(student, sentences)

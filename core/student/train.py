@@ -131,7 +131,8 @@ def train_student(
 
     if start_from is not None:
         config = continued_config(config, start_from)
-    examples = balance_gold(examples_from_items(train_items, config), config.gold_share)
+    distinct = examples_from_items(train_items, config)
+    examples = balance_gold(distinct, config.gold_share)
     if not examples:
         raise StudentError("no training sentences: every item is empty")
     config = resolve_mode(config, len(examples), device)
@@ -269,7 +270,8 @@ def train_student(
             if epoch == 1:
                 record["mode"] = "fine-tune" if config.finetune_encoder else "frozen"
                 record["precision"] = "bfloat16" if autocast is not contextlib.nullcontext else "float32"
-                record["sentences"] = len(examples)
+                record["sentences"] = len(examples)  # per epoch, reviewed items repeated (balance_gold)
+                record["distinct_sentences"] = len(distinct)
             if dev_items:
                 predicted = predict(student, dev_sentences, dev_images)
                 record["dev_f1"] = span_scores(dev_sentences, dev_gold, predicted)["f1"]
