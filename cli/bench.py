@@ -338,6 +338,8 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retrain", choices=("warm", "scratch"), default="warm",
                    help="warm (default): each retraining goes on from the curve's last student for one pass over the pool; scratch: every point trained anew")
     p.add_argument("--warm-lr-factor", type=float, default=1.0, help="warm retrainings run at the learning rates times this (default 1)")
+    p.add_argument("--start", choices=("base", "source"), default="base",
+                   help="the machine-labelled curves' first student starts from the pre-trained encoder (base, default) or from the source model (model transfer)")
     p.add_argument("--gold-share", type=float, default=None,
                    help="repeat the corrected sentences until they are at least this share of each training epoch (default: the training default, 0.5; 0 = each once)")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
@@ -358,7 +360,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
             config = replace(config, gold_share=args.gold_share or None)  # 0: every sentence once
         result = bench_corrections(args.data, source, lang=args.lang, steps=steps, pool=args.pool or None, seeds=args.seeds, config=config,
                                    orders=[o.strip() for o in args.orders.split(",") if o.strip()], retrain=args.retrain,
-                                   warm_lr_factor=args.warm_lr_factor)  # fmt: skip
+                                   warm_lr_factor=args.warm_lr_factor, start=args.start)  # fmt: skip
     except (BenchError, ValueError, StudentError) as exc:
         raise CliError(str(exc)) from exc
     _print_command_result(result)

@@ -69,6 +69,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--with-source", action="store_true",
                    help="also learn from the source-language gold of every training item (translate-train: the English gold "
                         "beside the projected translations; measured best in bench transfer)")
+    p.add_argument("--start-from", metavar="SPEC",
+                   help="go on from another saved student: student:FOLDER or student:PROJECT@VERSION (e.g. student:data/models/teacher-conll2003-en, "
+                        "model transfer adapted to this project); its structure stays; not with --continue")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.training.start_training_job
     p.set_defaults(func=cmd_train)
 
@@ -77,6 +80,9 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     add_db_project(p)
     p.add_argument("--version", type=int, help="model version to run (default: the active one)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
+    p.add_argument("--start-from", metavar="SPEC",
+                   help="go on from another saved student: student:FOLDER or student:PROJECT@VERSION (e.g. student:data/models/teacher-conll2003-en, "
+                        "model transfer adapted to this project); its structure stays; not with --continue")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.training.start_predict_job
     p.set_defaults(func=cmd_predict)
 
@@ -105,7 +111,7 @@ def _project_id(url: str, name: str) -> int:
 
 def _options(args: argparse.Namespace) -> Any:
     from core.student import TrainConfig
-    from services.training import TrainingOptions
+    from services.training import TrainingError, TrainingOptions
 
     image_encoder = None
     if args.images:
@@ -121,8 +127,8 @@ def _options(args: argparse.Namespace) -> Any:
         given["gold_share"] = None  # 0: every item once
     try:
         config = TrainConfig(**given, image_encoder=image_encoder)
-        return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active, args.with_source)
-    except ValueError as exc:
+        return TrainingOptions(config, args.activate, args.new_test_split, args.continue_active, args.with_source, args.start_from)
+    except (ValueError, TrainingError) as exc:
         raise CliError(str(exc)) from None
 
 

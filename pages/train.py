@@ -95,6 +95,12 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             help="Repeat the reviewed items (up to 20 times) until they are at least this share of each epoch, so a few "
                  "corrections are not drowned by many projected items; 0 = every item once",
         )  # fmt: skip
+        start_student = c2.text_input(
+            "Start from a student", key=f"tr_start_{pid}", placeholder="student:FOLDER or student:PROJECT@VERSION",
+            help="Go on from another saved student instead of the bare encoder, e.g. the English teacher of make teacher "
+                 "(student:data/models/teacher-conll2003-en): model transfer, then adapted to this project's items. "
+                 "Its structure stays. Measured in bench corrections (--start source).",
+        )  # fmt: skip
         c1, c2, c3 = st.columns(3)
         with_source = c3.checkbox(
             f"Also learn from the {project.src_lang} gold", key=f"tr_source_{pid}",
@@ -127,8 +133,9 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             image_encoder=DEFAULT_IMAGE_ENCODER if images else None, gold_share=float(gold_share) or None,
         )  # fmt: skip
         with session_scope(URL) as s:
-            job = start_training_job(s, project.id, TrainingOptions(config, activate, bool(new_split), bool(continue_active), bool(with_source)))
-    except (ValueError, QueryError) as exc:
+            options = TrainingOptions(config, activate, bool(new_split), bool(continue_active), bool(with_source), start_student.strip() or None)
+            job = start_training_job(s, project.id, options)
+    except (ValueError, QueryError, TrainingError) as exc:
         st.error(str(exc))
         return
     st.session_state.train_flash = f"Training job {job.id} started."

@@ -118,6 +118,7 @@ class TrainingOptions:
     new_test_split: bool = False
     continue_active: bool = False  # a warm start: go on from the active version (an epoch after a batch of corrections)
     with_source: bool = False  # also learn from the source-language gold ("both": measured best in bench transfer)
+    start_student: str | None = None  # a warm start from another student: student:FOLDER or student:PROJECT@VERSION (e.g. the English teacher)
 
     def __post_init__(self) -> None:
         from core.student import TrainConfig
@@ -131,17 +132,22 @@ class TrainingOptions:
         if self.continue_active and self.new_test_split:
             raise TrainingError("a new test split and 'continue from the active version' do not go together: the active "
                                 "version's weights may have seen the new test items; train from scratch")  # fmt: skip
+        if self.start_student is not None:
+            if self.continue_active:
+                raise TrainingError("start from one student: either 'continue from the active version' or another student, not both")
+            if not self.start_student.startswith("student:") or not self.start_student[len("student:"):].strip():
+                raise TrainingError(f"start from {self.start_student!r}: give a saved student as student:FOLDER or student:PROJECT@VERSION")
 
     def to_json(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "activate": self.activate, "new_test_split": self.new_test_split,
-                "continue_active": self.continue_active, "with_source": self.with_source}  # fmt: skip
+                "continue_active": self.continue_active, "with_source": self.with_source, "start_student": self.start_student}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrainingOptions":
         from core.student import TrainConfig
 
         return cls(TrainConfig.from_dict(data.get("config") or {}), data.get("activate", "auto"), bool(data.get("new_test_split")),
-                   bool(data.get("continue_active")), bool(data.get("with_source")))  # fmt: skip
+                   bool(data.get("continue_active")), bool(data.get("with_source")), data.get("start_student") or None)  # fmt: skip
 
 
 def training_args(options: TrainingOptions) -> list[str]:
@@ -166,6 +172,8 @@ def training_args(options: TrainingOptions) -> list[str]:
         args.append("--continue")
     if options.with_source:
         args.append("--with-source")
+    if options.start_student:
+        args += ["--start-from", options.start_student]
     return args
 
 
@@ -372,6 +380,37 @@ def resolve_teacher_spec(s: Session, spec: str) -> str:
     return f"student:{model_dir(sq.get_model_version(s, project.id, int(match.group(2))))}"
 
 
+def start_student_folder(s: Session, project_id: int, spec: str) -> Path:
+    """The folder of the student a run starts from (``TrainingOptions.start_student``): a saved
+    folder or another project's version, e.g. the English teacher of ``make teacher`` (model
+    transfer, then adapted to this project's items). This project's own versions go through
+    'continue', which checks the test split. Raises TrainingError naming the spec."""
+    try:
+        resolved = resolve_teacher_spec(s, spec)
+    except NotFoundError as exc:
+        raise TrainingError(f"start from {spec!r}: {exc}") from None
+    folder = Path(resolved[len("student:"):]).expanduser()
+    root = students_root(project_id, get_project(s, project_id).name).resolve()
+    if folder.resolve().is_relative_to(root):
+        raise TrainingError(f"start from {spec!r}: that is a version of this project; use 'continue from the active version' "
+                            "(it checks that the test split is the one the version was trained under)")  # fmt: skip
+    if not (folder / "student.json").is_file():
+        raise TrainingError(f"start from {spec!r}: {folder} holds no saved student (student.json)")
+    return folder
+
+
+def load_start_student(s: Session, project_id: int, spec: str, device: str = "auto") -> Any:
+    """The student of ``start_student_folder``, loaded."""
+    from core.student import load_student
+    from core.student.config import StudentError
+
+    folder = start_student_folder(s, project_id, spec)
+    try:
+        return load_student(folder, device=device)
+    except (StudentError, OSError, ValueError) as exc:
+        raise TrainingError(f"start from {spec!r}: {exc}") from None
+
+
 def model_dir(version: sq.ModelVersionInfo) -> Path:
     """The folder of a saved version (paths are stored relative to settings().models_dir)."""
     path = Path(version.path)
@@ -480,12 +519,15 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         from core.student import load_student
 
         start_from = load_student(model_dir(continued), device=config.device)
+    elif options.start_student:
+        start_from = load_start_student(s, info.id, options.start_student, config.device)
     report_progress(
         force=True,
         message=f"training on {counts['train_gold']} gold + {counts['train_silver']} silver item(s)"
         + (f" + {counts['train_source_gold']} source-language gold sentence(s)" if options.with_source else "") + "; "
         f"dev {counts['dev']}, test {counts['test']}; "
-        + (f"going on from version {continued.version}" if continued is not None else "preparing the encoder"),
+        + (f"going on from version {continued.version}" if continued is not None
+           else f"going on from {options.start_student}" if start_from is not None else "preparing the encoder"),
     )
 
     losses: list[tuple[int, float]] = []
@@ -526,6 +568,7 @@ def run_training(s: Session, project: int | str, options: TrainingOptions, *, re
         "labels": list(student.labels),
         "train_seconds": round(train_seconds, 2),
         "continued_from": continued.version if continued is not None else None,
+        "started_from": options.start_student,
         "peak_memory_mb": peak_memory_mb(),
     }
     report.metrics = metrics
@@ -657,6 +700,8 @@ def start_training_job(s: Session, project: int | str, options: TrainingOptions)
     Raises QueryError while another training job of the project runs."""
     info = get_project(s, project)
     _check_idle(s, info, JOB_KIND_TRAIN)
+    if options.start_student:
+        start_student_folder(s, info.id, options.start_student)  # a bad spec is said on the page, not in a failed job
     args = ["train", "--project", info.name, *training_args(options)]
     return start_job_process(s, JOB_KIND_TRAIN, info.id, {"options": options.to_json()}, args)
 

@@ -79,6 +79,19 @@ def test_scratch_retraining_trains_every_point_anew(language, tiny):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, retrain="lukewarm")
 
 
+def test_the_curves_can_start_from_the_source_model(language, tiny):
+    folder, source = language
+    result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random", "gold_only"),
+                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0), start="source")  # fmt: skip
+    warm = {r["run"].split(" ", 2)[2]: r["warm"] for r in result["runs"]}
+    # N=0 goes on from the source model; gold only (the baseline) still starts from the pre-trained encoder
+    assert warm == {"N=0": True, "random N=2": True, "gold only N=2": False} and result["start"] == "source"
+    with pytest.raises(BenchError, match="needs --retrain warm"):
+        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="source", retrain="scratch")
+    with pytest.raises(BenchError, match="unknown start"):
+        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="teacher")
+
+
 def test_queue_order_is_the_review_queues_uncertainty_order():
     assert corrections_bench.queue_order([0.1, None, 0.9, 0.5], [0, 1, 2, 3]) == [2, 3, 0, 1]
 

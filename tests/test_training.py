@@ -69,8 +69,9 @@ def fast_options(encoder: str, **changes):
     new_split = changes.pop("new_test_split", False)
     continue_active = changes.pop("continue_active", False)
     with_source = changes.pop("with_source", False)
+    start_student = changes.pop("start_student", None)
     base.update(changes)
-    return TrainingOptions(TrainConfig(**base), activate, new_split, continue_active, with_source)
+    return TrainingOptions(TrainConfig(**base), activate, new_split, continue_active, with_source, start_student)
 
 
 def run_job(project, options, kind: str = "train", **kwargs):
@@ -161,6 +162,13 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     assert _options(build_parser().parse_args(["train", "--project", "p", *training_args(single)])).config.gold_share is None  # 0: off
     with pytest.raises(training.TrainingError, match="do not go together"):
         fast_options(tiny_encoder, continue_active=True, new_test_split=True)
+    started = fast_options(tiny_encoder, start_student="student:Other@2")
+    assert _options(build_parser().parse_args(["train", "--project", "p", *training_args(started)])).start_student == "student:Other@2"
+    assert type(started).from_json(started.to_json()) == started
+    with pytest.raises(training.TrainingError, match="not both"):
+        fast_options(tiny_encoder, continue_active=True, start_student="student:Other@2")
+    with pytest.raises(training.TrainingError, match="student:FOLDER"):
+        fast_options(tiny_encoder, start_student="spacy:en_core_web_sm")
 
 
 @pytest.mark.parametrize("mode", [None, True, False], ids=["by-time-budget", "fine-tune", "frozen"])
@@ -262,6 +270,33 @@ def test_a_version_can_go_on_from_the_active_one(project, tiny_encoder):
     assert job.status == "failed" and "another test split" in str(report)
     continued = load_student(model_dir(second), device="cpu")
     assert continued.model.finetune_encoder and continued.config.encoder_layers == 1
+
+
+def test_a_version_can_start_from_another_student(project, tiny_encoder, tmp_path):
+    """Model transfer, then adapted: a project's first version goes on from another project's
+    student (or a saved folder), e.g. the English teacher; its own versions go through 'continue'."""
+    from db import students as sq
+    from db.engine import session_scope
+    from services.training import TrainingError, model_dir
+
+    with session_scope() as s:
+        other = projects.create_project(s, "Teacher en", "en", "de", ["PER", "LOC"])
+        db_items.import_items(s, other.id, project_items())
+    job, _ = run_job(other, fast_options(tiny_encoder, epochs=2, finetune_encoder=True, encoder_layers=1))
+    assert job.status == "done", job.error
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, finetune_encoder=False, start_student="student:Teacher en@1"))
+    assert job.status == "done", job.error
+    with session_scope() as s:
+        (version,) = sq.list_model_versions(s, project.id)
+        teacher = sq.get_model_version(s, other.id, 1)
+    assert version.metrics["started_from"] == "student:Teacher en@1" and version.metrics["continued_from"] is None
+    assert version.settings["config"]["finetune_encoder"] is True and version.settings["config"]["encoder_layers"] == 1  # its structure
+    job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, start_student=f"student:{model_dir(teacher)}"))  # the same, by folder
+    assert job.status == "done", job.error
+    for spec, message in [("student:Tiny de@1", "a version of this project"), ("student:Teacher en@9", "Teacher en"),
+                          (f"student:{tmp_path}", "holds no saved student")]:  # fmt: skip
+        job, report = run_job(project, fast_options(tiny_encoder, epochs=1, start_student=spec))
+        assert job.status == "failed" and isinstance(report, TrainingError) and message in str(report), (spec, report)
 
 
 def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_encoder):

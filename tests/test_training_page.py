@@ -71,6 +71,16 @@ def test_train_page_starts_a_job_follows_it_and_shows_the_version(project, tiny_
     bar = at.progress[0]
     assert f"Training job {job.id} · done · version 1" in bar.text
     assert not by_label(at.checkbox, "Continue from version 1").disabled
+    # starting from a student: a bad spec is said at once, and no job starts
+    for spec, message in [(f"student:{project.name}@1", "a version of this project"), ("spacy:en_core_web_sm", "student:FOLDER")]:
+        by_label(at.text_input, "Start from a student").set_value(spec)
+        by_label(at.button, "Start training").click().run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert any(message in e.value for e in at.error), (spec, [e.value for e in at.error])
+    with session_scope() as s:
+        assert len(jobs.list_jobs(s, project.id)) == 1
+    by_label(at.text_input, "Start from a student").set_value("")
+    at.run()
     table = at.dataframe[0].value
     assert list(table["Version"]) == [1] and list(table["Active"]) == ["✓"] and list(table["Test items"]) == [3]
     assert table["Test F1"].iloc[0] == pytest.approx(job.result["test_f1"])

@@ -45,6 +45,7 @@ from core.student.config import TrainConfig
 __all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subword_fertility"]
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
+STARTS = ("base", "source")  # where the curves' first student (N=0) starts: the pre-trained encoder, or the source model itself
 RETRAIN = ("warm", "scratch")  # warm: each retraining goes on from the last student of its curve (the Train page's "continue")
 POOL = 1000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores (2,000: ~60 min on Swahili)
 
@@ -114,6 +115,7 @@ def bench_corrections(
     orders: Sequence[str] = ("queue", "random", "gold_only"),
     retrain: str = "warm",
     warm_lr_factor: float = 1.0,
+    start: str = "base",
 ) -> dict[str, Any]:
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
@@ -138,6 +140,10 @@ def bench_corrections(
         raise BenchError(f"--warm-lr-factor must be positive, not {warm_lr_factor}")
     if retrain not in RETRAIN:
         raise BenchError(f"unknown retraining {retrain!r}; expected one of {', '.join(RETRAIN)}")
+    if start not in STARTS:
+        raise BenchError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
+    if start == "source" and retrain != "warm":
+        raise BenchError("--start source goes on from the source model: it needs --retrain warm")
     lang = lang or folder.name
     config = replace(config or replace(TrainConfig(), epochs=2, finetune_encoder=True), side="target")
     started = time.perf_counter()
@@ -173,17 +179,17 @@ def bench_corrections(
 
     runs: list[dict[str, Any]] = []
 
-    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, start: Any = None) -> tuple[float, Any]:
+    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, previous: Any = None) -> tuple[float, Any]:
         t0 = time.perf_counter()
-        if start is not None and retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
+        if previous is not None and retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
             run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))),
                                  learning_rate=run_config.learning_rate * warm_lr_factor,
                                  head_learning_rate=run_config.head_learning_rate * warm_lr_factor)  # fmt: skip
         else:
-            start = None
-        student = train_student(items, (), run_config, start_from=start)
+            previous = None
+        student = train_student(items, (), run_config, start_from=previous)
         f1 = score_student(student, test, labels)["f1"]
-        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "warm": start is not None,
+        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "warm": previous is not None,
                      "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})  # fmt: skip
         _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
         return f1, student
@@ -200,7 +206,9 @@ def bench_corrections(
         random.Random(1000 + k).shuffle(shuffled)
         zero = student = zero_student = None
         if "queue" in orders or "random" in orders:
-            zero, zero_student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0")
+            origin = load_student(source_model) if start == "source" else None  # source: model transfer, adapted on its own labels
+            zero, zero_student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0", origin)
+            del origin
             student = zero_student
         if "queue" in orders:
             corrected: list[int] = []
@@ -259,6 +267,7 @@ def bench_corrections(
         "epochs": config.epochs,
         "retrain": retrain,
         "warm_lr_factor": warm_lr_factor,
+        "start": start,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
         "seconds": round(time.perf_counter() - started, 1),
