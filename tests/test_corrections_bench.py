@@ -81,11 +81,12 @@ def test_scratch_retraining_trains_every_point_anew(language, tiny):
 
 def test_the_curves_can_start_from_the_source_model(language, tiny):
     folder, source = language
-    result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random", "gold_only"),
+    result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random", "gold_only", "gold_only_source"),
                                                  config=fast_config(tiny, epochs=1, silver_threshold=0.0), start="source")  # fmt: skip
     warm = {r["run"].split(" ", 2)[2]: r["warm"] for r in result["runs"]}
-    # N=0 goes on from the source model; gold only (the baseline) still starts from the pre-trained encoder
-    assert warm == {"N=0": True, "random N=2": True, "gold only N=2": False} and result["start"] == "source"
+    # N=0 goes on from the source model; gold only (the baseline) still starts from the pre-trained encoder, its twin from the source
+    assert warm == {"N=0": True, "random N=2": True, "gold only N=2": False, "gold only source N=2": True} and result["start"] == "source"
+    assert list(result["curve"]["gold_only_source"]) == ["2"] and set(result["auc"]) == {"random", "gold_only", "gold_only_source"}
     with pytest.raises(BenchError, match="needs --retrain warm"):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="source", retrain="scratch")
     with pytest.raises(BenchError, match="unknown start"):

@@ -18,7 +18,12 @@ LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``
    pool (the Train page's "continue from the active version"); ``"scratch"`` trains every
    point anew for ``config.epochs``; the corrected sentences are repeated to
    ``config.gold_share`` of each epoch, as every training does (core.student.data.balance_gold);
-4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline).
+4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline), from
+   the pre-trained encoder; ``gold_only_source``: the same from the source model.
+
+``start="source"`` starts the machine-labelled curves' first student (N=0) from the source
+model instead of the pre-trained encoder (model transfer, then adapted on its own labels of
+the target text: the Train page's "Start from a student").
 
 Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not
 in CoNLL-2003): other gold labels are dropped from the corrections and the score, and the
@@ -45,6 +50,7 @@ from core.student.config import TrainConfig
 __all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subword_fertility"]
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
+ORDERS = ("queue", "random", "gold_only", "gold_only_source")  # gold_only_source: gold only, from the source model
 STARTS = ("base", "source")  # where the curves' first student (N=0) starts: the pre-trained encoder, or the source model itself
 RETRAIN = ("warm", "scratch")  # warm: each retraining goes on from the last student of its curve (the Train page's "continue")
 POOL = 1000  # machine-labelled training sentences: 3 seeds x 16 trainings fit 45 min on 2 cores (2,000: ~60 min on Swahili)
@@ -133,9 +139,9 @@ def bench_corrections(
     steps = sorted(set(int(n) for n in steps))
     if not steps or steps[0] < 0:
         raise BenchError(f"correction steps must be non-negative, not {steps}")
-    unknown = set(orders) - {"queue", "random", "gold_only"}
+    unknown = set(orders) - set(ORDERS)
     if unknown:
-        raise BenchError(f"unknown order {sorted(unknown)[0]!r}; expected queue, random or gold_only")
+        raise BenchError(f"unknown order {sorted(unknown)[0]!r}; expected one of {', '.join(ORDERS)}")
     if not warm_lr_factor > 0:
         raise BenchError(f"--warm-lr-factor must be positive, not {warm_lr_factor}")
     if retrain not in RETRAIN:
@@ -198,8 +204,9 @@ def bench_corrections(
         return [gold[i] if i in corrected else machine[i] for i in range(len(train))]
 
     curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps} for name in orders}
-    if "gold_only" in curves:
-        curves["gold_only"].pop("0", None)  # nothing to train on
+    for name in ("gold_only", "gold_only_source"):
+        if name in curves:
+            curves[name].pop("0", None)  # nothing to train on
     for k in range(seeds):
         run_config = replace(config, seed=config.seed + k)
         shuffled = list(range(len(train)))
@@ -233,15 +240,19 @@ def bench_corrections(
                     continue
                 f1, student = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}", student)
                 curves["random"][str(n)].append(f1)
-        if "gold_only" in orders:
-            student = None
+        for name in ("gold_only", "gold_only_source"):
+            if name not in orders:
+                continue
+            # gold_only_source: the same, going on from the source model (is it the machine labels or the start that helps?)
+            student = load_student(source_model) if name == "gold_only_source" else None
             for n in steps:
                 if n == 0:
                     continue
                 # as many sentence passes as one epoch over the pool would give, within reason
                 epochs = min(20, max(config.epochs, math.ceil(config.epochs * len(train) / n / 4)))
-                f1, student = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs), f"seed {run_config.seed} gold only N={n}", student)
-                curves["gold_only"][str(n)].append(f1)
+                f1, student = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs),
+                                            f"seed {run_config.seed} {name.replace('_', ' ')} N={n}", student)  # fmt: skip
+                curves[name][str(n)].append(f1)
         del student, zero_student
     mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
     auc_from = min((n for n in steps if n > 0), default=0)  # gold only has no N=0: every area starts at the first N
