@@ -332,14 +332,15 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", help="language code of the files (default: the folder's name)")
     p.add_argument("--steps", default=",".join(map(str, CORRECTION_STEPS)), help="numbers of corrected sentences (default %(default)s)")
     p.add_argument("--pool", type=int, default=POOL, help=f"machine-labelled training sentences drawn from train (default {POOL}; 0 = all)")
-    p.add_argument("--orders", default="queue,random,gold_only", help="curves to draw (default %(default)s)")
+    p.add_argument("--orders", default="queue,random,gold_only", help="curves to draw: queue, random, gold_only, gold_only_source (default %(default)s)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=4, help="epochs of a training from scratch (default 4: ~250 steps on the 1,000 pool; 2 left it undertrained)")
     p.add_argument("--retrain", choices=("warm", "scratch"), default="warm",
                    help="warm (default): each retraining goes on from the curve's last student for one pass over the pool; scratch: every point trained anew")
     p.add_argument("--warm-lr-factor", type=float, default=1.0, help="warm retrainings run at the learning rates times this (default 1)")
-    p.add_argument("--start", choices=("base", "source"), default="base",
-                   help="the machine-labelled curves' first student starts from the pre-trained encoder (base, default) or from the source model (model transfer)")
+    p.add_argument("--start", choices=("base", "source"), default="source",
+                   help="the machine-labelled curves' first student starts from the source model (source, default: model transfer, then adapted) "
+                        "or from the pre-trained encoder (base)")
     p.add_argument("--gold-share", type=float, default=None,
                    help="repeat the corrected sentences until they are at least this share of each training epoch (default: the training default, 0.5; 0 = each once)")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")

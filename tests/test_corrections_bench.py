@@ -62,27 +62,27 @@ def test_curves_for_every_order_with_nested_queue_corrections(language, tiny, mo
     assert [len(c) for c in picked] == [12, 10, 12, 10]
     assert set(result["auc"]) == set(result["curve"]) and all(0.0 <= a <= 1.0 for a in result["auc"].values())
     assert 0.0 <= result["machine_label_f1"] <= 1.0 and result["pool"] == 12
-    # warm retraining (default): each curve's first student is trained anew, the next ones go on from it
+    # warm retraining (default): each curve goes on from its last student; the first from the source model (start="source", default)
     warm = {(r["run"].split()[2], r["run"].split("N=")[1]): r["warm"] for r in result["runs"] if r["run"].startswith("seed 1 ")}
-    assert warm == {("N=0", "0"): False, ("queue", "2"): True, ("queue", "4"): True, ("random", "2"): True, ("random", "4"): True,
+    assert warm == {("N=0", "0"): True, ("queue", "2"): True, ("queue", "4"): True, ("random", "2"): True, ("random", "4"): True,
                     ("gold", "2"): False, ("gold", "4"): True}  # fmt: skip
-    assert result["retrain"] == "warm"
+    assert result["retrain"] == "warm" and result["start"] == "source"
     json.dumps(result)
 
 
 def test_scratch_retraining_trains_every_point_anew(language, tiny):
     folder, source = language
     result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random",),
-                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0), retrain="scratch")  # fmt: skip
+                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0), retrain="scratch", start="base")  # fmt: skip
     assert [r["warm"] for r in result["runs"]] == [False, False] and result["retrain"] == "scratch"
     with pytest.raises(BenchError, match="unknown retraining"):
-        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, retrain="lukewarm")
+        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, retrain="lukewarm", start="base")
 
 
-def test_the_curves_can_start_from_the_source_model(language, tiny):
+def test_the_curves_start_from_the_source_model(language, tiny):
     folder, source = language
     result = corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, orders=("random", "gold_only", "gold_only_source"),
-                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0), start="source")  # fmt: skip
+                                                 config=fast_config(tiny, epochs=1, silver_threshold=0.0))  # fmt: skip
     warm = {r["run"].split(" ", 2)[2]: r["warm"] for r in result["runs"]}
     # N=0 goes on from the source model; gold only (the baseline) still starts from the pre-trained encoder, its twin from the source
     assert warm == {"N=0": True, "random N=2": True, "gold only N=2": False, "gold only source N=2": True} and result["start"] == "source"
@@ -91,6 +91,9 @@ def test_the_curves_can_start_from_the_source_model(language, tiny):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="source", retrain="scratch")
     with pytest.raises(BenchError, match="unknown start"):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="teacher")
+    base = corrections_bench.bench_corrections(folder, source, steps=(0,), pool=None, seeds=1, orders=("random",),
+                                               config=fast_config(tiny, epochs=1, silver_threshold=0.0), start="base")  # fmt: skip
+    assert [r["warm"] for r in base["runs"]] == [False] and base["start"] == "base"
 
 
 def test_queue_order_is_the_review_queues_uncertainty_order():

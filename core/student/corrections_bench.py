@@ -21,9 +21,9 @@ LabelBridge's loop on a target language with gold (e.g. a MasakhaNER2 folder: ``
 4. ``gold_only``: the N corrected sentences alone (the usual active-learning baseline), from
    the pre-trained encoder; ``gold_only_source``: the same from the source model.
 
-``start="source"`` starts the machine-labelled curves' first student (N=0) from the source
-model instead of the pre-trained encoder (model transfer, then adapted on its own labels of
-the target text: the Train page's "Start from a student").
+``start="source"`` (default) starts the machine-labelled curves' first student (N=0) from the
+source model instead of the pre-trained encoder (``"base"``): model transfer, then adapted on
+its own labels of the target text (the Train page's "Start from a student").
 
 Only labels the source model knows and the gold has are used (MasakhaNER2's DATE is not
 in CoNLL-2003): other gold labels are dropped from the corrections and the score, and the
@@ -121,7 +121,7 @@ def bench_corrections(
     orders: Sequence[str] = ("queue", "random", "gold_only"),
     retrain: str = "warm",
     warm_lr_factor: float = 1.0,
-    start: str = "base",
+    start: str = "source",
 ) -> dict[str, Any]:
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
