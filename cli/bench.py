@@ -336,7 +336,8 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=4, help="epochs of a training from scratch (default 4: ~250 steps on the 1,000 pool; 2 left it undertrained)")
     p.add_argument("--retrain", choices=("warm", "scratch"), default="warm",
-                   help="warm (default): each retraining goes on from the curve's last student for one pass over the pool; scratch: every point trained anew")
+                   help="warm (default): each retraining goes on from the curve's last student for one pass over the pool; "
+                        "scratch: every point trained anew (needs --start base)")
     p.add_argument("--warm-lr-factor", type=float, default=1.0, help="warm retrainings run at the learning rates times this (default 1)")
     p.add_argument("--start", choices=("base", "source"), default="source",
                    help="the machine-labelled curves' first student starts from the source model (source, default: model transfer, then adapted) "

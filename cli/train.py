@@ -80,9 +80,6 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     add_db_project(p)
     p.add_argument("--version", type=int, help="model version to run (default: the active one)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass (default 32)")
-    p.add_argument("--start-from", metavar="SPEC",
-                   help="go on from another saved student: student:FOLDER or student:PROJECT@VERSION (e.g. student:data/models/teacher-conll2003-en, "
-                        "model transfer adapted to this project); its structure stays; not with --continue")
     p.add_argument("--job-id", type=int, help=argparse.SUPPRESS)  # set by services.training.start_predict_job
     p.set_defaults(func=cmd_predict)
 

@@ -32,6 +32,7 @@ version); no transaction is held open while a model trains.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from core.annotations.ledger import source_training_labels, training_labels
-from core.config import settings
+from core.config import REPO_ROOT, settings
 from core.data import Item
 from core.errors import LabelBridgeError
 from core.student.bench import peak_memory_mb
@@ -390,12 +391,24 @@ def start_student_folder(s: Session, project_id: int, spec: str) -> Path:
     except NotFoundError as exc:
         raise TrainingError(f"start from {spec!r}: {exc}") from None
     folder = Path(resolved[len("student:"):]).expanduser()
-    root = students_root(project_id, get_project(s, project_id).name).resolve()
-    if folder.resolve().is_relative_to(root):
+    if not folder.is_absolute() and not folder.exists():  # the app and its jobs may run elsewhere: relative to the checkout too
+        folder = REPO_ROOT / folder
+    folder = folder.resolve()
+    info = get_project(s, project_id)
+    if folder.is_relative_to(students_root(project_id, info.name).resolve()):
         raise TrainingError(f"start from {spec!r}: that is a version of this project; use 'continue from the active version' "
                             "(it checks that the test split is the one the version was trained under)")  # fmt: skip
-    if not (folder / "student.json").is_file():
+    meta = folder / "student.json"
+    if not meta.is_file():
         raise TrainingError(f"start from {spec!r}: {folder} holds no saved student (student.json)")
+    try:
+        tags = json.loads(meta.read_text(encoding="utf-8")).get("labels") or []
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"start from {spec!r}: {meta} cannot be read: {exc}") from None
+    extra = sorted({t[2:] for t in tags if t[:2] in ("B-", "I-")} - set(info.labels))
+    if extra:  # its output rows would go on predicting them into this project's items and scores
+        raise TrainingError(f"start from {spec!r}: it predicts {', '.join(extra)}, which project {info.name!r} does not have; "
+                            "add those labels to the project or start from a student without them")  # fmt: skip
     return folder
 
 
@@ -700,8 +713,8 @@ def start_training_job(s: Session, project: int | str, options: TrainingOptions)
     Raises QueryError while another training job of the project runs."""
     info = get_project(s, project)
     _check_idle(s, info, JOB_KIND_TRAIN)
-    if options.start_student:
-        start_student_folder(s, info.id, options.start_student)  # a bad spec is said on the page, not in a failed job
+    if options.start_student:  # a bad spec is said on the page, not in a failed job; the job gets the folder it was checked as
+        options = replace(options, start_student=f"student:{start_student_folder(s, info.id, options.start_student)}")
     args = ["train", "--project", info.name, *training_args(options)]
     return start_job_process(s, JOB_KIND_TRAIN, info.id, {"options": options.to_json()}, args)
 

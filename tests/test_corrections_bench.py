@@ -87,7 +87,10 @@ def test_the_curves_start_from_the_source_model(language, tiny):
     # N=0 goes on from the source model; gold only (the baseline) still starts from the pre-trained encoder, its twin from the source
     assert warm == {"N=0": True, "random N=2": True, "gold only N=2": False, "gold only source N=2": True} and result["start"] == "source"
     assert list(result["curve"]["gold_only_source"]) == ["2"] and set(result["auc"]) == {"random", "gold_only", "gold_only_source"}
-    with pytest.raises(BenchError, match="needs --retrain warm"):
+    with pytest.raises(BenchError, match="need --retrain warm"):
+        corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="base", retrain="scratch",
+                                            orders=("gold_only_source",))  # fmt: skip
+    with pytest.raises(BenchError, match="need --retrain warm"):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="source", retrain="scratch")
     with pytest.raises(BenchError, match="unknown start"):
         corrections_bench.bench_corrections(folder, source, steps=(0, 2), pool=None, seeds=1, start="teacher")

@@ -293,8 +293,11 @@ def test_a_version_can_start_from_another_student(project, tiny_encoder, tmp_pat
     assert version.settings["config"]["finetune_encoder"] is True and version.settings["config"]["encoder_layers"] == 1  # its structure
     job, _ = run_job(project, fast_options(tiny_encoder, epochs=1, start_student=f"student:{model_dir(teacher)}"))  # the same, by folder
     assert job.status == "done", job.error
-    for spec, message in [("student:Tiny de@1", "a version of this project"), ("student:Teacher en@9", "Teacher en"),
-                          (f"student:{tmp_path}", "holds no saved student")]:  # fmt: skip
+    misc = tmp_path / "misc-student"
+    misc.mkdir()
+    (misc / "student.json").write_text(json.dumps({"labels": ["O", "B-MISC", "I-MISC", "B-PER", "I-PER"]}), encoding="utf-8")
+    for spec, message in [("student:Tiny de@1", "a version of this project"), ("student:Teacher en@9", "no model version 9"),
+                          (f"student:{tmp_path}", "holds no saved student"), (f"student:{misc}", "it predicts MISC, which project")]:  # fmt: skip
         job, report = run_job(project, fast_options(tiny_encoder, epochs=1, start_student=spec))
         assert job.status == "failed" and isinstance(report, TrainingError) and message in str(report), (spec, report)
 

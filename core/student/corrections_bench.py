@@ -148,8 +148,9 @@ def bench_corrections(
         raise BenchError(f"unknown retraining {retrain!r}; expected one of {', '.join(RETRAIN)}")
     if start not in STARTS:
         raise BenchError(f"unknown start {start!r}; expected one of {', '.join(STARTS)}")
-    if start == "source" and retrain != "warm":
-        raise BenchError("--start source goes on from the source model: it needs --retrain warm")
+    if retrain != "warm" and (start == "source" or "gold_only_source" in orders):
+        raise BenchError("--start source and gold_only_source go on from the source model: they need --retrain warm "
+                         "(with --retrain scratch give --start base and leave gold_only_source out)")
     lang = lang or folder.name
     config = replace(config or replace(TrainConfig(), epochs=2, finetune_encoder=True), side="target")
     started = time.perf_counter()
