@@ -302,6 +302,23 @@ def test_a_version_can_start_from_another_student(project, tiny_encoder, tmp_pat
         assert job.status == "failed" and isinstance(report, TrainingError) and message in str(report), (spec, report)
 
 
+def test_a_relative_start_is_the_same_folder_for_the_page_and_its_job(project, tmp_path, monkeypatch):
+    """The app may run from anywhere, its jobs run from the checkout: a relative spec resolves
+    against the checkout too, and the job is handed the absolute folder the page checked."""
+    from db.engine import session_scope
+
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    (checkout / "models" / "teacher").mkdir(parents=True)
+    elsewhere.mkdir()
+    (checkout / "models" / "teacher" / "student.json").write_text(json.dumps({"labels": ["O", "B-PER", "I-PER"]}), encoding="utf-8")
+    monkeypatch.setattr(training, "REPO_ROOT", checkout)
+    monkeypatch.chdir(elsewhere)
+    with session_scope() as s:
+        assert training.start_student_folder(s, project.id, "student:models/teacher") == (checkout / "models" / "teacher").resolve()
+        with pytest.raises(training.TrainingError, match="holds no saved student"):
+            training.start_student_folder(s, project.id, "student:models/none")
+
+
 def test_the_test_split_stays_fixed_and_new_gold_goes_to_training(project, tiny_encoder):
     from db import students as sq
     from db.engine import session_scope
