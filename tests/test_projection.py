@@ -299,16 +299,6 @@ def test_join_touching_makes_one_entity_of_pieces_of_one_label():
     assert one.key() == (1, 4, "ORG") and one.confidence is None
 
 
-def test_project_items_joins_touching_projections_only_when_asked():
-    src, tgt = sent("the Inter of Milan won"), sent("el Inter de Milán ganó")
-    item = Item("m", src, [make_span(src, 1, 3, "ORG"), make_span(src, 3, 4, "ORG")], tgt,  # a teacher's split on the pivot
-                alignment=links((0, 0), (1, 1), (2, 2), (3, 3), (4, 4)))
-    assert keys(project_items([item], "ilp")[0].target_spans) == [(1, 3, "ORG"), (3, 4, "ORG")]
-    (joined,) = project_items([item], "ilp", join=True)
-    assert keys(joined.target_spans) == [(1, 4, "ORG")] and joined.meta["unprojected"] == []
-    joined.validate()
-
-
 def test_project_items_uses_a_stored_soft_alignment_without_the_encoder():
     src, tgt = sent("the UK voted"), sent("el Reino Unido votó")
     cos = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.8, 0.1], [0.1, 0.1, 0.1, 0.9]])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from cli.main import main as cli_main
-from core.data import Item, Sentence, make_span
+from core.data import Item, Link, Sentence, make_span
 from core.pipeline import PipelineConfig, plan_stages
-from core.pipeline.stages import PipelineError, as_originals
+from core.pipeline.stages import PipelineError, StageBatch, StageRunner, as_originals, teacher_set_name
 from db import items as db_items
 from db import projects
 from db.engine import dispose_engine, init_db, session_scope
@@ -88,8 +88,10 @@ def test_the_plan_translates_first_and_refuses_what_cannot_run(tmp_path: Path) -
     assert [st.kind for st in plan_stages(config(tsv))] == ["pivot", "teacher", "align", "project"]
     teacher, align = plan_stages(config(tsv))[1:3]
     assert teacher.requires == align.requires == (plan_stages(config(tsv))[0].key,)  # both wait for the pivot
-    assert plan_stages(config(tsv))[-1].options["join"] is True  # pieces of a name split on the pivot become one
-    assert "join" not in plan_stages(config(tsv, direction="translate-train", translator="apertium"))[-1].options
+    project = plan_stages(config(tsv))[-1]
+    assert project.options["join"] is True and project.key.endswith("+join") and project.output_set.endswith("+join")
+    train = plan_stages(config(tsv, direction="translate-train", translator="apertium"))[-1]
+    assert "join" not in train.options and "join" not in train.key and "join" not in train.output_set
     with pytest.raises(PipelineError, match="needs a translator"):
         plan_stages(config(tsv, translator=None))
     with pytest.raises(PipelineError, match="must be a model"):
@@ -99,6 +101,19 @@ def test_the_plan_translates_first_and_refuses_what_cannot_run(tmp_path: Path) -
     pair = Item("p1", Sentence.from_words(["a"], "es"), target=Sentence.from_words(["b"], "en"))
     with pytest.raises(PipelineError, match="item p1: a translate-test file holds only the original sentences"):
         as_originals([pair], "en", "es")
+
+
+def test_the_teachers_pieces_of_one_name_are_joined_and_a_persons_spans_are_not(tmp_path: Path) -> None:
+    spec = plan_stages(config(translations(tmp_path / "en.tsv")))[-1]
+    pivot, original = Sentence.from_words("the Inter of Milan won".split(), "en"), Sentence.from_words("el Inter de Milán ganó".split(), "es")
+    links = [Link(k, k) for k in range(5)]
+    pieces = [make_span(pivot, 1, 3, "ORG"), make_span(pivot, 3, 4, "ORG")]  # "Inter of" + "Milan": cut on the pivot
+    items = [Item(name, pivot, pieces, original, alignment=links) for name in ("by-teacher", "by-person")]
+    context = {"by-teacher": {"source_spans": teacher_set_name(TEACHER)}, "by-person": {"source_spans": "reviewed"}}
+    out = {it.id: it for it in StageRunner(spec)(StageBatch(0, items, context)).items}
+    assert [sp.key() for sp in out["by-teacher"].target_spans] == [(1, 4, "ORG")]
+    assert out["by-teacher"].target_spans[0].text(original) == "Inter de Milán" and out["by-teacher"].target_spans[0].source == spec.output_set
+    assert [sp.key() for sp in out["by-person"].target_spans] == [(1, 3, "ORG"), (3, 4, "ORG")]  # kept apart, as decided
 
 
 def test_originals_are_labelled_by_projection_from_the_pivot(url: str, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from core.data import Item, Span
 from core.errors import LabelBridgeError
@@ -175,10 +175,12 @@ def _candidate_model_name(spec: str) -> str:
     return spec.partition(":")[2] or spec
 
 
-def projection_set_name(method: str, aligner: str, candidates: str = "") -> str:
-    """The target span set of a projection: ``projection:<method>+<aligner>``, and
-    ``+candidates:<model>`` when a target-language model proposed candidates."""
+def projection_set_name(method: str, aligner: str, candidates: str = "", join: bool = False) -> str:
+    """The target span set of a projection: ``projection:<method>+<aligner>``, then
+    ``+candidates:<model>`` when a target-language model proposed candidates and ``+join``
+    when touching pieces of one label were joined (translate-test)."""
     tail = f"+candidates:{_candidate_model_name(candidates)}" if candidates else ""
+    tail += "+join" if join else ""
     return _fit(f"projection:{method}+{normalize_spec(aligner)}{tail}", MAX_NAME)
 
 
@@ -212,7 +214,8 @@ class StageSpec:
         if self.kind == "teacher":
             return teacher_set_name(self.name)
         if self.kind == "project":
-            return projection_set_name(self.options["method"], self.options["aligner"], self.options.get("candidates", ""))
+            o = self.options
+            return projection_set_name(o["method"], o["aligner"], o.get("candidates", ""), bool(o.get("join")))
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -280,8 +283,6 @@ def plan_stages(config: PipelineConfig) -> list[StageSpec]:
 def _project_spec(c: PipelineConfig, teacher: StageSpec, align: StageSpec) -> StageSpec:
     """The project stage; a candidate model is part of its name, so a run with one is a new stage."""
     options: dict[str, Any] = {"method": c.method, "aligner": c.aligner, "teacher": c.teacher}
-    if c.direction == "translate-test":
-        options["join"] = True  # the pivot splits names; touching pieces on the original are one entity
     name = f"{c.method}+{c.aligner}"
     if c.candidates:
         from core.projection import METHODS, project_candidates
@@ -292,6 +293,9 @@ def _project_spec(c: PipelineConfig, teacher: StageSpec, align: StageSpec) -> St
             raise PipelineError(f"candidates from a target model need a matching method (ilp, greedy, ilp-fused, greedy-fused), not {c.method!r}")
         options["candidates"] = c.candidates
         name += f"+candidates:{c.candidates}"
+    if c.direction == "translate-test":  # the pivot splits names: the teacher's touching pieces on the original are one entity
+        options["join"] = True
+        name += "+join"
     return StageSpec("project", name, options, (teacher.key, align.key))
 
 
@@ -455,19 +459,29 @@ def align_stage(items: list[Item], aligner) -> list[Item]:  # noqa: ANN001 (core
     return align_items(items, aligner)
 
 
-def project_stage(items: list[Item], method: str, set_name: str, **options: Any) -> list[Item]:
+def project_stage(items: list[Item], method: str, set_name: str, join: Collection[str] = (), **options: Any) -> list[Item]:
     """Target spans projected with ``method``, their source renamed to ``set_name``.
 
     The source spans not projected stay in ``meta["unprojected"]`` (as the projection
-    writes them); ``options`` go to ``core.projection.project_items``.
+    writes them); ``options`` go to ``core.projection.project_items``. In the items whose ids
+    are in ``join``, touching projected spans of one label become one
+    (``core.projection.join_touching``).
     """
-    from core.projection import project_items
+    from core.projection import join_touching, project_items
 
     projected = project_items(items, method=method, **options)
-    return [
-        it.with_(target_spans=[Span(s.start, s.end, s.label, s.char_start, s.char_end, set_name, s.confidence) for s in it.target_spans])
-        for it in projected
-    ]
+    out = []
+    for it in projected:
+        spans = join_touching(it.target, it.target_spans) if it.id in join and it.target is not None else it.target_spans
+        out.append(it.with_(target_spans=[Span(s.start, s.end, s.label, s.char_start, s.char_end, set_name, s.confidence) for s in spans]))
+    return out
+
+
+def _teacher_projected(batch: StageBatch, teacher: str) -> set[str]:
+    """Ids of the batch's items whose projected source spans are the teacher's (not a person's
+    or gold): only a teacher's pieces of one name are joined; spans a person kept apart stay apart."""
+    name = teacher_set_name(teacher)
+    return {i for i, ctx in batch.context.items() if ctx.get("source_spans") == name}
 
 
 # --------------------------------------------------------------------------- running a stage
@@ -580,8 +594,7 @@ class StageRunner:
             if method not in METHODS:
                 raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
             extra: dict[str, Any] = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
-            if o.get("join"):
-                extra["join"] = True
+            joined: Callable[[StageBatch], set[str]] = (lambda b: _teacher_projected(b, o["teacher"])) if o.get("join") else (lambda b: set())
             if o.get("encoder") and uses_soft_alignment(method):  # an adapted aligner's encoder: the soft alignment reads it too
                 extra["encoder"] = o["encoder"]
             if o.get("candidates"):
@@ -589,8 +602,8 @@ class StageRunner:
                 from core.teacher import load_teacher
 
                 model = load_teacher(o["candidates"])
-                return lambda b: project_stage(with_model_candidates(b.items, model.predict), method, set_name, model_weight=MODEL_WEIGHT, **extra)
-            return lambda b: project_stage(b.items, method, set_name, **extra)
+                return lambda b: project_stage(with_model_candidates(b.items, model.predict), method, set_name, joined(b), model_weight=MODEL_WEIGHT, **extra)
+            return lambda b: project_stage(b.items, method, set_name, joined(b), **extra)
         raise StageLoadError(f"unknown stage kind {spec.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
 
     def _run(self, batch: StageBatch) -> list[Item]:

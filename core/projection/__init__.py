@@ -118,7 +118,7 @@ def project_sentence(
     return result
 
 
-def project_items(items: list[Item], method: str = DEFAULT_METHOD, *, join: bool = False, **options: Any) -> list[Item]:
+def project_items(items: list[Item], method: str = DEFAULT_METHOD, **options: Any) -> list[Item]:
     """Pipeline stage: fill ``target_spans`` from ``source_spans`` and ``item.alignment``.
 
     Items without a target sentence raise ProjectionError (naming the item). For the fused
@@ -128,8 +128,6 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, *, join: bool
     there is one), ``batch_size``). For the matching methods, ``item.meta["candidates"]``
     (dicts with ``start``, ``end``, ``probability``: spans from a target-language NER model)
     replaces the n-gram candidates. Unprojected source spans go to ``item.meta["unprojected"]``.
-    ``join``: projected spans of one label that touch become one (:func:`join_touching`; the
-    pipeline sets it in translate-test, where the pieces come from a split on the pivot).
     """
     soft_opts = {k: options.pop(k) for k in _SOFT_OPTIONS if k in options}
     _method(method)
@@ -186,10 +184,9 @@ def project_items(items: list[Item], method: str = DEFAULT_METHOD, *, join: bool
             result = project_sentence(it.source, it.source_spans, it.target, it.alignment, method, **options, **extra)
         except ValueError as exc:
             raise ProjectionError(f"item {it.id}: {exc}") from exc
-        spans = join_touching(it.target, result.spans) if join else result.spans
         meta = dict(it.meta)
         meta["unprojected"] = [span_dict(u.span, it.source, u.reason) for u in result.unprojected]
-        out.append(it.with_(target_spans=spans, meta=meta))
+        out.append(it.with_(target_spans=result.spans, meta=meta))
     return out
 
 
