@@ -472,16 +472,17 @@ def project_stage(items: list[Item], method: str, set_name: str, join: Collectio
     projected = project_items(items, method=method, **options)
     out = []
     for it in projected:
-        spans = join_touching(it.target, it.target_spans) if it.id in join and it.target is not None else it.target_spans
+        spans = join_touching(it.target, it.target_spans) if it.id in join else it.target_spans  # type: ignore[arg-type]  # project_items refused items without a target
         out.append(it.with_(target_spans=[Span(s.start, s.end, s.label, s.char_start, s.char_end, set_name, s.confidence) for s in spans]))
     return out
 
 
-def _teacher_projected(batch: StageBatch, teacher: str) -> set[str]:
-    """Ids of the batch's items whose projected source spans are the teacher's (not a person's
-    or gold): only a teacher's pieces of one name are joined; spans a person kept apart stay apart."""
-    name = teacher_set_name(teacher)
-    return {i for i, ctx in batch.context.items() if ctx.get("source_spans") == name}
+def _teacher_projected(batch: StageBatch, teacher: str | None) -> set[str]:
+    """Ids of the batch's items whose projected source spans are ``teacher``'s (not a person's
+    or gold): only a teacher's pieces of one name are joined; spans a person kept apart stay
+    apart. None (a stage that does not join): no item."""
+    name = teacher_set_name(teacher) if teacher else None
+    return {i for i, ctx in batch.context.items() if name is not None and ctx.get("source_spans") == name}
 
 
 # --------------------------------------------------------------------------- running a stage
@@ -594,7 +595,7 @@ class StageRunner:
             if method not in METHODS:
                 raise StageLoadError(f"unknown projection method {method!r}; expected one of {', '.join(METHODS)}")
             extra: dict[str, Any] = {"device": "cuda"} if _gpu() and uses_soft_alignment(method) else {}
-            joined: Callable[[StageBatch], set[str]] = (lambda b: _teacher_projected(b, o["teacher"])) if o.get("join") else (lambda b: set())
+            join_teacher = o["teacher"] if o.get("join") else None
             if o.get("encoder") and uses_soft_alignment(method):  # an adapted aligner's encoder: the soft alignment reads it too
                 extra["encoder"] = o["encoder"]
             if o.get("candidates"):
@@ -602,8 +603,8 @@ class StageRunner:
                 from core.teacher import load_teacher
 
                 model = load_teacher(o["candidates"])
-                return lambda b: project_stage(with_model_candidates(b.items, model.predict), method, set_name, joined(b), model_weight=MODEL_WEIGHT, **extra)
-            return lambda b: project_stage(b.items, method, set_name, joined(b), **extra)
+                return lambda b: project_stage(with_model_candidates(b.items, model.predict), method, set_name, _teacher_projected(b, join_teacher), model_weight=MODEL_WEIGHT, **extra)
+            return lambda b: project_stage(b.items, method, set_name, _teacher_projected(b, join_teacher), **extra)
         raise StageLoadError(f"unknown stage kind {spec.kind!r}; expected one of {', '.join(STAGE_KINDS)}")
 
     def _run(self, batch: StageBatch) -> list[Item]:
