@@ -139,6 +139,8 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="heuristic,greedy,greedy-fused", help="projection methods of the grid (default %(default)s)")
     p.add_argument("--thresholds", default="0.2,0.3,0.5", help="fused methods' thresholds, at tau 0.05 (default %(default)s)")
     p.add_argument("--taus", default="0.03,0.05,0.08", help="soft alignment temperatures, at threshold 0.3 (default %(default)s)")
+    p.add_argument("--derived-labels", default="off,MISC",
+                   help="label of a name projected onto one lower-case word: off (its own) or a label (default %(default)s)")
     p.add_argument("--limit", type=int, help="only the first N sentence pairs of each file")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
     p.set_defaults(func=_run_protocol)
@@ -154,6 +156,7 @@ def _run_protocol(args: argparse.Namespace) -> int:
             layers=[_layer_choice(x) for x in args.layers.split(",") if x.strip()],
             thresholds=_floats(args.thresholds), taus=_floats(args.taus),
             methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+            derived_labels=[None if d.strip() == "off" else d.strip() for d in args.derived_labels.split(",") if d.strip()],
         )  # fmt: skip
         result = bench_protocol(args.source, args.target, grid, args.limit)
     except (BenchError, ValueError) as exc:
@@ -344,6 +347,9 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
                         "or from the pre-trained encoder (base)")
     p.add_argument("--gold-share", type=float, default=None,
                    help="repeat the corrected sentences until they are at least this share of each training epoch (default: the training default, 0.5; 0 = each once)")
+    p.add_argument("--word-form", choices=("auto", "as-is", "nfc", "no-marks"), default="auto",
+                   help="how the students read words (default auto: without marks where the vocabulary covers the bare words "
+                        "clearly better; as-is: as written, the bench before 2026-12-06)")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
     p.set_defaults(func=_run_corrections)
 
@@ -357,7 +363,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
     source = args.source_model or str(settings().models_dir / "teacher-conll2003-en")
     try:
         steps = [int(n) for n in args.steps.split(",") if n.strip()]
-        config = replace(TrainConfig(), epochs=args.epochs, finetune_encoder=True)
+        config = replace(TrainConfig(), epochs=args.epochs, finetune_encoder=True, word_form=args.word_form)
         if args.gold_share is not None:
             config = replace(config, gold_share=args.gold_share or None)  # 0: every sentence once
         result = bench_corrections(args.data, source, lang=args.lang, steps=steps, pool=args.pool or None, seeds=args.seeds, config=config,

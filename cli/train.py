@@ -28,7 +28,7 @@ _CONFIG_OPTIONS = {
     "head_lr": "head_learning_rate", "freeze_embeddings": "freeze_embeddings", "batch_size": "batch_size",
     "seed": "seed", "patience": "patience", "w_gold": "w_gold", "w_silver": "w_silver",
     "silver_threshold": "silver_threshold", "encoder_layers": "encoder_layers", "precision": "precision",
-    "time_budget": "time_budget_s", "gold_share": "gold_share",
+    "time_budget": "time_budget_s", "gold_share": "gold_share", "word_form": "word_form",
 }  # fmt: skip
 
 
@@ -57,6 +57,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--silver-threshold", type=float, help="projected spans below this confidence are left out of the loss")
     p.add_argument("--gold-share", type=float, help="repeat the reviewed items (up to 20 times) until they are at least this share of "
                                                     "each epoch beside the projected ones; 0 = each once")  # fmt: skip
+    p.add_argument("--word-form", choices=["auto", "as-is", "nfc", "no-marks"],
+                   help="how words reach the encoder: auto (default: without tone marks and underdots where the encoder's vocabulary "
+                        "covers the bare words clearly better, as for Yoruba; else Unicode NFC), as-is, nfc, no-marks")
     p.add_argument("--images", action="store_true", help="fuse image features into the student (items without an image work unchanged)")
     p.add_argument("--image-encoder", help="image encoder with --images: efficientnet-lite0 (default) or a Hugging Face vision model")
     p.add_argument("--activate", choices=ACTIVATE_CHOICES, default="auto",

@@ -58,6 +58,8 @@ def _default_config():  # noqa: ANN202
 
 
 def start_form(project: ProjectInfo, training_running: bool, active_version: int | None = None) -> None:
+    from core.student.config import WORD_FORMS
+
     d = _default_config()
     pid = project.id
     with st.form(f"train_form_{pid}"):
@@ -101,6 +103,12 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
                  "(student:data/models/teacher-conll2003-en): model transfer, then adapted to this project's items. "
                  "Its structure stays. Measured in bench corrections (--start source).",
         )  # fmt: skip
+        word_form = c3.selectbox(
+            "Word form", WORD_FORMS, index=WORD_FORMS.index(d.word_form), key=f"tr_word_form_{pid}",
+            help="How words reach the encoder. auto: without tone marks and underdots where the encoder's vocabulary covers "
+                 "the bare words clearly better (Yoruba, Igbo with e5-small: half the subwords), else as composed Unicode (nfc). "
+                 "Decided on the training text and kept with the version.",
+        )  # fmt: skip
         c1, c2, c3 = st.columns(3)
         with_source = c3.checkbox(
             f"Also learn from the {project.src_lang} gold", key=f"tr_source_{pid}",
@@ -130,7 +138,7 @@ def start_form(project: ProjectInfo, training_running: bool, active_version: int
             d, encoder=encoder.strip() or None, finetune_encoder=finetune, epochs=int(epochs), learning_rate=float(lr),
             head_learning_rate=float(head_lr), batch_size=int(batch_size), w_gold=float(w_gold), w_silver=float(w_silver),
             silver_threshold=float(threshold), seed=int(seed), patience=int(patience), freeze_embeddings=bool(freeze),
-            image_encoder=DEFAULT_IMAGE_ENCODER if images else None, gold_share=float(gold_share) or None,
+            image_encoder=DEFAULT_IMAGE_ENCODER if images else None, gold_share=float(gold_share) or None, word_form=word_form,
         )  # fmt: skip
         with session_scope(URL) as s:
             options = TrainingOptions(config, activate, bool(new_split), bool(continue_active), bool(with_source), start_student.strip() or None)

@@ -157,7 +157,7 @@ def training_args(options: TrainingOptions) -> list[str]:
     args = ["--epochs", str(c.epochs), "--lr", repr(c.learning_rate), "--head-lr", repr(c.head_learning_rate),
             "--batch-size", str(c.batch_size), "--seed", str(c.seed), "--patience", str(c.patience),
             "--w-gold", repr(c.w_gold), "--w-silver", repr(c.w_silver), "--silver-threshold", repr(c.silver_threshold),
-            "--gold-share", repr(c.gold_share or 0),
+            "--gold-share", repr(c.gold_share or 0), "--word-form", c.word_form,
             "--activate", options.activate]  # fmt: skip
     if c.encoder:
         args += ["--encoder", c.encoder]

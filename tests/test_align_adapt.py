@@ -125,9 +125,11 @@ def test_the_default_grid_holds_the_default_and_each_knob():
     fused = [s for s in grid if s.method == "greedy-fused" and s.layer == 8 and s.aligner == "simalign:itermax"]
     assert {dict(s.options)["threshold"] for s in fused} == {0.2, 0.3, 0.5} and {dict(s.options)["tau"] for s in fused} == {0.03, 0.05, 0.08}
     assert Setting("simalign:itermax", 8, "heuristic").name == "simalign:itermax@8|heuristic"
+    assert Setting("simalign:itermax", 8, "heuristic", (("derived_label", "MISC"),)).name == "simalign:itermax@8|heuristic,derived_label=MISC"
     averaged = Setting("simalign:itermax", (7, 8, 9), "greedy")
     assert averaged.name == "simalign:itermax@7-9|greedy" and averaged.layer_options() == {"layer": 9, "layers": [7, 8, 9]}
-    assert len(default_grid(layers=[8, (7, 8, 9)], aligners=["simalign:itermax"])) == 2 * 7
+    assert len(default_grid(layers=[8, (7, 8, 9)], aligners=["simalign:itermax"])) == 2 * 7 * 2  # x the derived label: off, MISC
+    assert {dict(s.options)["derived_label"] for s in grid} == {None, "MISC"} and dict(DEFAULT_SETTING.options)["derived_label"] == "MISC"
 
 
 def test_the_protocol_bench_reports_each_held_out_pair(tmp_path):

@@ -299,6 +299,31 @@ def test_join_touching_makes_one_entity_of_pieces_of_one_label():
     assert one.key() == (1, 4, "ORG") and one.confidence is None
 
 
+def test_a_name_projected_onto_one_lower_case_word_is_labelled_as_derived():
+    from core.projection.common import projected_label
+
+    src = sent("aid from the Community and the Member States of Eastern Europe")
+    community, states, europe = make_span(src, 3, 4, "ORG"), make_span(src, 6, 8, "ORG"), make_span(src, 9, 11, "LOC")
+    tgt = sent("ayudas comunitarias y de los estados miembros de Europa oriental")
+    assert projected_label(src, community, tgt, 1, 2, "MISC") == "MISC"  # an adjective of a name
+    assert projected_label(src, community, tgt, 1, 2, None) == "ORG"  # the rule off
+    assert projected_label(src, states, tgt, 5, 7, "MISC") == "ORG"  # several lower-case words: a noun phrase
+    assert projected_label(src, europe, tgt, 8, 9, "MISC") == "LOC"  # capitalised: still a name
+    assert projected_label(src, make_span(src, 0, 1, "MISC"), tgt, 1, 2, "MISC") == "MISC"
+    lower = sent("aid from the community")
+    assert projected_label(lower, make_span(lower, 3, 4, "ORG"), tgt, 1, 2, "MISC") == "ORG"  # not a name in the source
+    caseless = sent("援助 共同体")
+    assert projected_label(src, community, caseless, 1, 2, "MISC") == "ORG"  # no case, no evidence
+    numbers = sent("2001 年")
+    assert projected_label(src, community, numbers, 0, 1, "MISC") == "ORG"
+    # every method applies it through its option; the fused presets (the default) have it on
+    one = Item("d", src, [community], tgt, alignment=links((3, 1)))
+    assert keys(project_items([one], "heuristic", derived_label="MISC")[0].target_spans) == [(1, 2, "MISC")]
+    assert keys(project_items([one], "heuristic")[0].target_spans) == [(1, 2, "ORG")]
+    assert keys(project_items([one], "greedy", derived_label="MISC")[0].target_spans) == [(1, 2, "MISC")]
+    assert METHODS[DEFAULT_METHOD][1]["derived_label"] == "MISC"
+
+
 def test_project_items_uses_a_stored_soft_alignment_without_the_encoder():
     src, tgt = sent("the UK voted"), sent("el Reino Unido votó")
     cos = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.8, 0.8, 0.1], [0.1, 0.1, 0.1, 0.9]])

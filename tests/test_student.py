@@ -25,9 +25,11 @@ from core.student.data import (
     MAX_GOLD_REPEATS,
     balance_gold,
     build_windows,
+    choose_word_form,
     examples_from_items,
     label_list,
     split_windows,
+    word_form,
     word_pieces,
 )
 
@@ -119,6 +121,70 @@ def test_long_sentence_is_split_into_windows_not_truncated(tiny_encoder):
     assert covered == list(range(len(words)))  # every word once, in order
     assert split_windows([3, 3, 3], 6) == [(0, 2), (2, 3)]
     assert split_windows([9, 1], 4) == [(0, 1), (1, 2)]  # an over-long word gets its own window
+
+
+def marked_vocabulary_tokenizer(folder):
+    """A fast WordPiece tokenizer that keeps marks (no lower-casing, no accent stripping):
+    letters, the marked letter e-acute, the combining acute, and a few whole words. "ade"
+    is one piece; "adé" three (composed), two decomposed; "esta" four but "está" one (a vocabulary that has the
+    marked word, as Spanish in XLM-R's)."""
+    from transformers import AutoTokenizer, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(LETTERS) + [f"##{c}" for c in LETTERS]
+    vocab += ["\u00e9", "##\u00e9", "##\u0301", "ade", "ola", "bisi", "est\u00e1", "r\u00e1pido"]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt"), do_lower_case=False, strip_accents=False).save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def test_word_forms_compose_or_drop_marks_and_keep_every_word():
+    decomposed = "e\u0323\u0300"  # e + dot below + grave, as stored in some Yoruba files
+    assert word_form(decomposed, "as-is") == decomposed
+    assert word_form(decomposed, "nfc") == "\u1eb9\u0300"  # composed as far as Unicode goes
+    assert word_form(decomposed, "no-marks") == "e"
+    assert word_form("I\u0300ba\u0301da\u0300n", "no-marks") == "Ibadan"
+    assert word_form("\u0301", "no-marks") == "\u0301"  # a lone mark keeps its position and form
+    assert word_form("Madrid", "no-marks") == "Madrid"
+    with pytest.raises(ValueError, match="word form 'auto'"):
+        word_form("x", "auto")
+    with pytest.raises(ValueError, match="word_form must be one of"):
+        TrainConfig(word_form="ascii")
+
+
+def test_marks_are_dropped_only_where_the_vocabulary_covers_the_bare_words_better(tmp_path):
+    tokenizer = marked_vocabulary_tokenizer(tmp_path / "tok")
+    yoruba_like = [["ade\u0301", "ade\u0301", "bisi"], ["ade\u0301", "ola"]]  # decomposed marks
+    pieces = word_pieces(tokenizer, yoruba_like, "as-is")
+    assert [len(p) for p in pieces[0]] == [2, 2, 1]  # "ade" + "##\u0301"
+    assert [len(p) for p in word_pieces(tokenizer, yoruba_like, "nfc")[0]] == [3, 3, 1]
+    assert [len(p) for p in word_pieces(tokenizer, yoruba_like, "no-marks")[0]] == [1, 1, 1]
+    assert choose_word_form(tokenizer, yoruba_like) == "no-marks"
+    spanish_like = [["est\u00e1", "r\u00e1pido"], ["ade"]]  # the vocabulary has the marked words
+    assert choose_word_form(tokenizer, spanish_like) == "nfc"
+    assert choose_word_form(tokenizer, [["ade", "bisi"]]) == "nfc"  # nothing to gain: the lossless form
+    # the labels stay on their words: one window position per word, whatever the form
+    (window,) = build_windows(tokenizer, yoruba_like[:1], 32, tags=[["B-PER", "O", "B-PER"]], label_ids={"O": 0, "B-PER": 1}, form="no-marks")
+    assert window.first_positions == (1, 2, 3) and [window.labels[i] for i in window.first_positions] == [1, 0, 1]
+
+
+def test_training_chooses_the_word_form_once_and_prediction_reads_it_back(tiny_encoder, tmp_path):
+    import json
+
+    student = train_student(toy_items(), (), fast_config(tiny_encoder, epochs=1))
+    assert student.config.word_form == "nfc"  # auto, decided on the training words and saved with the model
+    save_student(student, tmp_path / "model")
+    assert load_student(tmp_path / "model", device="cpu").config.word_form == "nfc"
+    meta_path = tmp_path / "model" / "student.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["word_form"]  # a student saved before the option read its words as they were
+    meta_path.write_text(json.dumps(meta))
+    old = load_student(tmp_path / "model", device="cpu")
+    assert old.config.word_form == "as-is"
+    sentences = [it.target for it in toy_items()[:3]]
+    np.testing.assert_allclose(predict_details(old, sentences)[0].probs, predict_details(student, sentences)[0].probs, atol=1e-5)
+    fixed = train_student(toy_items(), (), fast_config(tiny_encoder, epochs=1, word_form="no-marks"))
+    assert fixed.config.word_form == "no-marks"  # a form given is kept
 
 
 def test_low_confidence_silver_spans_are_masked_not_taught_as_o():

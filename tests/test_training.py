@@ -148,7 +148,8 @@ def test_training_args_round_trip_through_the_command_line(tiny_encoder):
     from services.training import training_args
 
     options = fast_options(tiny_encoder, activate="no", new_test_split=True, w_silver=0.5, finetune_encoder=True,
-                           freeze_embeddings=False, image_encoder="efficientnet-lite0", with_source=True, gold_share=0.5)  # fmt: skip
+                           freeze_embeddings=False, image_encoder="efficientnet-lite0", with_source=True, gold_share=0.5,
+                           word_form="no-marks")  # fmt: skip
     args = build_parser().parse_args(["train", "--project", "p", *training_args(options)])
     parsed = _options(args)
     expected = options.config.to_dict() | {"head_hidden": parsed.config.head_hidden, "device": parsed.config.device,

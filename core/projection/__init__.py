@@ -61,7 +61,9 @@ DEFAULT_METHOD = "greedy-fused"
 DEFAULT_ALIGNER = "simalign:itermax"
 
 # Method presets: the function and its default options (callers may override any option).
-_FUSED = {"gap_credit": 1.0, "max_gap": 2, "soft_weight": 1.0, "threshold": 0.3}
+# derived_label: a name projected onto one lower-case word is labelled MISC (an adjective or
+# derivation: "europäischen", "comunitaria"; core.projection.common.projected_label).
+_FUSED = {"gap_credit": 1.0, "max_gap": 2, "soft_weight": 1.0, "threshold": 0.3, "derived_label": "MISC"}
 METHODS: dict[str, tuple[Callable[..., ProjectionResult], dict[str, Any]]] = {
     "heuristic": (project_heuristic, {}),
     "ilp": (project_candidates, {"solver": "ilp", "soft_weight": 0.0}),

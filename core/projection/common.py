@@ -23,6 +23,7 @@ __all__ = [
     "check_links",
     "span_dict",
     "join_touching",
+    "projected_label",
 ]
 
 
@@ -109,3 +110,29 @@ def join_touching(sentence: Sentence, spans: Sequence[Span]) -> list[Span]:
         else:
             out.append(sp)
     return out
+
+
+def _lowercase_word(word: str) -> bool:
+    """A word of a cased script written in lower case ("europäischen", "comunitaria");
+    False for caseless scripts, numbers and punctuation."""
+    return word != word.upper() and word == word.lower()
+
+
+def projected_label(source: Sentence, entity: Span, target: Sentence, start: int, end: int, derived_label: str | None) -> str:
+    """The label a projected span carries: the source entity's, except where a name came out
+    of the translation as one lower-case word: ``derived_label`` then.
+
+    Why: "Europe"/LOC becomes "europäischen", "Community"/ORG "comunitaria". Cased languages
+    capitalise names, so a lower-case word is an adjective or a derivation, and CoNLL-style
+    guidelines (Europarl-NER, CoNLL-2002/2003) label those MISC. In Europarl-NER most
+    label errors of the projection were these (bench/RESULTS.md). Only a source entity with a
+    capitalised word counts (a name), only one target word (several lower-case words are a
+    noun phrase, "gobierno alemán", which keeps its label), and nothing changes in caseless
+    scripts or with ``derived_label`` None."""
+    if derived_label is None or entity.label == derived_label or end - start != 1:
+        return entity.label
+    if not _lowercase_word(target.words[start]):
+        return entity.label
+    if not any(w[:1].isupper() for w in source.words[entity.start : entity.end]):
+        return entity.label
+    return derived_label

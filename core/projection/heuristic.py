@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from core.data import Link, Sentence, Span, make_span
-from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, links_by_source
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, links_by_source, projected_label
 
 __all__ = ["project_heuristic", "aligned_runs"]
 
@@ -41,11 +41,13 @@ def project_heuristic(
     max_gap: int = 1,
     min_ratio: float = 0.0,
     top_k: int | None = 1,
+    derived_label: str | None = None,
 ) -> ProjectionResult:
     """Project spans by contiguous runs of aligned target words (see the module docstring).
 
     ``top_k`` runs per entity are kept (most links first, then longer, then earlier);
-    ``None`` keeps every run that passes the ratio filter.
+    ``None`` keeps every run that passes the ratio filter. A name projected onto one
+    lower-case word gets ``derived_label`` (common.projected_label).
     """
     if max_gap < 0:
         raise ProjectionError(f"max_gap must be >= 0, got {max_gap}")
@@ -80,7 +82,7 @@ def project_heuristic(
     projected: set[int] = set()
     for conf, k, ent, (a, b) in proposals:
         if not any(a < s.end and s.start < b for s in taken):
-            taken.append(make_span(target, a, b, ent.label, "projection:heuristic", round(conf, 6)))
+            taken.append(make_span(target, a, b, projected_label(source, ent, target, a, b, derived_label), "projection:heuristic", round(conf, 6)))
             projected.add(k)
     lost = sorted({k for _, k, _, _ in proposals} - projected)
     result.unprojected.extend(Unprojected(source_spans[k], "conflict") for k in lost)

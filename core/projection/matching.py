@@ -40,7 +40,7 @@ import numpy as np
 
 from core.data import Link, Sentence, Span, make_span
 from core.projection.assign import SOLVERS, assign_greedy, assign_ilp
-from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, is_punct
+from core.projection.common import ProjectionError, ProjectionResult, Unprojected, check_links, is_punct, projected_label
 from core.projection.similarity import word_similarity
 from core.projection.soft import SoftAlignment
 
@@ -252,6 +252,7 @@ def project_candidates(
     string_floor: float = 0.5,
     gap_credit: float = 0.0,
     max_gap: int = 2,
+    derived_label: str | None = None,
 ) -> ProjectionResult:
     """Project spans by scoring candidates and solving the assignment (module docstring).
 
@@ -262,6 +263,7 @@ def project_candidates(
     (``_model_bonus``), so the model decides where the alignment cannot and the entities it
     missed project as before. A pair is eligible only when its score exceeds ``threshold``. The n-gram length limit grows to the
     longest source entity when that is longer (titles of documents run past 10 words).
+    A name projected onto one lower-case word gets ``derived_label`` (common.projected_label).
     """
     if solver not in SOLVERS:
         raise ProjectionError(f"unknown solver {solver!r}; expected one of {', '.join(SOLVERS)}")
@@ -298,7 +300,8 @@ def project_candidates(
         if k in chosen:
             c = cands[chosen[k]]
             conf = float(min(1.0, max(0.0, scores[k, chosen[k]])))
-            out.append(make_span(target, c.start, c.end, ent.label, f"projection:{solver}", round(conf, 6)))
+            label = projected_label(source, ent, target, c.start, c.end, derived_label)
+            out.append(make_span(target, c.start, c.end, label, f"projection:{solver}", round(conf, 6)))
         elif (scores[k] > threshold).any():
             result.unprojected.append(Unprojected(ent, "conflict"))
         elif not any(s in linked for s in range(ent.start, ent.end)) and not (scores[k] > 0).any():

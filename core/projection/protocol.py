@@ -53,7 +53,9 @@ def _default_setting() -> Setting:
     """The project's default projection as a setting (built from the defaults, so it cannot drift)."""
     from core.projection import DEFAULT_ALIGNER, DEFAULT_METHOD, DEFAULT_TAU, METHODS
 
-    return Setting(DEFAULT_ALIGNER, 8, DEFAULT_METHOD, (("threshold", METHODS[DEFAULT_METHOD][1]["threshold"]), ("tau", DEFAULT_TAU)))
+    preset = METHODS[DEFAULT_METHOD][1]
+    return Setting(DEFAULT_ALIGNER, 8, DEFAULT_METHOD,
+                   (("threshold", preset["threshold"]), ("tau", DEFAULT_TAU), ("derived_label", preset.get("derived_label"))))  # fmt: skip
 
 
 DEFAULT_SETTING = _default_setting()
@@ -65,17 +67,21 @@ def default_grid(
     thresholds: Sequence[float] = (0.2, 0.3, 0.5),
     taus: Sequence[float] = (0.03, 0.05, 0.08),
     methods: Sequence[str] = ("heuristic", "greedy", "greedy-fused"),
+    derived_labels: Sequence[str | None] = (None, "MISC"),
 ) -> list[Setting]:
     """The knobs the default was tuned on: aligner, layer, method; for the fused method its
-    threshold (at tau 0.05) and its soft-alignment temperature (at threshold 0.3)."""
+    threshold (at tau 0.05) and its soft-alignment temperature (at threshold 0.3); for every
+    method the label of a name projected onto one lower-case word (None: its own;
+    core.projection.common.projected_label)."""
     grid: list[Setting] = []
-    for aligner, layer in itertools.product(aligners, layers):
+    for aligner, layer, derived in itertools.product(aligners, layers, derived_labels):
+        tail = (("derived_label", derived),)
         for method in methods:
             if method.endswith("-fused"):
                 options = {(("threshold", t), ("tau", 0.05)) for t in thresholds} | {(("threshold", 0.3), ("tau", tau)) for tau in taus}
-                grid += [Setting(aligner, layer, method, o) for o in sorted(options)]
+                grid += [Setting(aligner, layer, method, o + tail) for o in sorted(options)]
             else:
-                grid.append(Setting(aligner, layer, method))
+                grid.append(Setting(aligner, layer, method, tail))
     return grid
 
 

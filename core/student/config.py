@@ -12,6 +12,7 @@ __all__ = [
     "StudentError","TrainConfig"]
 
 SIDES = ("target", "source")
+WORD_FORMS = ("auto", "as-is", "nfc", "no-marks")  # core.student.data.word_form
 CONFIDENCE_MODES = ("mean", "min")
 
 
@@ -81,6 +82,7 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads; None leaves torch's default
     image_encoder: str | None = None  # set to fuse image features (e.g. "efficientnet-lite0")
     confidence: str = "mean"  # span confidence: mean or min of its words' tag probabilities
+    word_form: str = "auto"  # how words reach the tokenizer (core.student.data.word_form); auto: chosen on the training text, stored
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +101,8 @@ class TrainConfig:
             problems.append("encoder_layers must be at least 1 (or None for all)")
         if self.time_budget_s <= 0:
             problems.append("time_budget_s must be positive")
+        if self.word_form not in WORD_FORMS:
+            problems.append(f"word_form must be one of {WORD_FORMS}, not {self.word_form!r}")
         if self.confidence not in CONFIDENCE_MODES:
             problems.append(f"confidence must be one of {CONFIDENCE_MODES}, not {self.confidence!r}")
         for name in ("epochs", "batch_size"):

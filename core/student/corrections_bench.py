@@ -83,12 +83,13 @@ def queue_order(uncertainties: Sequence[float | None], candidates: Sequence[int]
     return sorted(candidates, key=lambda i: keys[i])
 
 
-def subword_fertility(tokenizer: Any, sentences: Sequence[Sequence[str]]) -> dict[str, float]:
-    """How well the encoder's vocabulary covers a language: subwords per word, the share of
-    words cut into 4 pieces or more, and the share of unknown pieces."""
+def subword_fertility(tokenizer: Any, sentences: Sequence[Sequence[str]], form: str = "as-is") -> dict[str, float]:
+    """How well the encoder's vocabulary covers a language (its words read in ``form``,
+    core.student.data.word_form): subwords per word, the share of words cut into 4 pieces or
+    more, and the share of unknown pieces."""
     from core.student.data import word_pieces
 
-    pieces = [w for sentence in word_pieces(tokenizer, sentences) for w in sentence]
+    pieces = [w for sentence in word_pieces(tokenizer, sentences, form) for w in sentence]
     if not pieces:
         return {"subwords_per_word": 0.0, "words_in_4_or_more": 0.0, "unknown_pieces": 0.0}
     unk = tokenizer.unk_token_id
@@ -126,6 +127,7 @@ def bench_corrections(
     """Learning curves of corrections (module docstring)."""
     from core.metrics import label_scores
     from core.student.bench import peak_memory_mb
+    from core.student.data import choose_word_form
     from core.student.inference import predict_details
     from core.student.model import load_student
     from core.student.train import train_student
@@ -179,10 +181,14 @@ def bench_corrections(
     machine_seconds = time.perf_counter() - began
     machine_f1 = label_scores([it.source for it in train], [g.target_spans for g in gold], [m.target_spans for m in machine], labels)["f1"]
     source_test_f1 = score_student(source, test, labels)["f1"]
-    fertility = subword_fertility(source.tokenizer, [it.source.words for it in train])
+    pool_words = [it.source.words for it in train]
+    form = choose_word_form(source.tokenizer, pool_words) if config.word_form == "auto" else config.word_form  # what the students read
+    fertility = {"as_written": subword_fertility(source.tokenizer, pool_words), "word_form": form,
+                 "as_read": subword_fertility(source.tokenizer, pool_words, form)}  # fmt: skip
     del source
     _log(f"{lang}: {len(train)} pool sentences machine-labelled in {machine_seconds:.0f} s (F1 {machine_f1:.3f} against their gold); "
-         f"the source model scores {source_test_f1:.3f} on the test file")  # fmt: skip
+         f"the source model scores {source_test_f1:.3f} on the test file; the students read words {form} "
+         f"({fertility['as_written']['subwords_per_word']} subwords per word as written, {fertility['as_read']['subwords_per_word']} as read)")  # fmt: skip
 
     runs: list[dict[str, Any]] = []
 

@@ -413,7 +413,7 @@ def load_student(directory: str | os.PathLike, device: str = "auto") -> TrainedS
         raise StudentError(f"{meta_path}: not a saved student ({exc})") from exc
     if meta.get("format") not in READABLE_FORMATS:
         raise StudentError(f"{meta_path}: student format {meta.get('format')!r}, this version reads {READABLE_FORMATS}")
-    config = TrainConfig.from_dict(meta["config"])
+    config = TrainConfig.from_dict({"word_form": "as-is", **meta["config"]})  # saved before word_form: words were read as they were
     device = resolve_device(device)
     storage = meta.get("encoder_storage") or ("full" if meta.get("encoder_saved", True) else "reference")  # formats 1-2
     if storage == "full":

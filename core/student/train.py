@@ -7,6 +7,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from core.data import Item
 from core.encoder import length_batches
 from core.student.config import StudentError, TrainConfig
-from core.student.data import IGNORE, balance_gold, build_windows, examples_from_items, label_list, side_of
+from core.student.data import IGNORE, balance_gold, build_windows, choose_word_form, examples_from_items, label_list, side_of
 from core.student.features import window_features
 from core.student.model import (
     StudentModel,
@@ -70,8 +71,6 @@ def resolve_mode(config: TrainConfig, n_sentences: int, device: str) -> TrainCon
     """``config`` with ``finetune_encoder`` decided: None becomes True when the estimated
     fine-tuning time fits ``time_budget_s`` (the fine-tuned student is the better one), else
     False (the frozen head, minutes on any CPU)."""
-    from dataclasses import replace
-
     if config.finetune_encoder is not None:
         return config
     fits = estimated_finetune_seconds(config, n_sentences, device) <= config.time_budget_s
@@ -87,8 +86,6 @@ def continued_config(config: TrainConfig, start: TrainedStudent) -> TrainConfig:
     """``config`` with the structure of ``start`` (STRUCTURE_FIELDS): a warm start cannot
     change the encoder, the mode, the blocks kept or the head; the rest (epochs, rates,
     weights, seed) is this run's."""
-    from dataclasses import replace
-
     kept = {name: getattr(start.config, name) for name in STRUCTURE_FIELDS}
     kept["finetune_encoder"] = start.model.finetune_encoder
     return replace(config, **kept)
@@ -151,6 +148,9 @@ def train_student(
         # fine-tuning trains a copy: the loader caches its instance; frozen: shared read-only
         encoder = finetune_copy(base_encoder, config) if config.finetune_encoder else base_encoder
 
+    if config.word_form == "auto":  # decided once, on the distinct training sentences, and saved with the model
+        config = replace(config, word_form=choose_word_form(tokenizer, [ex.words for ex in distinct]))
+
     image_dim = None
     vectors = None
     if config.image_encoder:
@@ -169,6 +169,7 @@ def train_student(
         weights=[ex.weight for ex in examples],
         images=[ex.image for ex in examples],
         reserved=1 if image_dim else 0,
+        form=config.word_form,
     )
     windows = [w for w in windows if any(label != IGNORE for label in w.labels)]
     if not windows:

@@ -207,6 +207,7 @@ def save_stage_output(s: Session, project_id: int, spec: StageSpec, batch: Stage
                 unprojected={it.id: out.unprojected.get(it.id, []) for it in group},
                 settings={**settings, "source_spans": origin},
             )
+        _add_labels(s, project_id, {sp.label for it in ok for sp in it.target_spans})  # MISC of a name that became an adjective
         save_stage_results(s, project_id, key, [], errors=errors)
         return
     raise PipelineError(f"unknown stage kind {spec.kind!r}")
@@ -224,7 +225,7 @@ def _db_ids(s: Session, project_id: int, external_ids: Sequence[str]) -> list[in
 
 
 def _add_labels(s: Session, project_id: int, new: set[str]) -> None:
-    """Labels a teacher produced that the project does not list yet are appended to it."""
+    """Labels a teacher or a projection produced that the project does not list yet are appended to it."""
     add_project_labels(s, project_id, sorted(new))
 
 
