@@ -169,7 +169,7 @@ def choose_word_form(tokenizer: Any, sentences: Sequence[Sequence[str]]) -> str:
     2.3 and 1.9. Each sentence then costs twice the compute and reaches the encoder as pieces
     it never learnt words from. Where the vocabulary has the marked words (Spanish, German),
     dropping marks costs subwords and the rule keeps them. Only the words and the tokenizer
-    are read, never labels: the choice is the same for any text of the language."""
+    are read, never labels: what decides is the language's spelling, not the annotations."""
     counts = {form: sum(len(p) for sentence in word_pieces(tokenizer, sentences, form) for p in sentence) for form in ("nfc", "no-marks")}
     if counts["nfc"] and counts["no-marks"] <= (1.0 - NO_MARKS_GAIN) * counts["nfc"]:
         return "no-marks"
