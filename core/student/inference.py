@@ -23,7 +23,7 @@ import torch
 
 from core.data import Sentence, Span, make_span
 from core.student.config import StudentError
-from core.student.data import build_windows, choose_word_form
+from core.student.data import build_windows
 from core.student.model import TrainedStudent, collate, student_autocast
 from core.tags import spans_to_tags, tags_to_spans
 
@@ -77,8 +77,7 @@ def _word_probs(student: TrainedStudent, word_lists: list[list[str]], images: Se
 
     model, config = student.model, student.config
     reserved = 1 if student.image_dim else 0
-    form = config.word_form if config.word_form != "auto" else choose_word_form(student.tokenizer, word_lists)  # auto: a student built by hand
-    windows = build_windows(student.tokenizer, word_lists, config.max_subwords, images=images, reserved=reserved, form=form)
+    windows = build_windows(student.tokenizer, word_lists, config.max_subwords, images=images, reserved=reserved, form=config.word_form)  # decided by training
     vectors = None
     if student.image_dim and images is not None:
         refs = sorted({ref for ref in images if ref is not None})
