@@ -350,6 +350,9 @@ def _add_corrections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--word-form", choices=("auto", "as-is", "nfc", "no-marks"), default="auto",
                    help="how the students read words (default auto: without marks where the vocabulary covers the bare words "
                         "clearly better; as-is: as written, the bench before 2026-12-06)")
+    p.add_argument("--workers", default="auto",
+                   help="processes running the seeds' training chains (default auto: one per CPU core, each with its share of "
+                        "threads; 1 on a GPU; 1 = every chain in this process)")
     p.add_argument("--json", action="store_true", help="one JSON line (the default output is JSON too)")
     p.set_defaults(func=_run_corrections)
 
@@ -368,7 +371,7 @@ def _run_corrections(args: argparse.Namespace) -> int:
             config = replace(config, gold_share=args.gold_share or None)  # 0: every sentence once
         result = bench_corrections(args.data, source, lang=args.lang, steps=steps, pool=args.pool or None, seeds=args.seeds, config=config,
                                    orders=[o.strip() for o in args.orders.split(",") if o.strip()], retrain=args.retrain,
-                                   warm_lr_factor=args.warm_lr_factor, start=args.start)  # fmt: skip
+                                   warm_lr_factor=args.warm_lr_factor, start=args.start, workers=args.workers)  # fmt: skip
     except (BenchError, ValueError, StudentError) as exc:
         raise CliError(str(exc)) from exc
     _print_command_result(result)

@@ -119,3 +119,36 @@ def test_subword_fertility_counts_pieces_per_word(tiny):
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     out = corrections_bench.subword_fertility(tokenizer, [["anna", "xyzw"], ["met"]])  # whole words 1 + 1, letters 4
     assert out == {"subwords_per_word": 2.0, "words_in_4_or_more": round(1 / 3, 4), "unknown_pieces": 0.0}
+
+
+def test_worker_processes_draw_the_same_curves_as_one_process(language, tiny, monkeypatch):
+    """Each seed's chains share nothing, so two 1-thread worker processes give what one
+    1-thread process gives, run for run (the bench's speed-up on 2 cores changes no figure)."""
+    import torch
+
+    folder, source = language
+    monkeypatch.setattr(corrections_bench, "available_cores", lambda: 2)  # each of 2 workers: 1 thread
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        kwargs = dict(steps=(0, 2, 4), pool=None, seeds=2, config=fast_config(tiny, epochs=1, silver_threshold=0.0))
+        alone = corrections_bench.bench_corrections(folder, source, workers=1, **kwargs)
+        split = corrections_bench.bench_corrections(folder, source, workers=2, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    assert alone["workers"] == 1 and split["workers"] == 2
+    assert split["per_seed"] == alone["per_seed"] and split["curve"] == alone["curve"]
+    strip = lambda runs: [{k: v for k, v in r.items() if k != "seconds"} for r in runs]  # noqa: E731
+    assert strip(split["runs"]) == strip(alone["runs"])  # the same runs, in the same (seed) order
+
+
+def test_workers_are_one_per_core_on_a_cpu_and_never_more_than_the_chains(monkeypatch):
+    monkeypatch.setattr(corrections_bench, "available_cores", lambda: 16)
+    assert corrections_bench.resolve_workers("auto", 6, "cpu") == 6
+    assert corrections_bench.resolve_workers("auto", 60, "cpu") == 16
+    assert corrections_bench.resolve_workers("auto", 6, "cuda") == 1  # the processes would share one GPU
+    assert corrections_bench.resolve_workers("3", 2, "cpu") == 2
+    with pytest.raises(BenchError, match="at least 1"):
+        corrections_bench.resolve_workers(0, 6, "cpu")
+    with pytest.raises(BenchError, match="a number or auto"):
+        corrections_bench.resolve_workers("many", 6, "cpu")

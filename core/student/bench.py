@@ -62,6 +62,7 @@ __all__ = [
     "BENCH_CONFIG",
     "bench_queue",
     "bench_student",
+    "children_peak_memory_mb",
     "load_europarl",
     "peak_memory_mb",
     "project_for_bench",
@@ -137,10 +138,20 @@ def project_for_bench(items: Sequence[Item], progress: bool = True) -> tuple[lis
 # ------------------------------------------------------------------------ measures
 
 
+def _max_rss_mb(who: int) -> float:
+    rss = resource.getrusage(who).ru_maxrss
+    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)  # bytes on macOS, KiB on Linux
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory in MB (what every bench and training reports)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024, 1)  # bytes on macOS, KiB on Linux
+    return _max_rss_mb(resource.RUSAGE_SELF)
+
+
+def children_peak_memory_mb() -> float:
+    """The peak resident memory in MB of the largest child process this one waited for (worker
+    processes; 0 without any)."""
+    return _max_rss_mb(resource.RUSAGE_CHILDREN)
 
 
 def seconds_per_epoch_per_1000(history: Sequence[dict], n_sentences: int) -> float | None:

@@ -37,7 +37,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -47,7 +47,7 @@ from core.data import Item, Span
 from core.errors import BenchError
 from core.student.config import TrainConfig
 
-__all__ = ["CORRECTION_STEPS", "POOL", "bench_corrections", "queue_order", "subword_fertility"]
+__all__ = ["CORRECTION_STEPS", "POOL", "ChainSetup", "available_cores", "bench_corrections", "queue_order", "resolve_workers", "run_chain", "subword_fertility"]
 
 CORRECTION_STEPS = (0, 50, 100, 200, 400, 800)
 ORDERS = ("queue", "random", "gold_only", "gold_only_source")  # gold_only_source: gold only, from the source model
@@ -110,6 +110,140 @@ def _auc(curve: dict[str, float], start: int) -> float:
     return round(float(np.trapezoid(ys, xs) / (xs[-1] - xs[0])), 4)
 
 
+@dataclass(frozen=True)
+class ChainSetup:
+    """What every training chain reads (picklable: it crosses to the worker processes)."""
+
+    train: list[Item]
+    machine: list[Item]
+    gold: list[Item]
+    test: list[Item]
+    labels: frozenset[str]
+    source_model: str
+    steps: tuple[int, ...]
+    orders: tuple[str, ...]
+    retrain: str
+    warm_lr_factor: float
+    start: str
+    config: TrainConfig
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str, chains: int, device: str = "auto") -> int:
+    """How many processes run the training chains. ``"auto"``: one per core on a CPU, each
+    with the cores' share of threads (on 2 cores two 1-thread trainings do 1.26x the work of
+    one 2-thread training: small matrices and the per-step overheads scale poorly over
+    threads, bench/RESULTS.md); one on a GPU, which the processes would share. Never more
+    than there are chains."""
+    if workers == "auto":
+        import torch
+
+        on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        workers = 1 if on_gpu else available_cores()
+    try:
+        workers = int(workers)
+    except ValueError:
+        raise BenchError(f"--workers {workers!r}: give a number or auto") from None
+    if workers < 1:
+        raise BenchError(f"--workers must be at least 1, not {workers}")
+    return max(1, min(workers, chains))
+
+
+def _use_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_chain(setup: ChainSetup, name: str, k: int) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """One seed's chain of trainings, each going on from the last: ``"machine"`` (N = 0, then
+    the queue and random curves from it) or a gold-only curve. Returns its F1 points per
+    curve and its run records. Chains share nothing, so they run in any order or process."""
+    from core.student.inference import predict_details
+    from core.student.model import load_student
+    from core.student.train import train_student
+    from core.student.transfer_bench import score_student
+
+    train, machine, gold, steps = setup.train, setup.machine, setup.gold, setup.steps
+    config = setup.config
+    run_config = replace(config, seed=config.seed + k)
+    shuffled = list(range(len(train)))
+    random.Random(1000 + k).shuffle(shuffled)
+    curves: dict[str, dict[str, float]] = {}
+    runs: list[dict[str, Any]] = []
+
+    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, previous: Any = None) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        if previous is not None and setup.retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
+            run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))),
+                                 learning_rate=run_config.learning_rate * setup.warm_lr_factor,
+                                 head_learning_rate=run_config.head_learning_rate * setup.warm_lr_factor)  # fmt: skip
+        else:
+            previous = None
+        student = train_student(items, (), run_config, start_from=previous)
+        f1 = score_student(student, setup.test, set(setup.labels))["f1"]
+        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "warm": previous is not None,
+                     "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})  # fmt: skip
+        _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
+        return f1, student
+
+    def mixed(corrected: set[int]) -> list[Item]:
+        return [gold[i] if i in corrected else machine[i] for i in range(len(train))]
+
+    if name == "machine":
+        origin = load_student(setup.source_model) if setup.start == "source" else None  # source: model transfer, adapted on its own labels
+        zero, zero_student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0", origin)
+        del origin
+        if "queue" in setup.orders:
+            curves["queue"] = {}
+            student = zero_student
+            corrected: list[int] = []
+            for n in steps:
+                if n == 0:
+                    curves["queue"]["0"] = zero
+                    continue
+                done = set(corrected)
+                rest = [i for i in range(len(train)) if i not in done]
+                details = predict_details(student, [train[i].source for i in rest])
+                uncertainty: list[float | None] = [None] * len(train)
+                for i, d in zip(rest, details):
+                    uncertainty[i] = d.uncertainty
+                corrected += queue_order(uncertainty, rest)[: n - len(corrected)]
+                f1, student = fit_and_score(mixed(set(corrected)), run_config, f"seed {run_config.seed} queue N={n}", student)
+                curves["queue"][str(n)] = f1
+        if "random" in setup.orders:
+            curves["random"] = {}
+            student = zero_student
+            for n in steps:
+                if n == 0:
+                    curves["random"]["0"] = zero
+                    continue
+                f1, student = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}", student)
+                curves["random"][str(n)] = f1
+        return curves, runs
+    # gold_only_source: the same, going on from the source model (is it the machine labels or the start that helps?)
+    curves[name] = {}
+    student = load_student(setup.source_model) if name == "gold_only_source" else None
+    for n in steps:
+        if n == 0:
+            continue
+        # as many sentence passes as one epoch over the pool would give, within reason
+        epochs = min(20, max(config.epochs, math.ceil(config.epochs * len(train) / n / 4)))
+        f1, student = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs),
+                                    f"seed {run_config.seed} {name.replace('_', ' ')} N={n}", student)  # fmt: skip
+        curves[name][str(n)] = f1
+    return curves, runs
+
+
 def bench_corrections(
     data_dir: str | Path,
     source_model: str | Path,
@@ -123,14 +257,15 @@ def bench_corrections(
     retrain: str = "warm",
     warm_lr_factor: float = 1.0,
     start: str = "source",
+    workers: int | str = 1,
 ) -> dict[str, Any]:
-    """Learning curves of corrections (module docstring)."""
+    """Learning curves of corrections (module docstring). ``workers`` (a number or "auto",
+    resolve_workers) runs the seeds' training chains in that many processes."""
     from core.metrics import label_scores
-    from core.student.bench import peak_memory_mb
+    from core.student.bench import children_peak_memory_mb, peak_memory_mb
     from core.student.data import choose_word_form
     from core.student.inference import predict_details
     from core.student.model import load_student
-    from core.student.train import train_student
     from core.student.transfer_bench import score_student
 
     folder = Path(data_dir)
@@ -190,77 +325,31 @@ def bench_corrections(
          f"the source model scores {source_test_f1:.3f} on the test file; the students read words {form} "
          f"({fertility['as_written']['subwords_per_word']} subwords per word as written, {fertility['as_read']['subwords_per_word']} as read)")  # fmt: skip
 
+    setup = ChainSetup(train, machine, gold, test, frozenset(labels), str(source_model), tuple(steps), tuple(orders), retrain, warm_lr_factor, start, config)
+    chains = [("machine", k) for k in range(seeds) if "queue" in orders or "random" in orders]
+    chains += [(name, k) for name in ("gold_only", "gold_only_source") if name in orders for k in range(seeds)]
+    workers = resolve_workers(workers, len(chains), config.device)
+    _log(f"{len(chains)} training chains on {workers} worker{'s' if workers > 1 else ''}")
+    if workers == 1:
+        done = [run_chain(setup, name, k) for name, k in chains]
+    else:  # longest chains first (the list is in that order): the last worker to finish waits least
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        threads = max(1, available_cores() // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_use_threads, initargs=(threads,)) as executor:
+            done = list(executor.map(run_chain, [setup] * len(chains), [name for name, _ in chains], [k for _, k in chains]))
+
+    curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps if n or not name.startswith("gold_only")} for name in orders}
     runs: list[dict[str, Any]] = []
-
-    def fit_and_score(items: list[Item], run_config: TrainConfig, label: str, previous: Any = None) -> tuple[float, Any]:
-        t0 = time.perf_counter()
-        if previous is not None and retrain == "warm":  # go on from the last student: passes over as many sentences as the pool
-            run_config = replace(run_config, epochs=max(1, min(20, math.ceil(len(train) / len(items)))),
-                                 learning_rate=run_config.learning_rate * warm_lr_factor,
-                                 head_learning_rate=run_config.head_learning_rate * warm_lr_factor)  # fmt: skip
-        else:
-            previous = None
-        student = train_student(items, (), run_config, start_from=previous)
-        f1 = score_student(student, test, labels)["f1"]
-        runs.append({"run": label, "sentences": len(items), "epochs": run_config.epochs, "warm": previous is not None,
-                     "seconds": round(time.perf_counter() - t0, 1), "f1": round(f1, 4)})  # fmt: skip
-        _log(f"{label}: {len(items)} sentences, F1 {f1:.4f} ({time.perf_counter() - t0:.0f} s)")
-        return f1, student
-
-    def mixed(corrected: set[int]) -> list[Item]:
-        return [gold[i] if i in corrected else machine[i] for i in range(len(train))]
-
-    curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps} for name in orders}
-    for name in ("gold_only", "gold_only_source"):
-        if name in curves:
-            curves[name].pop("0", None)  # nothing to train on
-    for k in range(seeds):
-        run_config = replace(config, seed=config.seed + k)
-        shuffled = list(range(len(train)))
-        random.Random(1000 + k).shuffle(shuffled)
-        zero = student = zero_student = None
-        if "queue" in orders or "random" in orders:
-            origin = load_student(source_model) if start == "source" else None  # source: model transfer, adapted on its own labels
-            zero, zero_student = fit_and_score(mixed(set()), run_config, f"seed {run_config.seed} N=0", origin)
-            del origin
-            student = zero_student
-        if "queue" in orders:
-            corrected: list[int] = []
-            for n in steps:
-                if n == 0:
-                    curves["queue"]["0"].append(zero)
-                else:
-                    done = set(corrected)
-                    rest = [i for i in range(len(train)) if i not in done]
-                    details = predict_details(student, [train[i].source for i in rest])
-                    uncertainty: list[float | None] = [None] * len(train)
-                    for i, d in zip(rest, details):
-                        uncertainty[i] = d.uncertainty
-                    corrected += queue_order(uncertainty, rest)[: n - len(corrected)]
-                    f1, student = fit_and_score(mixed(set(corrected)), run_config, f"seed {run_config.seed} queue N={n}", student)
-                    curves["queue"][str(n)].append(f1)
-        if "random" in orders:
-            student = zero_student
-            for n in steps:
-                if n == 0:
-                    curves["random"]["0"].append(zero)
-                    continue
-                f1, student = fit_and_score(mixed(set(shuffled[:n])), run_config, f"seed {run_config.seed} random N={n}", student)
-                curves["random"][str(n)].append(f1)
-        for name in ("gold_only", "gold_only_source"):
-            if name not in orders:
+    for k in range(seeds):  # per seed, in the order a single worker would run them
+        for (name, seed_index), (chain_curves, chain_runs) in zip(chains, done):
+            if seed_index != k:
                 continue
-            # gold_only_source: the same, going on from the source model (is it the machine labels or the start that helps?)
-            student = load_student(source_model) if name == "gold_only_source" else None
-            for n in steps:
-                if n == 0:
-                    continue
-                # as many sentence passes as one epoch over the pool would give, within reason
-                epochs = min(20, max(config.epochs, math.ceil(config.epochs * len(train) / n / 4)))
-                f1, student = fit_and_score([gold[i] for i in shuffled[:n]], replace(run_config, epochs=epochs),
-                                            f"seed {run_config.seed} {name.replace('_', ' ')} N={n}", student)  # fmt: skip
-                curves[name][str(n)].append(f1)
-        del student, zero_student
+            runs += chain_runs
+            for order, points in chain_curves.items():
+                for n, f1 in points.items():
+                    curves[order][n].append(f1)
     mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
     auc_from = min((n for n in steps if n > 0), default=0)  # gold only has no N=0: every area starts at the first N
     result: dict[str, Any] = {
@@ -288,7 +377,8 @@ def bench_corrections(
         "start": start,
         "config": {k: v for k, v in config.to_dict().items() if k not in ("side", "seed")},
         "runs": runs,
+        "workers": workers,
         "seconds": round(time.perf_counter() - started, 1),
-        "peak_mb": peak_memory_mb(),
+        "peak_mb": max(peak_memory_mb(), children_peak_memory_mb()),  # with workers: the largest one process reached
     }
     return result
