@@ -145,10 +145,9 @@ def resolve_workers(workers: int | str, chains: int, device: str = "auto") -> in
     threads, bench/RESULTS.md); one on a GPU, which the processes would share. Never more
     than there are chains."""
     if workers == "auto":
-        import torch
+        from core.student.model import resolve_device
 
-        on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-        workers = 1 if on_gpu else available_cores()
+        workers = 1 if resolve_device(device).startswith("cuda") else available_cores()
     try:
         workers = int(workers)
     except ValueError:
@@ -156,12 +155,6 @@ def resolve_workers(workers: int | str, chains: int, device: str = "auto") -> in
     if workers < 1:
         raise BenchError(f"--workers must be at least 1, not {workers}")
     return max(1, min(workers, chains))
-
-
-def _use_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def run_chain(setup: ChainSetup, name: str, k: int) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
@@ -336,20 +329,19 @@ def bench_corrections(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        threads = max(1, available_cores() // workers)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_use_threads, initargs=(threads,)) as executor:
+        # each worker its share of the cores (TrainConfig.threads: set by its first training, before any scoring)
+        setup = replace(setup, config=replace(config, threads=max(1, available_cores() // workers)))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
             done = list(executor.map(run_chain, [setup] * len(chains), [name for name, _ in chains], [k for _, k in chains]))
 
     curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps if n or not name.startswith("gold_only")} for name in orders}
     runs: list[dict[str, Any]] = []
-    for k in range(seeds):  # per seed, in the order a single worker would run them
-        for (name, seed_index), (chain_curves, chain_runs) in zip(chains, done):
-            if seed_index != k:
-                continue
-            runs += chain_runs
-            for order, points in chain_curves.items():
-                for n, f1 in points.items():
-                    curves[order][n].append(f1)
+    # per seed, in the order one process runs them (a stable sort keeps each seed's chains in order)
+    for chain_curves, chain_runs in (result for (_, k), result in sorted(zip(chains, done), key=lambda pair: pair[0][1])):
+        runs += chain_runs
+        for order, points in chain_curves.items():
+            for n, f1 in points.items():
+                curves[order][n].append(f1)
     mean = {name: {n: round(float(np.mean(v)), 4) for n, v in c.items()} for name, c in curves.items()}
     auc_from = min((n for n in steps if n > 0), default=0)  # gold only has no N=0: every area starts at the first N
     result: dict[str, Any] = {
