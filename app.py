@@ -109,4 +109,11 @@ def main() -> None:
     page.run()
 
 
-main()
+
+# A process started with multiprocessing's spawn while the app runs (the Streamlit server and
+# AppTest install this file as sys.modules["__main__"]) runs this file again as "__mp_main__"
+# before its task: it must not start the app there (a second database set-up, Streamlit calls
+# with no session). Streamlit itself runs it as "__main__" or, from a deep link
+# (pages/_common.ensure_navigation), as "<run_path>".
+if __name__ != "__mp_main__":
+    main()

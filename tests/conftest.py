@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ from core.config import REPO_ROOT
 
 SHARED = Path(os.environ.get("LABELBRIDGE_SHARED") or REPO_ROOT.parent / "shared")
 EUROPARL = SHARED / "data" / "europarl-ner"
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Put ``sys.modules["__main__"]`` back after each test: AppTest (like the Streamlit server)
+    installs the app script there, and a later test's spawned worker would run it again."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -174,3 +174,24 @@ def test_projects_page_offers_sample_files_and_asks_about_translations_only_wher
     assert not any(r.label == "Translations" for r in at.radio)  # CoNLL carries no translations
     by_label(at.selectbox, "Format").set_value("labelstudio").run()
     assert any(r.label == "Translations" for r in at.radio)
+
+
+def test_a_process_spawned_while_the_app_runs_does_not_start_the_app(lb_env, monkeypatch) -> None:
+    """The Streamlit server (and AppTest) installs app.py as ``sys.modules["__main__"]``; a
+    worker started with spawn (the corrections bench's pool, any library's) runs that file
+    again as its main. Only the app's own run may set up the database and draw pages."""
+    import multiprocessing
+    import os
+    import sys
+    import types
+    from concurrent.futures import ProcessPoolExecutor
+
+    from core.config import REPO_ROOT
+
+    db_file = lb_env / "test.db"
+    running_app = types.ModuleType("__main__")  # what Streamlit's script runner installs
+    running_app.__file__ = str(REPO_ROOT / "app.py")
+    monkeypatch.setitem(sys.modules, "__main__", running_app)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(os.getpid).result(timeout=120) != os.getpid()
+    assert not db_file.exists()  # the worker ran app.py as "__mp_main__" and left the database alone

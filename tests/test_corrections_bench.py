@@ -152,3 +152,20 @@ def test_workers_are_one_per_core_on_a_cpu_and_never_more_than_the_chains(monkey
         corrections_bench.resolve_workers(0, 6, "cpu")
     with pytest.raises(BenchError, match="a number or auto"):
         corrections_bench.resolve_workers("many", 6, "cpu")
+
+
+def test_a_worker_that_dies_is_a_bench_error_that_says_what_to_do(language, tiny, tmp_path, monkeypatch):
+    """A worker killed or failing before its first chain breaks the pool: the bench says so and
+    how to run without workers, instead of a bare BrokenProcessPool."""
+    import sys
+    import types
+
+    folder, source = language
+    dying = tmp_path / "dies.py"
+    dying.write_text("import os\nos._exit(3)\n")  # what a worker that is killed looks like to the pool
+    main = types.ModuleType("__main__")
+    main.__file__ = str(dying)  # a spawned worker runs the parent's main file first
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with pytest.raises(BenchError, match="worker process ended abruptly.*--workers 1"):
+        corrections_bench.bench_corrections(folder, source, workers=2, steps=(0, 2), pool=None, seeds=2,
+                                            config=fast_config(tiny, epochs=1, silver_threshold=0.0))  # fmt: skip

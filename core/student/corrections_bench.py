@@ -328,11 +328,16 @@ def bench_corrections(
     else:  # longest chains first (the list is in that order): the last worker to finish waits least
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         # each worker its share of the cores (TrainConfig.threads: set by its first training, before any scoring)
         setup = replace(setup, config=replace(config, threads=max(1, available_cores() // workers)))
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
-            done = list(executor.map(run_chain, [setup] * len(chains), [name for name, _ in chains], [k for _, k in chains]))
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
+                done = list(executor.map(run_chain, [setup] * len(chains), [name for name, _ in chains], [k for _, k in chains]))
+        except BrokenProcessPool as exc:  # a worker killed (out of memory) or failing before its first chain
+            raise BenchError("a training worker process ended abruptly (its error, if it printed one, is above; out of memory "
+                             "kills without one). --workers 1 runs the chains in this process") from exc  # fmt: skip
 
     curves: dict[str, dict[str, list[float]]] = {name: {str(n): [] for n in steps if n or not name.startswith("gold_only")} for name in orders}
     runs: list[dict[str, Any]] = []
