@@ -109,7 +109,6 @@ def main() -> None:
     page.run()
 
 
-
 # A process started with multiprocessing's spawn while the app runs (the Streamlit server and
 # AppTest install this file as sys.modules["__main__"]) runs this file again as "__mp_main__"
 # before its task: it must not start the app there (a second database set-up, Streamlit calls
